@@ -1,0 +1,39 @@
+# LEARNAE edge: `make demo` runs the system on this machine, `make test` checks it.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: setup demo test lint mosquitto ipfs-rig browser clean
+
+setup: $(INSTALLED) mosquitto
+
+# Re-install only when the project's metadata changes.
+$(INSTALLED): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,tflite,bench]'
+	touch $@
+
+mosquitto:
+	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || tools/apt-install.sh mosquitto
+
+ipfs-rig: $(INSTALLED)
+	@bash tools/ipfs-rig/install.sh
+
+browser:
+	@test -x /usr/bin/chromium || tools/apt-install.sh chromium
+
+demo: setup
+	$(PY) -m gateway demo --duration $${DURATION:-60}
+
+test: setup ipfs-rig browser
+	$(PY) -m pytest
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --config-file edge_firmware/mypy.ini
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache build *.egg-info

