@@ -4,30 +4,34 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup demo test lint mosquitto ipfs-rig browser clean
+.PHONY: setup demo test lint mosquitto ipfs-rig browser test-deps clean
 
 setup: $(INSTALLED) mosquitto
 
 # Re-install only when the project's metadata changes.
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev,tflite,bench]'
 	touch $@
 
 mosquitto:
 	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || tools/apt-install.sh mosquitto
 
-ipfs-rig: $(INSTALLED)
+# The test suite also drives headless Chromium; one apt run installs both.
+browser:
+	@tools/apt-install.sh mosquitto chromium
+
+ipfs-rig:
 	@bash tools/ipfs-rig/install.sh
 
-browser:
-	@test -x /usr/bin/chromium || tools/apt-install.sh chromium
+# Python packages, Debian packages and the js-ipfs rig install side by side.
+test-deps:
+	@$(MAKE) --no-print-directory -j3 $(INSTALLED) browser ipfs-rig
 
 demo: setup
 	$(PY) -m gateway demo --duration $${DURATION:-60}
 
-test: setup ipfs-rig browser
+test: test-deps
 	$(PY) -m pytest
 
 lint: $(INSTALLED)
