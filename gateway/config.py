@@ -51,6 +51,8 @@ class StoreSection:
     retention_days: float = 0.0
     max_rows_per_device: int = 0
     quarantine_rows: int = 1000
+    max_size_mb: float = 0.0  # 0 = no cap; past the cap ingest stops acking (like a full disk)
+    busy_timeout_ms: int = 1000  # wait for another writer's lock before reporting unavailable
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class IngestSection:
     commit_max_messages: int = 1000
     commit_max_ms: float = 5.0
     unknown_devices: Literal["register", "reject"] = "register"
+    plausible_ranges: str = ""  # overrides, e.g. "temp=-40..85, hum=0..100, co2="
+    receive_maximum: int = 1000  # unacked QoS 1 messages the broker may have in flight to us
+    retention_interval_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,30 @@ class TrainingSection:
 @dataclass(frozen=True)
 class PeerSection:
     enabled: bool = False
+    session: str = "learnae"  # training session id: peers fuse only within one session
+    store: Literal["local", "ipfs"] = "local"  # local: data_dir/blocks; ipfs: kubo RPC API
+    transport: Literal["udp", "ipfs"] = "udp"  # udp: loopback peers listed in udp_peers
+    ipfs_api: str = "http://127.0.0.1:5001"
+    blocks_dir: Path | None = None  # local store; default data_dir/blocks; gateways on one
+    # machine may share one directory (blocks are content-addressed and written atomically)
+    udp_port: int = 7400
+    udp_peers: str = ""  # "127.0.0.1:7401,127.0.0.1:7402" (loopback only)
+    fusion: Literal["mean", "median", "trimmed_mean", "krum"] = "mean"
+    fuse_peers: int = 4  # other peers fused per round, chosen by freshness with randomness
+    wire_dtype: Literal["float16", "float32"] = "float16"
+    compress: bool = True
+    staleness_half_life: float = 2.0  # rounds; a model this much older counts half
+    max_staleness: int = 20  # rounds; older models are not fused
+    max_norm: float = 1000.0  # absolute bound on a received model's L2 norm
+    norm_ratio: float = 10.0  # bound relative to the local model's norm
+    max_block_bytes: int = 1048576
+    fetch_timeout_s: float = 5.0
+    retries: int = 2
+    walk_budget: int = 4  # log entries behind heads fetched per round (all peers) to catch up
+    gossip_shards: int = 1  # topics a session's gossip is spread over (about peers / 8)
+    shard_epoch_s: float = 60.0  # peers are regrouped into shards this often
+    announce_interval_s: float = 10.0
+    round_interval_s: float = 30.0  # pause between rounds
 
 
 @dataclass(frozen=True)
@@ -100,7 +129,10 @@ class ApiSection:
     token: str | None = None  # usually from LEARNAE_API_TOKEN; else token_file
     max_page: int = 1000  # largest `limit` a list endpoint accepts
     max_body_bytes: int = 65536  # larger request bodies are refused with 413
-    push_model: bool = True  # publish the edge model to opted-in devices after a round
+    cache_ms: float = 250.0  # the device list is rebuilt at most this often (0: every request)
+    # after each training round, publish the edge model (retained) to devices whose status
+    # reports a "model" field ("opted_in"), to every device ("all"), or not at all ("off")
+    push_model: Literal["opted_in", "all", "off"] = "opted_in"
 
 
 @dataclass(frozen=True)
@@ -108,6 +140,7 @@ class HomeAssistantSection:
     enabled: bool = False
     discovery_prefix: str = "homeassistant"
     state_interval_s: float = 10.0  # how often per-device state JSON is published
+    state_prefix: str = "learnae-gateway"  # state on <state_prefix>/<gateway id>/<device>/state
 
 
 @dataclass(frozen=True)
