@@ -1,0 +1,206 @@
+"""``bench train``: the numpy trainer against PyTorch (CPU), side by side in one run.
+
+Both train the same architecture from the same initial weights on the same data, with the
+same epochs, batch size, Adam settings and the same per-epoch shuffling order, so the
+accuracy gap measures numerics only and the time ratio measures the implementation. Times
+alternate numpy/torch over ``--repeats`` runs and the median of each is reported (the
+machine is noisy). BLAS threads (numpy, via threadpoolctl) and torch threads are both set
+to ``--threads``. Tasks: scikit-learn's digits (classification) and a next-hour forecast on
+the bundled AirQuality recording. The float32 TFLite export of both numpy models is run in
+the LiteRT interpreter and compared with numpy. torch and scikit-learn are imported here
+only (the ``bench`` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from gateway.learning.mlp import MLPSpec, TrainConfig, Weights, init_weights, predict, train
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--epochs", type=int, default=30, help="epochs per training run")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--hidden", type=int, default=64, help="hidden units (one layer)")
+    parser.add_argument("--window", type=int, default=12, help="forecast window (hours)")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating timed runs")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS and torch threads")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--tiny", action="store_true", help="small data and 2 epochs (smoke test, not a figure)"
+    )
+
+
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _torch_train(
+    torch: Any,
+    spec: MLPSpec,
+    weights: Weights,
+    x: np.ndarray,
+    y: np.ndarray,
+    config: TrainConfig,
+) -> tuple[Weights, float]:
+    """Train a torch copy of the network exactly as ``mlp.train`` does; (weights, seconds)."""
+    nn = torch.nn
+    layers: list[Any] = []
+    for i in range(spec.n_layers):
+        lin = nn.Linear(spec.sizes[i], spec.sizes[i + 1])
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(weights[f"layers.{i}.weight"].T.copy()))
+            lin.bias.copy_(torch.from_numpy(weights[f"layers.{i}.bias"].copy()))
+        layers.append(lin)
+        if i < spec.n_layers - 1:
+            layers.append(nn.ReLU() if spec.activation == "relu" else nn.Tanh())
+    model = nn.Sequential(*layers)
+    loss_fn = nn.CrossEntropyLoss() if spec.output == "softmax" else nn.MSELoss()
+    opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))
+    yt = torch.from_numpy(y.astype(np.int64) if spec.output == "softmax" else y.astype(np.float32))
+    rng = np.random.default_rng(config.seed)  # the same shuffling order as mlp.train
+    n = x.shape[0]
+    started = time.perf_counter()
+    for _ in range(config.epochs):
+        perm = torch.from_numpy(rng.permutation(n))
+        for start in range(0, n, config.batch_size):
+            idx = perm[start : start + config.batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+    seconds = time.perf_counter() - started
+    out: Weights = {}
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    for i, lin in enumerate(linears):
+        out[f"layers.{i}.weight"] = lin.weight.detach().numpy().T.copy()
+        out[f"layers.{i}.bias"] = lin.bias.detach().numpy().copy()
+    return out, seconds
+
+
+def _compare(
+    torch: Any,
+    name: str,
+    spec: MLPSpec,
+    x: np.ndarray,
+    y: np.ndarray,
+    config: TrainConfig,
+    repeats: int,
+) -> dict[str, Any]:
+    start = init_weights(spec, config.seed)
+    np_times, torch_times = [], []
+    np_weights = torch_weights = start
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        np_weights = train(spec, start, x, y, config).weights
+        np_times.append((time.perf_counter() - t0) / config.epochs)
+        torch_weights, seconds = _torch_train(torch, spec, start, x, y, config)
+        torch_times.append(seconds / config.epochs)
+        _progress(
+            f"{name} run {r + 1}/{repeats}: numpy {np_times[-1] * 1e3:.1f} ms/epoch, "
+            f"torch {torch_times[-1] * 1e3:.1f} ms/epoch"
+        )
+    a, b = statistics.median(np_times), statistics.median(torch_times)
+    return {
+        "numpy_s_per_epoch": a,
+        "torch_s_per_epoch": b,
+        "ratio": a / b,
+        "weights": (np_weights, torch_weights),
+    }
+
+
+def _digits(tiny: bool, seed: int) -> tuple[np.ndarray, ...]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = (digits.data / 16.0).astype(np.float32)
+    y = digits.target.astype(np.int64)
+    order = np.random.default_rng(seed).permutation(len(y))
+    if tiny:
+        order = order[:300]
+    n_test = len(order) // 5
+    te, tr = order[:n_test], order[n_test:]
+    return x[tr], y[tr], x[te], y[te]
+
+
+def _airquality(window: int, tiny: bool) -> tuple[np.ndarray, ...]:
+    from gateway.data.airquality import load_airquality
+    from gateway.learning.dataset import build_forecast_dataset, chronological_split
+
+    rec = load_airquality()
+    if tiny:
+        rec = rec.slice(0, 600)
+    ds = build_forecast_dataset(
+        rec.ts, rec.values, rec.channels, window=window, period_s=3600.0, min_windows=16
+    )
+    tr, te = chronological_split(ds.x.shape[0], 0.2)
+    return ds.x[tr], ds.y[tr], ds.x[te], ds.y[te], ds.last_inputs[te]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from gateway.learning.metrics import accuracy, mse
+    from gateway.learning.tflite_export import export_tflite, run_tflite
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    epochs = 2 if args.tiny else args.epochs
+    repeats = 1 if args.tiny else max(args.repeats, 1)
+    config = TrainConfig(
+        epochs=epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed
+    )
+    result: dict[str, Any] = {
+        "threads": args.threads,
+        "epochs": epochs,
+        "batch_size": args.batch_size,
+        "repeats": repeats,
+        "torch_version": torch.__version__,
+        "tiny": bool(args.tiny),
+    }
+    with threadpool_limits(limits=args.threads):
+        # digits: classification
+        xtr, ytr, xte, yte = _digits(args.tiny, args.seed)
+        spec_c = MLPSpec((64, args.hidden, 10), "relu", "softmax")
+        _progress(f"digits: {len(ytr)} train, {len(yte)} test, spec {spec_c.sizes}")
+        cmp_c = _compare(torch, "digits", spec_c, xtr, ytr, config, repeats)
+        np_w, torch_w = cmp_c.pop("weights")
+        probs = predict(spec_c, np_w, xte)
+        result.update(cmp_c)
+        result["numpy_accuracy"] = accuracy(probs.argmax(1), yte)
+        result["torch_accuracy"] = accuracy(predict(spec_c, torch_w, xte).argmax(1), yte)
+        tfl_c = export_tflite(spec_c, np_w)
+        err_c = float(np.abs(run_tflite(tfl_c, xte) - probs).max())
+        q_c = run_tflite(export_tflite(spec_c, np_w, calibration=xtr[:500]), xte)
+        result["tflite_int8_accuracy"] = accuracy(q_c.argmax(1), yte)
+
+        # AirQuality: forecast the next hourly reading of 8 sensor channels
+        xtr, ytr, xte, yte, last = _airquality(args.window, args.tiny)
+        c = ytr.shape[1]
+        spec_f = MLPSpec((xtr.shape[1], args.hidden, c), "relu", "linear")
+        _progress(f"airquality: {len(ytr)} train, {len(yte)} test windows, spec {spec_f.sizes}")
+        cmp_f = _compare(torch, "airquality", spec_f, xtr, ytr, config, repeats)
+        np_wf, torch_wf = cmp_f.pop("weights")
+        pred = predict(spec_f, np_wf, xte)
+        result["forecast"] = {
+            **cmp_f,
+            "numpy_test_mse": mse(pred, yte),
+            "torch_test_mse": mse(predict(spec_f, torch_wf, xte), yte),
+            "persistence_test_mse": mse(last, yte),
+            "train_windows": len(ytr),
+        }
+        err_f = float(np.abs(run_tflite(export_tflite(spec_f, np_wf), xte) - pred).max())
+    result["tflite_max_abs_err"] = max(err_c, err_f)
+    result["tflite_bytes"] = len(tfl_c)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return result

@@ -1,0 +1,77 @@
+"""The trained forecaster as the boards' compact ``LEM1`` model (scored on the board).
+
+The format and its packer/parser live in ``shared.edge_model`` (MicroPython-compatible,
+documented in docs/protocol.md); this module only turns a ``ForecastModel`` into the
+arguments of ``shared.edge_model.pack_model`` and checks the board limits up front so a
+refusal names the model's own numbers. Input = last W standardized readings flattened
+oldest first, record-major; output = C standardized predictions of the next reading;
+score = max over channels |x_std - pred| / residual_scale, flagged above the threshold.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gateway.learning.forecast import ForecastModel
+from shared import edge_model
+from shared.errors import ProtocolError
+
+ACTIVATION_NAMES = {"relu": "relu", "tanh": "tanh"}
+
+
+class EdgeExportError(ValueError):
+    """The model does not fit the board format; names the offending value."""
+
+
+def edge_model_args(model: ForecastModel) -> dict[str, Any]:
+    """Keyword arguments of ``shared.edge_model.pack_model`` (plain floats, no numpy)."""
+    spec = model.spec
+    c = len(model.channels)
+    if spec.output != "linear":
+        raise EdgeExportError(f"only forecast models run on boards, got output {spec.output!r}")
+    if not 1 <= model.window <= 255:
+        raise EdgeExportError(f"window {model.window} is outside 1..255")
+    if not 1 <= c <= 16:
+        raise EdgeExportError(f"{c} channels is outside 1..16")
+    if spec.sizes[0] != model.window * c or spec.sizes[-1] != c:
+        raise EdgeExportError(f"network {spec.sizes} does not match window {model.window} x {c}")
+    if spec.n_layers > edge_model.MAX_LAYERS:
+        raise EdgeExportError(f"{spec.n_layers} layers exceed {edge_model.MAX_LAYERS}")
+    if any(s > edge_model.MAX_WIDTH for s in spec.sizes[1:]):
+        raise EdgeExportError(f"layer widths {spec.sizes[1:]} exceed {edge_model.MAX_WIDTH}")
+    n_bytes = (
+        20
+        + 12 * c
+        + sum(
+            6 + 4 * (spec.sizes[i] * spec.sizes[i + 1] + spec.sizes[i + 1])
+            for i in range(spec.n_layers)
+        )
+    )
+    if n_bytes > edge_model.MAX_MODEL_BYTES:
+        raise EdgeExportError(
+            f"model of {n_bytes} bytes exceeds the boards' {edge_model.MAX_MODEL_BYTES}"
+        )
+    layers = []
+    for i in range(spec.n_layers):
+        act = "linear" if i == spec.n_layers - 1 else ACTIVATION_NAMES[spec.activation]
+        w = np.asarray(model.weights[f"layers.{i}.weight"], np.float32)
+        b = np.asarray(model.weights[f"layers.{i}.bias"], np.float32)
+        layers.append((w.reshape(-1).tolist(), b.tolist(), act))
+    return {
+        "window": int(model.window),
+        "mean": [float(v) for v in model.scaler.mean],
+        "std": [float(v) for v in model.scaler.std],
+        "resid_scale": [float(v) for v in model.residual_scale],
+        "threshold": float(model.threshold),
+        "layers": layers,
+    }
+
+
+def edge_model_bytes(model: ForecastModel) -> bytes:
+    """The ``LEM1`` bytes of ``model``, ready for the retained ``<device>/model`` topic."""
+    try:
+        return bytes(edge_model.pack_model(**edge_model_args(model)))
+    except ProtocolError as exc:
+        raise EdgeExportError(f"cannot pack model for the boards: {exc}") from exc

@@ -1,0 +1,213 @@
+"""Model registry: every trained model version, its metrics, data range and CIDs, in SQLite.
+
+Its own tables in whatever database file it is given (usually the gateway's), created
+with ``CREATE TABLE IF NOT EXISTS`` and a schema version row, so it can live next to the
+store's tables without knowing them. Weights are kept as safetensors bytes so a version
+can be reloaded, served, exported or continued later; the peer layer fills in the CIDs
+once it has published the weights and the log entry.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.learning.mlp import Weights
+from gateway.learning.serialize import weights_from_bytes, weights_to_bytes
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS learning_schema (
+    component TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS model_versions (
+    version INTEGER PRIMARY KEY AUTOINCREMENT,
+    device TEXT NOT NULL,
+    task TEXT NOT NULL,
+    created REAL NOT NULL,
+    data_start REAL NOT NULL,
+    data_end REAL NOT NULL,
+    readings INTEGER NOT NULL,
+    samples INTEGER NOT NULL,
+    metrics TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    weights BLOB NOT NULL,
+    parent_version INTEGER,
+    weights_cid TEXT,
+    entry_cid TEXT
+);
+CREATE INDEX IF NOT EXISTS model_versions_device ON model_versions (device, task, version);
+"""
+
+
+class RegistryError(RuntimeError):
+    """The registry database cannot be used; wraps the sqlite3 error and names the path."""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    version: int
+    device: str
+    task: str
+    created: float
+    data_start: float
+    data_end: float
+    readings: int
+    samples: int
+    metrics: dict[str, float]
+    metadata: dict[str, Any]
+    parent_version: int | None
+    weights_cid: str | None
+    entry_cid: str | None
+    weights_blob: bytes
+
+    @property
+    def weights(self) -> Weights:
+        return weights_from_bytes(self.weights_blob)
+
+
+class ModelRegistry:
+    """Model versions in SQLite at ``path`` (a file path or ``":memory:"``)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute(
+                "SELECT version FROM learning_schema WHERE component = 'registry'"
+            ).fetchone()
+            if row is None:
+                with self._db:
+                    self._db.execute(
+                        "INSERT INTO learning_schema (component, version) VALUES ('registry', ?)",
+                        (SCHEMA_VERSION,),
+                    )
+            elif row[0] > SCHEMA_VERSION:
+                raise RegistryError(
+                    f"{self.path!r} has registry schema {row[0]}, newer than {SCHEMA_VERSION}"
+                )
+        except sqlite3.Error as exc:
+            raise RegistryError(f"cannot open model registry {self.path!r}: {exc}") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> ModelRegistry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def register(
+        self,
+        device: str,
+        task: str,
+        weights: Weights,
+        metadata: dict[str, Any],
+        *,
+        metrics: dict[str, float] | None = None,
+        parent_version: int | None = None,
+        created: float | None = None,
+    ) -> int:
+        """Store a new version; returns its number (increasing across all devices)."""
+        metrics = dict(metrics if metrics is not None else metadata.get("metrics", {}))
+        row = (
+            device,
+            task,
+            time.time() if created is None else created,
+            float(metadata.get("data_start", 0.0)),
+            float(metadata.get("data_end", 0.0)),
+            int(metadata.get("readings", 0)),
+            int(metadata.get("samples", 0)),
+            json.dumps(metrics),
+            json.dumps(metadata),
+            weights_to_bytes(weights),
+            parent_version,
+        )
+        try:
+            with self._db:
+                cur = self._db.execute(
+                    "INSERT INTO model_versions (device, task, created, data_start, data_end, "
+                    "readings, samples, metrics, metadata, weights, parent_version) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+        except sqlite3.Error as exc:
+            raise RegistryError(
+                f"cannot register model for {device!r} in {self.path!r}: {exc}"
+            ) from exc
+        return int(cur.lastrowid or 0)
+
+    def set_cids(
+        self, version: int, *, weights_cid: str | None = None, entry_cid: str | None = None
+    ) -> None:
+        """Record where the peer layer published this version."""
+        try:
+            with self._db:
+                cur = self._db.execute(
+                    "UPDATE model_versions SET weights_cid = COALESCE(?, weights_cid), "
+                    "entry_cid = COALESCE(?, entry_cid) WHERE version = ?",
+                    (weights_cid, entry_cid, version),
+                )
+        except sqlite3.Error as exc:
+            raise RegistryError(f"cannot set CIDs of version {version}: {exc}") from exc
+        if cur.rowcount == 0:
+            raise KeyError(f"no model version {version!r}")
+
+    _COLUMNS = (
+        "version, device, task, created, data_start, data_end, readings, samples, metrics, "
+        "metadata, parent_version, weights_cid, entry_cid, weights"
+    )
+
+    def _rows(self, where: str, params: tuple[Any, ...]) -> list[ModelVersion]:
+        try:
+            rows = self._db.execute(
+                f"SELECT {self._COLUMNS} FROM model_versions {where}", params
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise RegistryError(f"cannot read model registry {self.path!r}: {exc}") from exc
+        return [
+            ModelVersion(
+                version=r[0],
+                device=r[1],
+                task=r[2],
+                created=r[3],
+                data_start=r[4],
+                data_end=r[5],
+                readings=r[6],
+                samples=r[7],
+                metrics=json.loads(r[8]),
+                metadata=json.loads(r[9]),
+                parent_version=r[10],
+                weights_cid=r[11],
+                entry_cid=r[12],
+                weights_blob=bytes(r[13]),
+            )
+            for r in rows
+        ]
+
+    def get(self, version: int) -> ModelVersion:
+        rows = self._rows("WHERE version = ?", (version,))
+        if not rows:
+            raise KeyError(f"no model version {version!r}")
+        return rows[0]
+
+    def latest(self, device: str, task: str = "forecast") -> ModelVersion | None:
+        rows = self._rows(
+            "WHERE device = ? AND task = ? ORDER BY version DESC LIMIT 1", (device, task)
+        )
+        return rows[0] if rows else None
+
+    def versions(self, device: str | None = None) -> list[ModelVersion]:
+        """All versions (of one device if given), oldest first."""
+        if device is None:
+            return self._rows("ORDER BY version", ())
+        return self._rows("WHERE device = ? ORDER BY version", (device,))

@@ -1,0 +1,95 @@
+"""The boards' LEM1 model: exact layout, and board scores equal to the gateway's scores,
+under CPython and under the MicroPython unix port (the firmware's own parser)."""
+
+from __future__ import annotations
+
+import binascii
+import dataclasses
+import json
+import struct
+
+import numpy as np
+import pytest
+from learning_streams import sensor_stream
+
+from gateway.config import TrainingSection
+from gateway.learning.edge_export import EdgeExportError, edge_model_args, edge_model_bytes
+from gateway.learning.forecast import forecast_dataset_of, train_forecast
+from shared import edge_model
+
+W, C, HIDDEN = 5, 3, 12
+
+
+@pytest.fixture(scope="module")
+def model():
+    s = sensor_stream(3000)
+    settings = TrainingSection(window=W, hidden_units=HIDDEN, activation="tanh")
+    return train_forecast(s.ts, s.values, s.channels, settings)
+
+
+@pytest.fixture(scope="module")
+def stretch(model):
+    """Consecutive gap-free raw readings and the gateway's score of each full window."""
+    s = sensor_stream(400, seed=5, n_anomalies=4, anomaly_from=0.3, drop_fraction=0.0)
+    ds = forecast_dataset_of(model, s.ts, s.values)
+    assert ds.x.shape[0] == 400 - W  # no gaps: every reading after the first W is scored
+    return s.values, model.window_scores(ds.x, ds.y)
+
+
+def test_layout_byte_by_byte(model) -> None:
+    data = edge_model_bytes(model)
+    sizes = [(W * C, HIDDEN), (HIDDEN, C)]
+    assert len(data) == 12 + 12 * C + sum(6 + 4 * (i * o + o) for i, o in sizes) + 4
+    assert data[:8] == b"LEM1" + bytes([W, C, 2, 0])
+    assert struct.unpack_from("<f", data, 8)[0] == pytest.approx(model.threshold)
+    np.testing.assert_array_equal(np.frombuffer(data, "<f4", C, 12), model.scaler.mean)
+    np.testing.assert_array_equal(np.frombuffer(data, "<f4", C, 12 + 4 * C), model.scaler.std)
+    np.testing.assert_array_equal(np.frombuffer(data, "<f4", C, 12 + 8 * C), model.residual_scale)
+    layer0 = 12 + 12 * C
+    assert struct.unpack_from("<HHBB", data, layer0) == (W * C, HIDDEN, 2, 0)  # tanh
+    np.testing.assert_array_equal(
+        np.frombuffer(data, "<f4", W * C * HIDDEN, layer0 + 6).reshape(W * C, HIDDEN),
+        model.weights["layers.0.weight"],
+    )
+    layer1 = layer0 + 6 + 4 * (W * C * HIDDEN + HIDDEN)
+    assert struct.unpack_from("<HHBB", data, layer1) == (HIDDEN, C, 0, 0)  # linear output
+    assert struct.unpack("<I", data[-4:])[0] == binascii.crc32(data[:-4])
+
+
+def test_board_scores_equal_gateway_scores(model, stretch) -> None:
+    values, gateway_scores = stretch
+    board = edge_model.parse_model(edge_model_bytes(model))
+    scores = [board.score([float(v) for v in row]) for row in values]
+    assert scores[:W] == [None] * W
+    np.testing.assert_allclose(scores[W:], gateway_scores, rtol=1e-4, atol=1e-4)
+    assert [board.flagged(s) for s in scores[W:]] == list(gateway_scores > model.threshold)
+    assert any(gateway_scores > model.threshold)  # the injected spikes are there to flag
+
+
+def test_board_scores_under_micropython(model, stretch, tmp_path, run_micropython) -> None:
+    values, gateway_scores = stretch
+    (tmp_path / "model.lem").write_bytes(edge_model_bytes(model))
+    (tmp_path / "rows.json").write_text(json.dumps(values[:60].tolist()))
+    script = tmp_path / "score.py"
+    script.write_text(
+        "import json\n"
+        "from shared.edge_model import parse_model\n"
+        "m = parse_model(open('model.lem', 'rb').read())\n"
+        "rows = json.load(open('rows.json'))\n"
+        "print(json.dumps([m.score(r) for r in rows]))\n"
+    )
+    done = run_micropython(script, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    scores = json.loads(done.stdout.strip().splitlines()[-1])
+    assert scores[:W] == [None] * W
+    # the board computes in single precision
+    np.testing.assert_allclose(scores[W:], gateway_scores[: 60 - W], rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"window": 300}, "window 300"), ({"channels": [f"c{i}" for i in range(20)]}, "20 channels")],
+)
+def test_models_that_do_not_fit_a_board_are_refused(model, change, message) -> None:
+    with pytest.raises(EdgeExportError, match=message):
+        edge_model_args(dataclasses.replace(model, **change))

@@ -1,0 +1,48 @@
+"""The package's public surface: __all__ matches what is importable and documented."""
+
+from __future__ import annotations
+
+import gateway.learning as learning
+
+
+def test_all_is_honest() -> None:
+    exported = {name for name in dir(learning) if not name.startswith("_")}
+    modules = {
+        "dataset",
+        "edge_export",
+        "forecast",
+        "metrics",
+        "mlp",
+        "registry",
+        "scheduler",
+        "serialize",
+        "tflite_export",
+    }
+    assert set(learning.__all__) == exported - modules
+    assert learning.__all__ == sorted(learning.__all__)
+
+
+def test_exchange_interface_signatures() -> None:
+    import inspect
+
+    assert list(inspect.signature(learning.train).parameters) == [
+        "spec",
+        "weights",
+        "x",
+        "y",
+        "config",
+    ]
+    assert list(inspect.signature(learning.init_weights).parameters) == ["spec", "seed"]
+    assert list(inspect.signature(learning.predict).parameters) == ["spec", "weights", "x"]
+    cfg = learning.TrainConfig()
+    assert (
+        cfg.epochs,
+        cfg.batch_size,
+        cfg.learning_rate,
+        cfg.l2,
+        cfg.seed,
+        cfg.patience,
+        cfg.validation_fraction,
+    ) == (10, 32, 1e-3, 0.0, 0, None, 0.0)
+    spec = learning.MLPSpec((3, 2))
+    assert (spec.activation, spec.output) == ("relu", "linear")
