@@ -1,0 +1,47 @@
+"""Wiring from config: the one call the service makes to get a peer node."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+
+from gateway.config import GatewayConfig
+from gateway.peer.identity import Identity
+from gateway.peer.ipfs import IpfsPubsubTransport, IpfsRpc, IpfsStore
+from gateway.peer.node import PeerNode
+from gateway.peer.store import ContentStore, LocalBlockStore
+from gateway.peer.trainer import LocalTrainer
+from gateway.peer.transport import Transport, UdpTransport, parse_endpoints
+
+
+def build_store(config: GatewayConfig) -> ContentStore:
+    peer = config.peer
+    if peer.store == "ipfs":
+        rpc = IpfsRpc(peer.ipfs_api, timeout=peer.fetch_timeout_s + 5.0, retries=peer.retries)
+        return IpfsStore(
+            rpc, max_block_bytes=peer.max_block_bytes, get_timeout=peer.fetch_timeout_s
+        )
+    root = peer.blocks_dir or config.gateway.data_dir / "blocks"
+    return LocalBlockStore(root, max_block_bytes=peer.max_block_bytes)
+
+
+def build_transport(config: GatewayConfig) -> Transport:
+    peer = config.peer
+    if peer.transport == "ipfs":
+        return IpfsPubsubTransport(peer.ipfs_api, timeout=peer.fetch_timeout_s)
+    return UdpTransport(port=peer.udp_port, peers=parse_endpoints(peer.udp_peers))
+
+
+def build_peer_node(
+    config: GatewayConfig, trainer: LocalTrainer, *, registry: CollectorRegistry | None = None
+) -> PeerNode:
+    """A PeerNode with the gateway's key (created on first start), store and transport."""
+    data_dir = config.gateway.data_dir
+    return PeerNode(
+        identity=Identity.load_or_create(data_dir),
+        store=build_store(config),
+        transport=build_transport(config),
+        trainer=trainer,
+        settings=config.peer,
+        state_dir=data_dir,
+        registry=registry,
+    )

@@ -1,0 +1,202 @@
+"""What a peer knows about other peers' logs: claimed heads, verified chains, rejections.
+
+Gossip only sets a peer's *claimed* head. ``sync`` turns a claim into a
+verified head by fetching the entry and walking ``prev`` back to the last entry
+already verified, so entries whose gossip was lost (or sent during a
+partition) are fetched on the way. Walking is bounded per call (``budget``);
+when a chain is longer than that, the rest is recorded as a gap rather than
+fetched, which keeps the cost per round flat however long a peer was away.
+
+A chain that does not extend the verified head is a fork of that peer's log
+and is rejected: a peer signs one history.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gateway.peer.entry import Entry, decode_entry
+from gateway.peer.errors import Rejected, StoreError
+from gateway.peer.gossip import HeadClaim
+from gateway.peer.metrics import PeerMetrics, short
+from gateway.peer.store import ContentStore
+
+KEEP_ENTRIES = 64
+KEEP_BAD = 64
+
+
+@dataclass
+class PeerRecord:
+    peer_id: str
+    claimed_head: str | None = None
+    claimed_round: int = -1
+    last_seen: float = 0.0
+    head: str | None = None
+    head_entry: Entry | None = None
+    chain: OrderedDict[str, Entry] = field(default_factory=OrderedDict)
+    bad: OrderedDict[str, str] = field(default_factory=OrderedDict)
+    rejected: Counter[str] = field(default_factory=Counter)
+    fetch_failures: int = 0
+    gaps: int = 0
+
+
+@dataclass(frozen=True)
+class PeerInfo:
+    """A known peer as the API shows it."""
+
+    peer_id: str
+    latest_round: int | None
+    claimed_round: int | None
+    last_seen: float
+    head: str | None
+    entries_verified: int
+    rejected: dict[str, int]
+    fetch_failures: int
+    gaps: int
+
+
+class Ledger:
+    def __init__(
+        self,
+        store: ContentStore,
+        *,
+        session: str,
+        own_peer: str,
+        metrics: PeerMetrics,
+        fetch_timeout: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.session = session
+        self.own_peer = own_peer
+        self.metrics = metrics
+        self.fetch_timeout = fetch_timeout
+        self.clock = clock
+        self.records: dict[str, PeerRecord] = {}
+        self.bytes_fetched = 0
+        self.entries_fetched = 0
+        self._lock = threading.Lock()
+
+    def _record(self, peer_id: str) -> PeerRecord:
+        rec = self.records.get(peer_id)
+        if rec is None:
+            rec = self.records[peer_id] = PeerRecord(peer_id)
+            self.metrics.known_peers.set(len(self.records))
+        return rec
+
+    def observe(self, claim: HeadClaim) -> None:
+        """Take note of a gossiped head claim (cheap: nothing is fetched here)."""
+        if claim.peer == self.own_peer or claim.session != self.session:
+            return
+        with self._lock:
+            rec = self._record(claim.peer)
+            rec.last_seen = self.clock()
+            if claim.head in rec.bad or claim.head == rec.head:
+                return
+            if claim.round > rec.claimed_round or rec.claimed_head is None:
+                rec.claimed_head, rec.claimed_round = claim.head, claim.round
+
+    def reject(self, peer_id: str, reason: str, message: str = "") -> None:
+        with self._lock:
+            self._record(peer_id).rejected[reason] += 1
+        self.metrics.rejected.labels(short(peer_id), reason).inc()
+
+    def _mark_bad(self, rec: PeerRecord, cid: str, reason: str, message: str) -> None:
+        rec.bad[cid] = reason
+        while len(rec.bad) > KEEP_BAD:
+            rec.bad.popitem(last=False)
+        if rec.claimed_head == cid:  # fall back to what was verified
+            rec.claimed_head = rec.head
+            rec.claimed_round = rec.head_entry.round if rec.head_entry else -1
+        self.reject(rec.peer_id, reason, message)
+
+    def sync(self, peer_id: str, budget: int = 8) -> Entry | None:
+        """Verify ``peer_id``'s claimed head (walking ``prev`` at most ``budget`` entries);
+        return its verified head entry, or None when nothing verified is known."""
+        rec = self._record(peer_id)
+        target = rec.claimed_head
+        if target is None or target == rec.head or target in rec.bad:
+            return rec.head_entry
+        fetched: list[tuple[str, Entry]] = []
+        cid: str | None = target
+        while cid is not None and cid not in rec.chain and len(fetched) < max(budget, 1):
+            try:
+                data = self.store.get(cid, timeout=self.fetch_timeout)
+            except StoreError as exc:
+                rec.fetch_failures += 1
+                self.metrics.fetch_failures.labels(short(peer_id), type(exc).__name__).inc()
+                return rec.head_entry
+            self.bytes_fetched += len(data)
+            self.entries_fetched += 1
+            try:
+                entry = decode_entry(data)
+                self._check_link(peer_id, entry, fetched, rec.claimed_round)
+            except Rejected as exc:
+                self._mark_bad(rec, target, exc.reason, str(exc))
+                return rec.head_entry
+            fetched.append((cid, entry))
+            cid = entry.prev
+        if not fetched:
+            return rec.head_entry
+        lowest = fetched[-1][1]
+        if rec.head is not None and rec.head_entry is not None:
+            joined = cid is not None and cid in rec.chain
+            if joined and cid != rec.head:
+                self._mark_bad(rec, target, "fork", f"chain branches off at {cid}")
+                return rec.head_entry
+            if not joined and (cid is None or lowest.round <= rec.head_entry.round):
+                self._mark_bad(rec, target, "fork", f"chain does not contain {rec.head}")
+                return rec.head_entry
+            if not joined:
+                rec.gaps += 1
+        elif cid is not None and cid not in rec.chain:
+            rec.gaps += 1
+        with self._lock:
+            for entry_cid, entry in reversed(fetched):
+                rec.chain[entry_cid] = entry
+            while len(rec.chain) > KEEP_ENTRIES:
+                rec.chain.popitem(last=False)
+            rec.head, rec.head_entry = target, fetched[0][1]
+            rec.last_seen = max(rec.last_seen, self.clock())
+        return rec.head_entry
+
+    def _check_link(
+        self, peer_id: str, entry: Entry, fetched: list[tuple[str, Entry]], claimed_round: int
+    ) -> None:
+        if entry.peer != peer_id:
+            raise Rejected("wrong_peer", f"entry signed by {entry.peer} was claimed by {peer_id}")
+        if entry.session != self.session:
+            raise Rejected("wrong_session", f"entry of session {entry.session!r}")
+        if fetched:
+            if entry.round >= fetched[-1][1].round:
+                raise Rejected("bad_chain", f"round {entry.round} precedes {fetched[-1][1].round}")
+        elif entry.round != claimed_round:
+            raise Rejected(
+                "claim_mismatch", f"gossip claimed round {claimed_round}, entry has {entry.round}"
+            )
+
+    def candidates(self) -> list[PeerRecord]:
+        with self._lock:
+            return [r for r in self.records.values() if r.claimed_head is not None]
+
+    def info(self) -> list[PeerInfo]:
+        with self._lock:
+            records = list(self.records.values())
+        return [
+            PeerInfo(
+                peer_id=r.peer_id,
+                latest_round=r.head_entry.round if r.head_entry else None,
+                claimed_round=r.claimed_round if r.claimed_round >= 0 else None,
+                last_seen=r.last_seen,
+                head=r.head,
+                entries_verified=len(r.chain),
+                rejected=dict(r.rejected),
+                fetch_failures=r.fetch_failures,
+                gaps=r.gaps,
+            )
+            for r in sorted(records, key=lambda r: r.peer_id)
+        ]

@@ -1,0 +1,133 @@
+"""The ContentStore port and the local blockstore adapter.
+
+A content store keeps opaque blocks named by their CID (see ``cid.py``). The
+peer layer puts weights blobs and log entries into it and gets other peers'
+blocks out of it. Every adapter verifies that a block it returns hashes to the
+CID asked for, so a faulty or hostile store cannot substitute content.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from gateway.peer.cid import check_cid, cid_of, verify_block
+from gateway.peer.errors import BlockNotFound, BlockTooLarge, Rejected, StoreUnavailable
+
+DEFAULT_MAX_BLOCK = 1 << 20  # bitswap's own limit: larger blocks do not travel between IPFS nodes
+
+
+@runtime_checkable
+class ContentStore(Protocol):
+    """Blocks by CID. ``get`` raises BlockNotFound / StoreUnavailable; never returns wrong bytes."""
+
+    max_block_bytes: int
+
+    def put(self, data: bytes) -> str:
+        """Store ``data``; return its CID (the same CID in every adapter)."""
+        ...
+
+    def get(self, cid: str, *, timeout: float | None = None) -> bytes:
+        """Return the block named ``cid``."""
+        ...
+
+    def pin(self, cid: str) -> None:
+        """Keep ``cid`` from being garbage-collected."""
+        ...
+
+
+def check_size(data: bytes, limit: int, what: str = "block") -> None:
+    if len(data) > limit:
+        raise BlockTooLarge(f"{what} of {len(data)} bytes exceeds the limit of {limit} bytes")
+
+
+class LocalBlockStore:
+    """A directory of blocks, one file per CID; writes are atomic (temp file + rename).
+
+    Pinning is recorded as an empty marker file; nothing here garbage-collects,
+    the marker exists so a later pruning step knows what to keep.
+    """
+
+    def __init__(self, root: Path, *, max_block_bytes: int = DEFAULT_MAX_BLOCK) -> None:
+        self.root = Path(root)
+        self.max_block_bytes = max_block_bytes
+        (self.root / "blocks").mkdir(parents=True, exist_ok=True)
+        (self.root / "pins").mkdir(parents=True, exist_ok=True)
+
+    def _path(self, cid: str) -> Path:
+        return self.root / "blocks" / check_cid(cid)
+
+    def put(self, data: bytes) -> str:
+        check_size(data, self.max_block_bytes)
+        cid = cid_of(data)
+        path = self._path(cid)
+        if not path.exists():
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        return cid
+
+    def get(self, cid: str, *, timeout: float | None = None) -> bytes:
+        try:
+            path = self._path(cid)
+        except Rejected as exc:
+            raise BlockNotFound(str(exc)) from exc
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise BlockNotFound(f"block {cid} is not in {self.root}") from exc
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot read block {cid}: {exc.strerror}") from exc
+        check_size(data, self.max_block_bytes)
+        verify_block(cid, data)
+        return data
+
+    def has(self, cid: str) -> bool:
+        return self._path(cid).exists()
+
+    def pin(self, cid: str) -> None:
+        if not self.has(cid):
+            raise BlockNotFound(f"cannot pin {cid}: not in {self.root}")
+        (self.root / "pins" / cid).touch()
+
+
+class MemoryStore:
+    """Blocks in a dict: the local store's semantics without a filesystem (experiments)."""
+
+    def __init__(self, *, max_block_bytes: int = DEFAULT_MAX_BLOCK) -> None:
+        self.max_block_bytes = max_block_bytes
+        self._blocks: dict[str, bytes] = {}
+        self._pins: set[str] = set()
+        self._lock = threading.Lock()
+
+    def put(self, data: bytes) -> str:
+        check_size(data, self.max_block_bytes)
+        cid = cid_of(data)
+        with self._lock:
+            self._blocks[cid] = bytes(data)
+        return cid
+
+    def get(self, cid: str, *, timeout: float | None = None) -> bytes:
+        with self._lock:
+            data = self._blocks.get(cid)
+        if data is None:
+            raise BlockNotFound(f"block {cid!r} is not in this memory store")
+        return data
+
+    def has(self, cid: str) -> bool:
+        with self._lock:
+            return cid in self._blocks
+
+    def pin(self, cid: str) -> None:
+        if not self.has(cid):
+            raise BlockNotFound(f"cannot pin {cid}: not in this memory store")
+        with self._lock:
+            self._pins.add(cid)

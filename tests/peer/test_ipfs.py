@@ -1,0 +1,255 @@
+"""The peer layer over real js-ipfs nodes on loopback (RPC API, bitswap, pubsub)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from functools import partial
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from gateway.peer import (
+    BlockNotFound,
+    BlockTooLarge,
+    Identity,
+    IpfsPubsubTransport,
+    IpfsRpc,
+    IpfsStore,
+    PeerNode,
+    StoreUnavailable,
+    cid_of,
+    decode_entry,
+)
+from gateway.peer.gossip import topic_for
+from gateway.peer.ipfs import multibase_encode
+from gateway.peer.transport import Handler
+
+from .conftest import SETTINGS, StepTrainer
+from .ipfs_rig import NODE, IpfsNode, Rig, node_config, rig_dir, rig_missing_reason
+
+pytestmark = [pytest.mark.ipfs, pytest.mark.timeout(180)]
+
+
+@pytest.fixture(scope="module")
+def rig() -> Iterator[Rig]:
+    reason = rig_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    running = Rig()
+    try:
+        for name in ("a", "b", "c"):
+            running.add(name)
+        running.connect_all()
+        yield running
+    finally:
+        running.close()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0, step: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return condition()
+
+
+def store_of(node: IpfsNode, **kwargs: object) -> IpfsStore:
+    return IpfsStore(IpfsRpc(node.api_url, timeout=10.0), **kwargs)  # type: ignore[arg-type]
+
+
+class DroppingTransport:
+    """Pubsub whose incoming messages are thrown away while ``drop`` is set."""
+
+    def __init__(self, inner: IpfsPubsubTransport) -> None:
+        self.inner = inner
+        self.drop = False
+        self.dropped = 0
+
+    def publish(self, topic: str, data: bytes) -> None:
+        self.inner.publish(topic, data)
+
+    def subscribe(self, topic: str, handler: Handler) -> None:
+        def maybe(data: bytes) -> None:
+            if self.drop:
+                self.dropped += 1
+            else:
+                handler(data)
+
+        self.inner.subscribe(topic, maybe)
+
+    def unsubscribe(self, topic: str) -> None:
+        self.inner.unsubscribe(topic)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def peer_node(
+    node: IpfsNode, session: str, step: float, transport: object = None, timeout: float = 3.0
+) -> PeerNode:
+    return PeerNode(
+        identity=Identity.generate(),
+        store=store_of(node, get_timeout=timeout),
+        transport=transport or IpfsPubsubTransport(node.api_url),  # type: ignore[arg-type]
+        trainer=StepTrainer(step),
+        settings=replace(SETTINGS, session=session, fetch_timeout_s=timeout),
+        registry=CollectorRegistry(),
+        seed=1,
+    )
+
+
+def subscribed(nodes: list[PeerNode], session: str) -> None:
+    """Wait until every node's stream is open and its IPFS node sees the others on the topic."""
+    topic = topic_for(session)
+    arg = multibase_encode(topic.encode())
+    for node in nodes:
+        transport = getattr(node.transport, "inner", node.transport)
+        assert wait_until(partial(transport.connected, topic)), "subscription did not open"
+    for node in nodes:
+        rpc = node.store.rpc  # type: ignore[attr-defined]
+
+        def enough(rpc: IpfsRpc = rpc) -> bool:
+            peers = rpc.call("pubsub/peers", {"arg": arg}).json()
+            return len(peers.get("Strings") or []) >= len(nodes) - 1
+
+        assert wait_until(enough), "pubsub peers did not see each other"
+
+
+def test_store_names_blocks_like_the_local_store_and_moves_them(rig: Rig) -> None:
+    a, b = rig.nodes[0], rig.nodes[1]
+    store_a, store_b = store_of(a), store_of(b, max_block_bytes=64)
+    cid = store_a.put(b"hello")
+    assert cid == cid_of(b"hello") == "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq"
+    store_a.pin(cid)
+    assert store_b.get(cid, timeout=10) == b"hello"  # fetched from a over bitswap
+    started = time.monotonic()
+    with pytest.raises(BlockNotFound):
+        store_b.get(cid_of(b"nobody has this"), timeout=1.0)
+    assert time.monotonic() - started < 8
+    with pytest.raises(BlockTooLarge):
+        store_b.put(b"x" * 65)
+    dead = IpfsStore(IpfsRpc("http://127.0.0.1:9", retries=0))
+    with pytest.raises(StoreUnavailable, match=r"127\.0\.0\.1:9"):
+        dead.put(b"hello")
+
+
+def test_launcher_refuses_an_unsafe_config(rig: Rig, tmp_path: object) -> None:
+    from pathlib import Path
+
+    config = node_config(1, 2)
+    config["Bootstrap"] = [
+        "/ip4/104.131.131.82/tcp/4001/p2p/QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ"
+    ]
+    path = Path(str(tmp_path)) / "config.json"
+    path.write_text(json.dumps(config))
+    done = subprocess.run(
+        [NODE, str(rig_dir() / "node.mjs"), str(Path(str(tmp_path)) / "repo"), str(path)],
+        cwd=rig_dir(),
+        env={"NODE_ENV": "test", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 3
+    assert b"Bootstrap not empty" in done.stderr
+    assert not (Path(str(tmp_path)) / "repo").exists()
+
+
+def test_three_gateways_exchange_entries_and_weights_and_fuse(rig: Rig) -> None:
+    nodes = [peer_node(n, "trio", s) for n, s in zip(rig.nodes, (1.0, 2.0, 3.0), strict=True)]
+    try:
+        subscribed(nodes, "trio")
+        for node in nodes:
+            node.run_round()
+
+        def everyone_fused_everyone() -> bool:
+            for node in nodes:
+                node.announce()
+            time.sleep(0.3)
+            for node in nodes:
+                node.run_round()
+            return all(len(n.rounds()[-1].fused_peers) == 2 for n in nodes)
+
+        assert wait_until(everyone_fused_everyone, timeout=60, step=0)
+        ids = {n.peer_id for n in nodes}
+        for node in nodes:
+            last = node.rounds()[-1]
+            assert set(last.fused_peers) == ids - {node.peer_id}
+            known = {p.peer_id: p for p in node.peers()}
+            assert set(known) == ids - {node.peer_id}
+            assert all(p.rejected == {} and p.latest_round is not None for p in known.values())
+        # a's next entry names as parents exactly the weights it fused, which b and c published
+        a = nodes[0]
+        fused_from = a.rounds()[-1]
+        a.run_round()
+        entry = decode_entry(a.store.get(a.rounds()[-1].entry_cid))
+        assert entry.parents == fused_from.fused_weights
+        published = {r.weights_cid for n in nodes[1:] for r in n.rounds()}
+        assert len(entry.parents) == 2 and set(entry.parents) <= published
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def test_dropped_gossip_heals_by_walking_prev(rig: Rig) -> None:
+    a = peer_node(rig.nodes[0], "drops", 1.0)
+    lossy = DroppingTransport(IpfsPubsubTransport(rig.nodes[1].api_url))
+    b = peer_node(rig.nodes[1], "drops", 1.0, transport=lossy)
+    try:
+        subscribed([a, b], "drops")
+        lossy.drop = True
+        for _ in range(4):
+            a.run_round()
+        assert wait_until(lambda: lossy.dropped >= 4)
+        lossy.drop = False
+        assert b.peers() == []
+        assert wait_until(lambda: (a.announce(), bool(b.peers()))[1], step=0.3)
+        b.run_round()
+        (known,) = b.peers()
+        assert known.latest_round == 3
+        assert known.entries_verified == 4  # rounds 0..2 were never announced to b
+        assert b.rounds()[-1].fused_peers == (a.peer_id,)
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_a_node_stopped_and_restarted_catches_up(rig: Rig) -> None:
+    a, b, c = (peer_node(n, "restart", 1.0, timeout=1.0) for n in rig.nodes)
+    try:
+        subscribed([a, b, c], "restart")
+        for node in (a, b, c):
+            node.run_round()
+        rig.nodes[2].stop()  # c's IPFS node goes away
+        for _ in range(3):
+            a.run_round()
+            b.run_round()
+        with pytest.raises(StoreUnavailable):
+            c.run_round()  # c cannot publish while its node is down
+        rig.nodes[2].start()
+        rig.nodes[2].connect(rig.nodes[0])
+        rig.nodes[2].connect(rig.nodes[1])
+        topic = topic_for("restart")
+        assert wait_until(lambda: c.transport.connected(topic), timeout=30)  # type: ignore[attr-defined]
+
+        def caught_up() -> bool:
+            a.announce()
+            b.announce()
+            time.sleep(0.3)
+            known = {p.peer_id: p for p in c.peers()}
+            return all(known.get(x.peer_id) and known[x.peer_id].claimed_round == 3 for x in (a, b))
+
+        assert wait_until(caught_up, timeout=60, step=0)
+        c.run_round()
+        known = {p.peer_id: p for p in c.peers()}
+        for other in (a, b):
+            assert known[other.peer_id].latest_round == 3
+            assert known[other.peer_id].entries_verified == 4
+        assert set(c.rounds()[-1].fused_peers) == {a.peer_id, b.peer_id}
+    finally:
+        for node in (a, b, c):
+            node.stop()
