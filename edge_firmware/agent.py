@@ -1,0 +1,235 @@
+# The sensor agent: sample -> batch -> buffer -> MQTT QoS 1, with one reconnect path.
+#
+# startup.boot() validates /config.json and builds the Agent; run() loops:
+# sample every period_ms, close a batch every batch_size readings into the
+# offline buffer, publish the oldest buffered batch when connected, and handle
+# retained config/model messages and commands. Any OSError on the connection
+# ends in _down(), which closes the socket and schedules the next attempt with
+# exponential backoff and jitter; connect() is the only way back up.
+#
+# RAM is the scarce resource: code that runs rarely (connect, status, incoming
+# messages, config changes, the flash spool) lives in modules loaded when
+# needed and dropped after (see rare(), mqtt.connect, buffer), so between
+# events only this loop, the MQTT core and the RAM buffer stay resident.
+import gc
+import sys
+import time
+
+from micropython import const
+
+gc.collect()
+import mqtt  # noqa: E402
+
+gc.collect()
+import buffer  # noqa: E402, F401  (resident: the offline buffer)
+import wire  # noqa: E402
+
+gc.collect()
+
+_BACKOFF_MIN_MS = const(250)  # agentinit.py starts with it too
+
+
+def rare(name):
+    """Import a rarely used module; the caller drops it with done(name)."""
+    return __import__(name)
+
+
+def done(name):
+    sys.modules.pop(name, None)
+
+
+class Agent:
+    def __init__(self, *args):
+        # (conf, board, channels, drivers, errors, st, count, rejected): the
+        # one-shot construction lives in agentinit.py, dropped once done
+        mq = rare("agentinit").setup(self, *args)
+        done("agentinit")
+        gc.collect()
+        self.client = mqtt.MQTTClient(*mq, cb=self.on_message)
+        mq = None
+        self.client.set_last_will(self.t_status, b'{"state":"offline"}', retain=True, qos=1)
+        gc.collect()
+        self.heap_total = gc.mem_free() + gc.mem_alloc()
+        self.heap_min_free = gc.mem_free()
+
+    # -- batches ------------------------------------------------------------
+    def sample(self):
+        row = self.row
+        seq = self.seq
+        off = 0
+        for i, s in enumerate(self.sensors):
+            k = len(s.channels)
+            s.seq = seq
+            try:
+                s.read(row, off)
+            except Exception as exc:
+                for j in range(k):
+                    row[off + j] = None
+                key = "%d:%s" % (i, self.conf["sensors"][i]["type"])
+                if key not in self.sensor_errors:
+                    self.status_dirty = True
+                self.sensor_errors[key] = str(exc)
+            off += k
+        # flag the reading: outside a threshold, or the edge model's score
+        flag = False
+        th = self.conf["thresholds"]
+        if th:
+            for j, name in enumerate(self.channels):
+                if name in th and row[j] is not None:
+                    lo, hi = th[name]
+                    if (lo is not None and row[j] < lo) or (hi is not None and row[j] > hi):
+                        flag = True
+        if self.model is not None and self.model.flagged(self.model.score(row)):
+            flag = True
+        if flag:
+            self.anoms.append(self.n)
+            self.anomalies += 1
+        if self.n == 0:
+            self.seq0 = seq
+            now = int(time.time())
+            self.t0 = now if now > 1600000000 else 0  # 0: the board has no clock
+        wire.put(self.vals, self.n * 4 * off, row)
+        self.n += 1
+        self.seq = seq + 1
+        self.made += 1
+        if self.n >= self.size:
+            self.close_batch()
+
+    def close_batch(self):
+        if not self.n:
+            return
+        size = wire.encode(self.enc, self.boot, self.seq0, self.t0, self.names,
+                           len(self.channels), self.vals, self.n, self.conf["period_ms"],
+                           self.anoms)
+        self.buf.push(self.enc, size)
+        self.n = 0
+        if self.anoms:
+            self.anoms = []
+        gc.collect()
+        free = gc.mem_free()
+        if free < self.heap_min_free:
+            self.heap_min_free = free
+
+    # -- connection: the one reconnect path -------------------------------
+    def _down(self, exc):
+        self.up = False
+        self.client.close()
+        self.last_error = "%s: %s" % (type(exc).__name__, exc)
+        self.status_dirty = True
+        print("down:", self.last_error)
+        r = time.ticks_diff(time.ticks_us(), 0) & 0xFF
+        jitter = self.backoff * r // 512  # up to half the delay
+        self.next_try = time.ticks_add(time.ticks_ms(), self.backoff // 2 + jitter)
+        self.backoff = min(self.backoff * 2, self.backoff_max)
+
+    def connect(self):
+        t = time.ticks_ms()
+        try:
+            ntp = self.conf["ntp"] and self.t_clock is None
+            if self.conf["wifi"] or ntp:  # a host or an Ethernet board has no Wi-Fi to bring up
+                netif = rare("netif")
+                netif.connect(self.conf["wifi"])
+                if ntp:
+                    self.t_clock = netif.sync_clock()
+                done("netif")
+            self.client.connect(False, (self.t_config, self.t_model, self.t_cmd))
+            self.up = True
+            self.connects += 1
+            self.backoff = _BACKOFF_MIN_MS
+            self.publish_status()
+        except OSError as exc:
+            self._down(exc)
+        self.radio_ms += time.ticks_diff(time.ticks_ms(), t)
+        return self.up
+
+    def publish_one(self):
+        data = self.buf.peek()
+        if data is None:
+            return False
+        t = time.ticks_ms()
+        # a batch whose PUBACK never came goes again with DUP and its packet id
+        key = data[4:12]
+        dup = self.dup_pid != 0 and key == self.dup_key
+        if not dup:
+            self.dup_pid = self.client.next_pid()
+            self.dup_key[:] = key
+        self.client.publish(self.t_data, data, qos=1, pid=self.dup_pid, dup=dup)
+        self.acked += data[3]
+        self.dup_pid = 0
+        self.buf.pop()
+        self.radio_ms += time.ticks_diff(time.ticks_ms(), t)
+        self.radio_batches += 1
+        return True
+
+    def publish_status(self, online=True):
+        doc = rare("status").dumps(self, online)
+        done("status")
+        self.client.publish(self.t_status, doc, retain=True, qos=1)
+        self.status_dirty = False
+        self.last_status = time.ticks_ms()
+
+    def on_message(self, topic, msg, retained):
+        # runs inside the client's read loop: parse and record, never publish here
+        rare("inbox").handle(self, topic, msg, retained)
+        done("inbox")
+
+    # -- loops --------------------------------------------------------------
+    def service(self, wait_ms):
+        """Talk to the broker for up to ``wait_ms``: publish, read, ping, status."""
+        if not self.up:
+            if time.ticks_diff(time.ticks_ms(), self.next_try) >= 0:
+                self.connect()
+            else:
+                time.sleep_ms(min(wait_ms, 20))
+            return
+        try:
+            if len(self.buf):
+                self.publish_one()
+                self.client.poll(0)
+            else:
+                self.client.poll(min(wait_ms, 50))
+            self.client.keepalive_check()
+            if self.status_dirty or time.ticks_diff(
+                    time.ticks_ms(), self.last_status) > self.conf["status_every_s"] * 1000:
+                self.publish_status()
+        except OSError as exc:
+            self._down(exc)
+
+    def run(self):
+        """always_on: loop until ``count`` readings are made and delivered (forever on a board)."""
+        if self.conf["watchdog_ms"]:
+            rare("extras").start_watchdog(self)
+            done("extras")
+        next_sample = time.ticks_ms()
+        while True:
+            if self.wdt is not None:
+                self.wdt.feed()
+            if self.pending_conf is not None or self.reboot:
+                code = rare("extras").between_events(self)
+                done("extras")
+                if code is not None:
+                    return code
+            sampling = self.count is None or self.made < self.count
+            now = time.ticks_ms()
+            if sampling and time.ticks_diff(now, next_sample) >= 0:
+                self.sample()
+                period = self.conf["period_ms"]
+                next_sample = time.ticks_add(next_sample, period)
+                if time.ticks_diff(now, next_sample) > 10 * period:
+                    next_sample = now  # fell far behind (slow sensor): do not burst
+                wait = 0
+            elif not sampling:
+                self.close_batch()
+                if not len(self.buf) and self.up:
+                    code = rare("extras").finish(self)
+                    done("extras")
+                    return code
+                wait = 50
+            else:
+                wait = time.ticks_diff(next_sample, now)
+            self.service(wait)
+
+    def wake(self):
+        code = rare("sleepmode").wake(self)
+        done("sleepmode")
+        return code

@@ -1,0 +1,101 @@
+# Offline buffer: encoded batches waiting for their PUBACK.
+#
+# RAM holds a fixed number of fixed-size slots (allocated once). When the RAM
+# slots are full, the oldest batch spills to the flash spool (spool.py, loaded
+# only while it is in use): segment files of [u16 length][payload] records,
+# bounded too; what falls off its end is counted in ``drops`` (status).
+# Batches leave in arrival order: spool first (it holds the oldest), then RAM.
+#
+# A batch is removed only after its PUBACK (pop() after peek()), so a crash or
+# reset between publish and ack re-sends it; the gateway deduplicates on
+# (device, boot, seq). Spooled batches survive a reboot; RAM batches are moved
+# to the spool before a deep sleep (spill_all()).
+import os
+import sys
+
+
+class Buffer:
+    def __init__(self, slot_size, ram_batches=8, spool_segments=8, segment_bytes=4096):
+        self.slot_size = slot_size
+        self.ram = bytearray(slot_size * ram_batches)
+        self.mv = memoryview(self.ram)
+        self.lens = [0] * ram_batches
+        self.n_slots = ram_batches
+        self.head = 0  # oldest RAM slot
+        self.count = 0  # RAM slots in use
+        self.max_segments = spool_segments
+        self.segment_bytes = segment_bytes
+        self.drops = 0  # readings dropped because everything was full
+        self.spool = None  # a spool.Spool while the flash spool holds batches
+        self._peek_from = 0  # 0 nothing peeked, 1 spool, 2 RAM
+        for name in os.listdir():  # segments left by an earlier boot or a deep sleep
+            if name.startswith("spool_"):
+                self._spool()
+                break
+
+    def _spool(self):
+        if self.spool is None:
+            self.spool = __import__("spool").Spool(self)
+        return self.spool
+
+    def __len__(self):
+        return self.count + (self.spool.spooled if self.spool is not None else 0)
+
+    def push(self, payload, n):
+        """Queue ``payload[:n]``; spill the oldest RAM batch first when RAM is full."""
+        if n > self.slot_size:
+            self._spool().append(payload, n)
+            return
+        if self.count == self.n_slots:
+            self.spill_one()
+        if self.count == self.n_slots:  # no spool: drop the oldest RAM batch
+            off = self.head * self.slot_size
+            if self.ram[off] == 1:  # binary batch: byte 3 counts its readings
+                self.drops += self.ram[off + 3]
+            self._pop_ram()
+        i = (self.head + self.count) % self.n_slots
+        self.mv[i * self.slot_size:i * self.slot_size + n] = payload[:n]
+        self.lens[i] = n
+        self.count += 1
+
+    def spill_one(self):
+        if not self.max_segments or not self.count:
+            return
+        off = self.head * self.slot_size
+        self._spool().append(self.mv[off:off + self.lens[self.head]], self.lens[self.head])
+        self._pop_ram()
+
+    def spill_all(self):
+        """Move every RAM batch to flash (before a deep sleep or a planned reset)."""
+        while self.count and self.max_segments:
+            self.spill_one()
+
+    def peek(self):
+        """The oldest batch as a memoryview (valid until the next call), or None."""
+        sp = self.spool
+        if sp is not None:
+            data = sp.peek()
+            if data is not None:
+                self._peek_from = 1
+                return data
+            # spool drained: free its code and buffers until the next spill
+            self.spool = None
+            sys.modules.pop("spool", None)
+        if self.count:
+            off = self.head * self.slot_size
+            self._peek_from = 2
+            return self.mv[off:off + self.lens[self.head]]
+        return None
+
+    def pop(self):
+        """Forget the batch returned by the last peek() (its PUBACK arrived)."""
+        if self._peek_from == 1:
+            self.spool.pop()
+        elif self._peek_from == 2:
+            self._pop_ram()
+        self._peek_from = 0
+
+    def _pop_ram(self):
+        if self.count:
+            self.head = (self.head + 1) % self.n_slots
+            self.count -= 1

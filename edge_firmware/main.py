@@ -1,0 +1,39 @@
+# Board entry point: MicroPython runs main.py after boot.
+# On a board an unexpected error resets the board after a pause (the boot
+# counter moves on, so no reading key repeats); on a host it ends the process.
+# Kept short: this file is compiled on the board, and every name in it is
+# interned for good.
+import gc
+import sys
+
+import startup
+
+HOST = startup.HOST
+try:
+    args = startup.boot()
+    # the boot-only module goes before the agent is built: its RAM is the buffer's
+    del startup
+    sys.modules.pop("startup", None)
+    gc.collect()
+    if isinstance(args, int):
+        code = args
+    else:
+        from agent import Agent
+
+        agent = Agent(*args)
+        args = None
+        code = agent.wake() if agent.conf["power_mode"] == "deep_sleep" else agent.run()
+except KeyboardInterrupt:
+    code = 130
+except Exception as exc:  # the last line of defence on an unattended board
+    sys.print_exception(exc)
+    if not HOST:
+        import time
+
+        import machine
+
+        time.sleep(10)
+        machine.reset()
+    code = 1
+if HOST and code:
+    sys.exit(code)

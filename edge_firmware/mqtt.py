@@ -1,0 +1,289 @@
+# MQTT 3.1.1 client for the sensor agent: small, synchronous, allocation-light.
+#
+# One message in flight at a time (QoS 0 or 1), which keeps the state machine
+# tiny: publish() writes the packet and waits for its PUBACK, resending it with
+# the DUP flag when the timeout passes. Incoming packets are read into one
+# preallocated buffer; the callback gets a memoryview into it and must copy
+# what it keeps. Every I/O fault surfaces as OSError: the caller has exactly one
+# reconnect path (close(), back off, connect() again), as mqtt_as does.
+import struct
+import sys
+import time
+
+from micropython import const
+
+_PUBLISH = const(0x30)
+_PUBACK = const(0x40)
+_SUBACK = const(0x90)
+_PINGREQ = const(0xC0)
+_PINGRESP = const(0xD0)
+_ETIMEDOUT = const(110)
+_ECONNABORTED = const(103)
+_EPROTO = const(71)
+
+
+
+class MQTTError(OSError):
+    """The broker refused (CONNACK/SUBACK) or broke the protocol."""
+
+
+def _varlen(buf, off, n):
+    # Remaining Length: 7 bits per byte, high bit = more follows.
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        buf[off] = byte | 0x80 if n else byte
+        off += 1
+        if not n:
+            return off
+
+
+def _put_str(buf, off, data):
+    n = len(data)
+    buf[off] = n >> 8
+    buf[off + 1] = n & 0xFF
+    buf[off + 2:off + 2 + n] = data
+    return off + 2 + n
+
+
+class MQTTClient:
+    def __init__(self, *args, **kw):
+        # (client_id, server, port=1883, user=None, password=None, keepalive=30,
+        #  tls=False, timeout_ms=5000, max_incoming=4096, retries=2, cb=None):
+        # the one-shot setup lives in mqttinit.py, dropped once done
+        import mqttinit
+
+        mqttinit.setup(self, *args, **kw)
+        sys.modules.pop("mqttinit", None)
+
+    def set_last_will(self, topic, msg, retain=True, qos=1):
+        self.will = (topic.encode() if isinstance(topic, str) else topic, msg, retain, qos)
+
+    # -- socket level -------------------------------------------------------
+    def _write(self, data, n=-1):
+        mv = memoryview(data)
+        n = len(data) if n < 0 else n
+        off = 0
+        while off < n:
+            k = self.sock.write(mv[off:n])
+            if not k:
+                raise OSError(_ECONNABORTED)
+            off += k
+        self._last_tx = time.ticks_ms()
+
+    def _read_into(self, mv, n):
+        off = 0
+        while off < n:
+            k = self.sock.readinto(mv[off:n])
+            if not k:  # orderly close by the peer
+                raise OSError(_ECONNABORTED)
+            off += k
+
+    def _read_byte(self):
+        self._read_into(self._onemv, 1)
+        return self._one[0]
+
+    def connect(self, clean_session=False, topics=None, qos=1):
+        """Open the socket, send CONNECT, wait for CONNACK, SUBSCRIBE to ``topics``
+        (when given); return session_present. The connect-time code is loaded
+        for this call only."""
+        import mqttconn
+
+        try:
+            present = mqttconn.connect(self, clean_session)
+            if topics:
+                mqttconn.subscribe(self, topics, qos)
+            return present
+        finally:
+            sys.modules.pop("mqttconn", None)
+
+    def subscribe(self, topics, qos=1):
+        """Subscribe to a list of topic filters in one packet; wait for the SUBACK."""
+        import mqttconn
+
+        try:
+            mqttconn.subscribe(self, topics, qos)
+        finally:
+            sys.modules.pop("mqttconn", None)
+
+    def close(self):
+        """Drop the socket without DISCONNECT (the broker sends the last will)."""
+        if self.sock is not None:
+            try:  # noqa: SIM105
+                self.sock.close()
+            except OSError:
+                pass
+        self.sock = None
+        self._poller = None
+
+    def disconnect(self):
+        """Clean DISCONNECT: the broker discards the last will."""
+        if self.sock is not None:
+            try:  # noqa: SIM105
+                self._write(b"\xe0\x00")
+            except OSError:
+                pass
+        self.close()
+
+    # -- packets out --------------------------------------------------------
+    def next_pid(self):
+        self.pid = self.pid + 1 if self.pid < 65535 else 1
+        return self.pid
+
+    def publish(self, topic, msg, retain=False, qos=1, pid=0, dup=False):
+        """Publish and, for QoS 1, wait for the PUBACK; return the packet id used.
+
+        Pass ``pid``/``dup=True`` to resend a message whose PUBACK was lost
+        before a reconnect (MQTT 3.1.1 section 4.4).
+        """
+        if self.sock is None:
+            raise OSError(_ECONNABORTED)
+        topic = topic.encode() if isinstance(topic, str) else topic
+        if qos and not pid:
+            pid = self.next_pid()
+        n = self._publish_head(topic, len(msg), retain, qos, pid, dup)
+        self._write(self._obuf, n)
+        self._write(msg)
+        if not qos:
+            return 0
+        tries = 0
+        while True:
+            if self._wait_ack(pid, self.timeout_ms):
+                return pid
+            tries += 1
+            if tries > self.retries:
+                raise OSError(_ETIMEDOUT)
+            self.resent += 1
+            n = self._publish_head(topic, len(msg), retain, qos, pid, True)
+            self._write(self._obuf, n)
+            self._write(msg)
+
+    def _publish_head(self, topic, size, retain, qos, pid, dup):
+        if len(topic) + 9 > len(self._obuf):  # a long topic prefix: grow once
+            self._obuf = bytearray(len(topic) + 9)
+        buf = self._obuf
+        buf[0] = _PUBLISH | (0x08 if dup else 0) | (qos << 1) | (1 if retain else 0)
+        off = _varlen(buf, 1, 2 + len(topic) + size + (2 if qos else 0))
+        off = _put_str(buf, off, topic)
+        if qos:
+            struct.pack_into("!H", buf, off, pid)
+            off += 2
+        return off
+
+    def ping(self):
+        self._obuf[0] = _PINGREQ
+        self._obuf[1] = 0
+        self._write(self._obuf, 2)
+        self._ping_sent = time.ticks_ms() or 1
+
+    def keepalive_check(self):
+        """Send PINGREQ when idle; raise OSError when the broker stopped answering."""
+        if self.sock is None:
+            return
+        now = time.ticks_ms()
+        if self._ping_sent and time.ticks_diff(now, self._ping_sent) > self.timeout_ms:
+            raise OSError(_ETIMEDOUT)
+        if not self._ping_sent and time.ticks_diff(now, self._last_tx) > self.keepalive * 500:
+            self.ping()
+
+    # -- packets in ---------------------------------------------------------
+    def _wait_ack(self, pid, timeout_ms):
+        self._want = pid
+        self._got = False
+        start = time.ticks_ms()
+        while True:
+            left = timeout_ms - time.ticks_diff(time.ticks_ms(), start)
+            if left <= 0:
+                return False
+            self.poll(left)
+            if self._got:
+                return True
+
+    def poll(self, timeout_ms=0):
+        """Handle every packet that arrives within ``timeout_ms``; return how many."""
+        if self.sock is None:
+            raise OSError(_ECONNABORTED)
+        count = 0
+        while self._poller.poll(timeout_ms):
+            self._read_packet()
+            count += 1
+            timeout_ms = 0
+        return count
+
+    def _read_packet(self):
+        kind = self._read_byte()
+        n = 0
+        shift = 0
+        while True:
+            b = self._read_byte()
+            n |= (b & 0x7F) << shift
+            if not b & 0x80:
+                break
+            shift += 7
+            if shift > 21:
+                raise MQTTError(_EPROTO, "bad remaining length")
+        self._last_rx = time.ticks_ms()
+        head = kind & 0xF0
+        if head == _PUBLISH:
+            self._on_publish(kind, n)
+            return
+        if n > len(self._rbuf):
+            raise MQTTError(_EPROTO, "packet 0x%02x of %d bytes" % (kind, n))
+        self._read_into(self._rmv, n)
+        if head == _PUBACK:
+            if self._rbuf[0] << 8 | self._rbuf[1] == self._want:
+                self._got = True
+        elif head == _SUBACK:
+            self._suback_failed = False
+            for i in range(2, n):
+                if self._rbuf[i] & 0x80:
+                    self._suback_failed = True
+            if self._rbuf[0] << 8 | self._rbuf[1] == self._want:
+                self._got = True
+        elif head == _PINGRESP:
+            self._ping_sent = 0
+        else:
+            raise MQTTError(_EPROTO, "unexpected packet 0x%02x" % kind)
+
+    def _on_publish(self, kind, n):
+        qos = (kind >> 1) & 3
+        if n > len(self._rbuf):
+            # Too large to keep: read the first piece (topic, packet id), drain
+            # the rest in buffer-sized pieces, acknowledge it, count it.
+            k = len(self._rbuf)
+            self._read_into(self._rmv, k)
+            tlen = self._rbuf[0] << 8 | self._rbuf[1]
+            pid = self._rbuf[2 + tlen] << 8 | self._rbuf[3 + tlen] if 4 + tlen <= k else 0
+            left = n - k
+            while left:
+                k = min(left, len(self._rbuf))
+                self._read_into(self._rmv, k)
+                left -= k
+            self.oversized += 1
+            if self.cb:
+                self.cb(None, n, bool(kind & 1))
+            if qos == 1:
+                self._puback(pid)
+            return
+        self._read_into(self._rmv, n)
+        buf = self._rbuf
+        tlen = buf[0] << 8 | buf[1]
+        off = 2 + tlen
+        if off > n:
+            raise MQTTError(_EPROTO, "PUBLISH topic overruns packet")
+        topic = self._rmv[2:off]
+        pid = 0
+        if qos:
+            pid = buf[off] << 8 | buf[off + 1]
+            off += 2
+        if self.cb:
+            self.cb(topic, self._rmv[off:n], bool(kind & 1))
+        if qos == 1:
+            self._puback(pid)
+
+    def _puback(self, pid):
+        self._obuf[0] = _PUBACK
+        self._obuf[1] = 2
+        self._obuf[2] = pid >> 8
+        self._obuf[3] = pid & 0xFF
+        self._write(self._obuf, 4)

@@ -1,0 +1,124 @@
+# Connect-time half of the MQTT client: CONNECT/CONNACK and SUBSCRIBE/SUBACK.
+#
+# Loaded by MQTTClient.connect()/subscribe() and dropped right after, so the
+# code that runs once per (re)connect does not sit in RAM between connects.
+import select
+import socket
+import struct
+import time
+
+from micropython import const
+from mqtt import MQTTError, _put_str, _varlen
+
+_CONNECT = const(0x10)
+_CONNACK = const(0x20)
+_SUBSCRIBE = const(0x82)
+_ETIMEDOUT = const(110)
+_ECONNABORTED = const(103)
+_EPROTO = const(71)
+
+# CONNACK return codes 0..5, one string (one object) split when needed
+_REASONS = ("accepted|bad protocol version|client id rejected|server unavailable|"
+            "bad user name or password|not authorized")
+
+
+def connect(c, clean_session=False):
+    """Open the socket, send CONNECT, wait for CONNACK; return session_present."""
+    c.close()
+    addr = socket.getaddrinfo(c.server, c.port, 0, socket.SOCK_STREAM)[0][-1]
+    sock = socket.socket()
+    c.sock = sock
+    sock.settimeout(c.timeout_ms / 1000)
+    try:  # noqa: SIM105
+        sock.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY: no 40 ms Nagle stall per ack
+    except (OSError, AttributeError):
+        pass
+    sock.connect(addr)
+    if c.tls:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.verify_mode = ssl.CERT_NONE  # type: ignore[attr-defined]  # absent from the stubs
+        c.sock = ctx.wrap_socket(sock, server_hostname=c.server)
+    c._poller = select.poll()
+    c._poller.register(c.sock, select.POLLIN)
+    buf = _room(c, 24 + len(c.client_id) + (len(c.will[0]) if c.will else 0))
+    n = _connect_packet(c, buf, clean_session)
+    c._write(buf, n)
+    if c.will:
+        c._write(c.will[1])
+    if c._tail:
+        c._write(c._tail)
+    if c.password is not None:
+        c._write(c.password)
+    kind = c._read_byte()
+    if kind != _CONNACK or c._read_byte() != 2:
+        raise MQTTError(_EPROTO, "expected CONNACK, got 0x%02x" % kind)
+    c._read_into(c._rmv, 2)
+    code = c._rbuf[1]
+    if code:
+        reason = _REASONS.split("|")[code] if code < 6 else "code %d" % code
+        raise MQTTError(_EPROTO, "connection refused: %s" % reason)
+    c._last_rx = time.ticks_ms()
+    c._ping_sent = 0
+    return bool(c._rbuf[0] & 1)
+
+
+def _room(c, n):
+    # the client's packet buffer, or (a long prefix or client id) a larger one
+    # for this one packet
+    return c._obuf if n <= len(c._obuf) else bytearray(n)
+
+
+def _connect_packet(c, buf, clean):
+    # Fixed header, variable header, client id and (with a will) the will
+    # topic and message length go to _obuf; the will message, the user name
+    # block (_tail) and the password follow in their own writes.
+    body = 10 + 2 + len(c.client_id) + len(c._tail)
+    flags = 0x02 if clean else 0
+    if c.will:
+        topic, msg, retain, qos = c.will
+        body += 2 + len(topic) + 2 + len(msg)
+        flags |= 0x04 | (qos & 3) << 3 | (0x20 if retain else 0)
+    if c.user is not None:
+        flags |= 0x80
+    if c.password is not None:
+        body += len(c.password)
+        flags |= 0x40
+    buf[0] = _CONNECT
+    off = _varlen(buf, 1, body)
+    off = _put_str(buf, off, b"MQTT")
+    buf[off] = 4  # protocol level 3.1.1
+    buf[off + 1] = flags
+    struct.pack_into("!H", buf, off + 2, c.keepalive)
+    off = _put_str(buf, off + 4, c.client_id)
+    if c.will:
+        off = _put_str(buf, off, c.will[0])
+        n = len(c.will[1])
+        buf[off] = n >> 8
+        buf[off + 1] = n & 0xFF
+        off += 2
+    return off
+
+
+def subscribe(c, topics, qos=1):
+    """Subscribe to a list of topic filters in one packet; wait for the SUBACK."""
+    if c.sock is None:
+        raise OSError(_ECONNABORTED)
+    pid = c.next_pid()
+    body = 2
+    for t in topics:
+        body += 2 + len(t) + 1
+    buf = _room(c, body + 5)
+    buf[0] = _SUBSCRIBE
+    off = _varlen(buf, 1, body)
+    struct.pack_into("!H", buf, off, pid)
+    off += 2
+    for t in topics:
+        off = _put_str(buf, off, t.encode() if isinstance(t, str) else t)
+        buf[off] = qos
+        off += 1
+    c._write(buf, off)
+    if not c._wait_ack(pid, c.timeout_ms):
+        raise OSError(_ETIMEDOUT)
+    if c._suback_failed:
+        raise MQTTError(_EPROTO, "subscription refused")

@@ -1,0 +1,45 @@
+# One-shot setup of an MQTTClient (mqtt.py): loaded by the constructor and
+# dropped right after, so its code is not resident while the client runs.
+from mqtt import _put_str
+
+
+def setup(c, client_id, server, port=1883, user=None, password=None,
+          keepalive=30, tls=False, timeout_ms=5000, max_incoming=4096,
+          retries=2, cb=None):
+    c.client_id = client_id.encode() if isinstance(client_id, str) else client_id
+    c.server = server
+    c.port = port
+    c.user = user.encode() if isinstance(user, str) else user
+    c.password = password.encode() if isinstance(password, str) else password
+    c.keepalive = keepalive
+    c.tls = tls
+    c.timeout_ms = timeout_ms
+    c.retries = retries
+    c.cb = cb
+    c.will = None
+    # user name field and password length prefix, built once
+    tail = bytearray((2 + len(c.user) if c.user is not None else 0)
+                     + (2 if c.password is not None else 0))
+    off = _put_str(tail, 0, c.user) if c.user is not None else 0
+    if c.password is not None:
+        tail[off] = len(c.password) >> 8
+        tail[off + 1] = len(c.password) & 0xFF
+    c._tail = tail
+    c._suback_failed = False
+    c.sock = None
+    c._poller = None
+    c.pid = 0
+    c._want = -1  # packet id whose PUBACK/SUBACK we wait for
+    c._got = False
+    c._ping_sent = 0  # ticks of an unanswered PINGREQ, 0 = none
+    c._last_tx = 0
+    c._last_rx = 0
+    c._rbuf = bytearray(max_incoming)
+    c._rmv = memoryview(c._rbuf)
+    # fixed header + topic + packet id of one PUBLISH; CONNECT and SUBSCRIBE
+    # headers (client id, will topic, topic filters) fit as well
+    c._obuf = bytearray(160)
+    c._one = bytearray(1)
+    c._onemv = memoryview(c._one)
+    c.oversized = 0  # incoming messages too large for the buffer, discarded
+    c.resent = 0

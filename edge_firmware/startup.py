@@ -1,0 +1,131 @@
+# Boot sequence, in two stages so the config schema never shares RAM with the agent.
+#
+# MicroPython never frees an interned string, and loading the schema modules
+# interns some 200 names. So the full validation runs in an interpreter
+# lifetime of its own: when config.json or remote.json changed since the last
+# validation (stage 1), confcheck.py runs the shared schema over the whole
+# config, the result goes to valid.json with the CRC32 of the files it came
+# from, and the interpreter restarts (machine.soft_reset() on a board; exit
+# code 5 on a host, where `learnae-gateway sim` starts the firmware again).
+# Stage 2 (valid.json matches the files) reads the validated config with plain
+# json, moves the boot counter on, opens the sensors and hands everything to
+# the Agent. When valid.json cannot be written (flash full), the agent runs on
+# in the same lifetime, with the schema's names in RAM.
+import binascii
+import json
+import sys
+
+from micropython import const
+
+HOST = sys.platform in ("linux", "darwin")
+_EXIT_REVALIDATED = const(5)  # host: run me again (a board soft-resets instead)
+
+
+def load_json(path, default=None):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except OSError:
+        return default
+
+
+def _crc(path):
+    try:
+        with open(path, "rb") as f:
+            return binascii.crc32(f.read())
+    except OSError:
+        return -1
+
+
+def _woke(conf):
+    # a wake from deep sleep keeps the boot number (and the pending readings)
+    if conf["power_mode"] != "deep_sleep":
+        return False
+    import machine
+
+    woke = machine.reset_cause() == machine.DEEPSLEEP_RESET
+    sys.modules.pop("machine", None)
+    return woke
+
+
+def prepared():
+    """The validated config (conf, channels, rejected, wake) as a dict, or an exit code."""
+    key = "%x.%x" % (_crc("config.json"), _crc("remote.json"))
+    v = load_json("valid.json")
+    if v is not None and v.get("key") == key:
+        if v.get("wake"):  # set by stage 1 before its restart: consume it once
+            v["wake"] = False
+            with open("valid.json", "w") as f:
+                json.dump(v, f)
+            v["wake"] = True
+        else:
+            v["wake"] = _woke(v["conf"])
+        return v
+    import confcheck
+
+    v = confcheck.validate(key)
+    sys.modules.pop("confcheck", None)
+    v["wake"] = _woke(v["conf"])
+    try:
+        with open("valid.json", "w") as f:
+            json.dump(v, f)
+    except OSError:
+        return v  # cannot save it: run on in this lifetime
+    if HOST:
+        return _EXIT_REVALIDATED
+    import machine
+
+    machine.soft_reset()
+    return _EXIT_REVALIDATED
+
+
+def boot_state(wake):
+    """The saved position; a real boot (not a wake from deep sleep) moves the counter on."""
+    import state
+
+    st = state.load()
+    if not wake:
+        state.new_boot(st)
+    sys.modules.pop("state", None)
+    return st
+
+
+def open_sensors(conf, board):
+    import sensors
+
+    drivers = [sensors.open_sensor(spec, board) for spec in conf["sensors"]]
+    errors = {}
+    for i, d in enumerate(drivers):
+        if isinstance(d, sensors.Failed):
+            errors["%d:%s" % (i, conf["sensors"][i]["type"])] = d.reason
+    sys.modules.pop("sensors", None)
+    return drivers, errors
+
+
+def boot(argv=None):
+    """The Agent's arguments (conf, board, channels, drivers, errors, state, count,
+    rejected) as a tuple, or an exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    count = None
+    if "--count" in argv:
+        count = int(argv[argv.index("--count") + 1])
+    try:
+        v = prepared()
+    except (OSError, ValueError) as exc:
+        # Without a valid config there is nothing to do: say why and stop
+        # (a board stays reachable over USB for a fix).
+        print("config error:", exc)
+        return 2
+    if isinstance(v, int):
+        return v
+    conf = v["conf"]
+    board = load_json("board.json", {"board": "unix" if HOST else "unknown"})
+    st = boot_state(v["wake"])
+    drivers, errors = open_sensors(conf, board)
+    # A sensor's parameters now live in its driver: keep what the run reads
+    # (a remote config is merged into this; every boot validates in full).
+    conf["sensors"] = [{"type": s["type"], "channels": s["channels"]} for s in conf["sensors"]]
+    conf.pop("v", None)
+    conf.pop("board", None)
+    # the caller builds the Agent after dropping this module (its RAM is needed)
+    return conf, board, v["channels"], drivers, errors, st, count, v["rejected"]

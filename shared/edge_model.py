@@ -1,0 +1,258 @@
+"""Edge model ``LEM1``: a small dense network a board runs to score each reading.
+
+Runs unchanged under CPython and MicroPython (struct, binascii, array only).
+The gateway calls ``pack_model``; a board calls ``parse_model`` on the bytes
+of its retained model message and feeds each reading to ``Model.score``.
+
+Layout (little-endian; documented byte by byte in docs/protocol.md)::
+
+    "LEM1" | u8 W | u8 C | u8 L | u8 flags=0 | f32 threshold
+    C x f32 mean | C x f32 std | C x f32 residual scale
+    L x ( u16 in | u16 out | u8 activation | u8 pad=0 | in*out f32 weights (row-major in x out)
+          | out f32 bias )
+    u32 CRC32 (binascii.crc32) of every preceding byte
+
+The input is the last W standardized readings, oldest first, record-major
+(W*C values); the output is C standardized predictions of the next reading.
+score = max over channels of |x_std - pred| / residual_scale; a reading is
+flagged when score > threshold. A missing value (None) enters the window as
+the channel mean (0 standardized) and is left out of the score.
+"""
+
+import struct
+from array import array
+from binascii import crc32
+
+from shared.errors import ProtocolError
+
+MAGIC = b"LEM1"
+HEADER_SIZE = 12
+LAYER_HEADER_SIZE = 6
+ACTIVATIONS = ("linear", "relu", "tanh")
+MAX_MODEL_BYTES = 65536
+MAX_LAYERS = 8
+MAX_WIDTH = 256
+
+
+def _floats(name, xs, n):
+    xs = list(xs)
+    if len(xs) != n:
+        raise ProtocolError("%s has %d values, expected %d" % (name, len(xs), n))
+    out = []
+    for x in xs:
+        x = float(x)
+        if x != x or x in (float("inf"), float("-inf")):
+            raise ProtocolError("%s value %r is not finite" % (name, x))
+        out.append(x)
+    return out
+
+
+def _flat(name, rows, n_in, n_out):
+    # weights: a list of n_in rows of n_out, or a flat list of n_in*n_out
+    rows = list(rows)
+    if rows and hasattr(rows[0], "__len__"):
+        if len(rows) != n_in:
+            raise ProtocolError("%s has %d rows, expected %d" % (name, len(rows), n_in))
+        flat = []
+        for r in rows:
+            flat.extend(list(r))
+        rows = flat
+    return _floats(name, rows, n_in * n_out)
+
+
+def pack_model(window, mean, std, resid_scale, threshold, layers):
+    """Serialize a model; ``layers`` is a list of (weights in x out, bias, activation name)."""
+    if not isinstance(window, int) or not 1 <= window <= 255:
+        raise ProtocolError("window %r is outside 1..255" % (window,))
+    mean = _floats("mean", mean, len(list(mean)))
+    c = len(mean)
+    if not 1 <= c <= 16:
+        raise ProtocolError("channel count %d is outside 1..16" % c)
+    std = _floats("std", std, c)
+    resid_scale = _floats("resid_scale", resid_scale, c)
+    for name, xs in (("std", std), ("resid_scale", resid_scale)):
+        for x in xs:
+            if not x > 0:
+                raise ProtocolError("%s value %r is not positive" % (name, x))
+    threshold = _floats("threshold", [threshold], 1)[0]
+    if not 1 <= len(layers) <= MAX_LAYERS:
+        raise ProtocolError("layer count %d is outside 1..%d" % (len(layers), MAX_LAYERS))
+    parts = [MAGIC, struct.pack("<BBBBf", window, c, len(layers), 0, threshold)]
+    parts.append(struct.pack("<%df" % c, *mean))
+    parts.append(struct.pack("<%df" % c, *std))
+    parts.append(struct.pack("<%df" % c, *resid_scale))
+    width = window * c
+    for i, layer in enumerate(layers):
+        weights, bias, act = layer
+        if act not in ACTIVATIONS:
+            raise ProtocolError("layer %d activation %r is not one of %s"
+                                % (i, act, ", ".join(ACTIVATIONS)))
+        bias = _floats("layer %d bias" % i, bias, len(list(bias)))
+        n_out = len(bias)
+        if not 1 <= n_out <= MAX_WIDTH:
+            raise ProtocolError("layer %d width %d is outside 1..%d" % (i, n_out, MAX_WIDTH))
+        flat = _flat("layer %d weights" % i, weights, width, n_out)
+        parts.append(struct.pack("<HHBB", width, n_out, ACTIVATIONS.index(act), 0))
+        parts.append(struct.pack("<%df" % len(flat), *flat))
+        parts.append(struct.pack("<%df" % n_out, *bias))
+        width = n_out
+    if width != c:
+        raise ProtocolError("last layer has %d outputs, expected %d channels" % (width, c))
+    body = b"".join(parts)
+    return body + struct.pack("<I", crc32(body) & 0xFFFFFFFF)
+
+
+def _read_floats(data, off, n):
+    out = array("f", [0.0] * n)
+    for i in range(n):
+        x = struct.unpack_from("<f", data, off + 4 * i)[0]
+        if x != x or x in (float("inf"), float("-inf")):
+            raise ProtocolError("float at byte %d is not finite" % (off + 4 * i))
+        out[i] = x
+    return out
+
+
+class Model:
+    """A parsed model plus the rolling window and scratch buffers, allocated once."""
+
+    def __init__(self, window, channels, threshold, mean, std, resid, layers, crc):
+        self.window = window
+        self.channels = channels
+        self.threshold = threshold
+        self.mean = mean
+        self.std = std
+        self.resid = resid
+        self.layers = layers  # [(n_in, n_out, act, weights array, bias array, out array)]
+        self.crc = crc
+        self.x = array("f", [0.0] * (window * channels))  # standardized window
+        self.filled = 0
+
+    def reset(self):
+        self.filled = 0
+
+    def _forward(self):
+        src = self.x
+        for n_in, n_out, act, w, b, out in self.layers:
+            for j in range(n_out):
+                acc = b[j]
+                k = j
+                for i in range(n_in):
+                    acc += src[i] * w[k]
+                    k += n_out
+                if act == 1:
+                    acc = acc if acc > 0.0 else 0.0
+                elif act == 2:
+                    acc = _tanh(acc)
+                out[j] = acc
+            src = out
+        return src
+
+    def score(self, values):
+        """Score one reading (a list of C floats or None); push it into the window.
+
+        Returns the anomaly score, or None while the window is not yet full
+        (or when every value is missing).
+        """
+        c = self.channels
+        result = None
+        if self.filled >= self.window:
+            pred = self._forward()
+            for j in range(c):
+                v = values[j]
+                if v is None:
+                    continue
+                s = abs((v - self.mean[j]) / self.std[j] - pred[j]) / self.resid[j]
+                if result is None or s > result:
+                    result = s
+        x = self.x
+        n = len(x)
+        for i in range(n - c):
+            x[i] = x[i + c]
+        for j in range(c):
+            v = values[j]
+            x[n - c + j] = 0.0 if v is None else (v - self.mean[j]) / self.std[j]
+        if self.filled < self.window:
+            self.filled += 1
+        return result
+
+    def flagged(self, score):
+        return score is not None and score > self.threshold
+
+
+def _tanh(x):
+    if x > 20.0:
+        return 1.0
+    if x < -20.0:
+        return -1.0
+    e = 2.718281828459045 ** (2.0 * x)
+    return (e - 1.0) / (e + 1.0)
+
+
+def parse_model(data, max_bytes=MAX_MODEL_BYTES):
+    """Check and parse LEM1 bytes; any defect raises ProtocolError naming it."""
+    size = len(data)
+    if size > max_bytes:
+        raise ProtocolError("model of %d bytes exceeds %d" % (size, max_bytes))
+    if size < HEADER_SIZE + 4:
+        raise ProtocolError("model of %d bytes is shorter than header and CRC" % size)
+    if bytes(data[0:4]) != MAGIC:
+        raise ProtocolError("model magic %r is not %r" % (bytes(data[0:4]), MAGIC))
+    want = struct.unpack_from("<I", data, size - 4)[0]
+    got = crc32(data[0:size - 4]) & 0xFFFFFFFF
+    if want != got:
+        raise ProtocolError("model CRC32 0x%08x does not match computed 0x%08x" % (want, got))
+    w, c, n_layers, flags, threshold = struct.unpack_from("<BBBBf", data, 4)
+    if flags:
+        raise ProtocolError("model flags 0x%02x are not 0" % flags)
+    if not w or not 1 <= c <= 16:
+        raise ProtocolError("model window %d / channels %d out of range" % (w, c))
+    if not 1 <= n_layers <= MAX_LAYERS:
+        raise ProtocolError("model layer count %d is outside 1..%d" % (n_layers, MAX_LAYERS))
+    if threshold != threshold:
+        raise ProtocolError("model threshold is NaN")
+    off = HEADER_SIZE
+    end = size - 4
+    if off + 12 * c > end:
+        raise ProtocolError("model of %d bytes ends inside the normalization block" % size)
+    mean = _read_floats(data, off, c)
+    std = _read_floats(data, off + 4 * c, c)
+    resid = _read_floats(data, off + 8 * c, c)
+    off += 12 * c
+    for name, xs in (("std", std), ("residual scale", resid)):
+        for j in range(c):
+            if not xs[j] > 0:
+                raise ProtocolError("model %s of channel %d is %r, not positive" % (name, j, xs[j]))
+    layers = []
+    width = w * c
+    for k in range(n_layers):
+        if off + LAYER_HEADER_SIZE > end:
+            raise ProtocolError("model ends inside layer %d header" % k)
+        n_in, n_out, act, pad = struct.unpack_from("<HHBB", data, off)
+        off += LAYER_HEADER_SIZE
+        if n_in != width:
+            raise ProtocolError("layer %d input width %d, expected %d" % (k, n_in, width))
+        if not 1 <= n_out <= MAX_WIDTH:
+            raise ProtocolError("layer %d width %d is outside 1..%d" % (k, n_out, MAX_WIDTH))
+        if act > 2 or pad:
+            raise ProtocolError("layer %d activation %d / pad %d invalid" % (k, act, pad))
+        need = 4 * (n_in * n_out + n_out)
+        if off + need > end:
+            raise ProtocolError("model ends inside layer %d weights" % k)
+        weights = _read_floats(data, off, n_in * n_out)
+        bias = _read_floats(data, off + 4 * n_in * n_out, n_out)
+        off += need
+        layers.append((n_in, n_out, act, weights, bias, array("f", [0.0] * n_out)))
+        width = n_out
+    if width != c:
+        raise ProtocolError("last layer has %d outputs, expected %d channels" % (width, c))
+    if off != end:
+        raise ProtocolError("model has %d bytes after the last layer" % (end - off))
+    return Model(w, c, threshold, mean, std, resid, layers, want)
+
+
+def predict(model, window_rows):
+    """Predictions (standardized) for a list of W readings, oldest first (for tests)."""
+    model.reset()
+    for row in window_rows:
+        model.score(row)
+    return list(model._forward())

@@ -1,0 +1,110 @@
+"""Sensor entries of the device config: types, their keys, defaults and channels.
+
+Split from shared.config so a board compiles each part in a smaller heap.
+"""
+
+from shared.checks import (
+    check_bool,
+    check_channel_name,
+    check_dict,
+    check_int,
+    check_num,
+    check_str,
+    check_unknown,
+    is_int,
+    with_defaults,
+)
+from shared.errors import ProtocolError
+
+MAX_CHANNELS = 16
+_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
+
+# Per sensor type: the channels it produces by default.
+SENSOR_CHANNELS = {
+    "simulated": ("temp", "hum"),
+    "replay": None,  # named by its "columns"
+    "bme280": ("temp", "hum", "press"),
+    "dht22": ("temp", "hum"),
+    "rp2040_temp": ("cpu_temp",),
+    "analog": ("analog",),
+}
+# Per sensor type: allowed keys besides type/channels, with their default value.
+_SENSOR_KEYS = {
+    "simulated": {"seed": 1, "anomaly_rate": 0.0, "noise": 0.1, "drift": 0.0,
+                  "anomaly_at": [], "fail_at": -1},
+    "replay": {"path": "replay.csv", "columns": None, "loop": True},
+    "bme280": {"i2c": 0, "address": 0x76},
+    "dht22": {"pin": "dht"},
+    "rp2040_temp": {},
+    "analog": {"pin": "adc0", "scale": 1.0, "offset": 0.0},
+}
+
+def _pin(name, x):
+    # A pin is a GPIO number or a name looked up in the board file ("dht", "adc0", "LED").
+    if is_int(x):
+        return check_int(name, x, 0, 255)
+    return check_str(name, x, max_len=16)
+
+
+def validate_sensor(i, doc):
+    where = "sensors[%d]" % i
+    check_dict(where, doc)
+    kind = doc.get("type")
+    if kind not in _SENSOR_KEYS:
+        raise ProtocolError("%s.type %r is not one of %s"
+                            % (where, kind, ", ".join(sorted(_SENSOR_KEYS))))
+    extra = _SENSOR_KEYS[kind]
+    check_unknown(where, doc, ("type", "channels") + tuple(extra))  # noqa: RUF005
+    out = with_defaults(doc, extra)
+    out["type"] = kind
+    if kind == "simulated":
+        check_int(where + ".seed", out["seed"], 0, 0xFFFFFFFF)
+        out["anomaly_rate"] = check_num(where + ".anomaly_rate", out["anomaly_rate"], 0.0, 1.0)
+        out["noise"] = check_num(where + ".noise", out["noise"], 0.0, 1e6)
+        out["drift"] = check_num(where + ".drift", out["drift"], -1e6, 1e6)
+        marks = out["anomaly_at"]
+        if not isinstance(marks, list) or len(marks) > 64:
+            raise ProtocolError("%s.anomaly_at %r is not a list of at most 64 seqs"
+                                % (where, marks))
+        for k in marks:
+            check_int(where + ".anomaly_at[]", k, 0, 0xFFFFFFFF)
+        check_int(where + ".fail_at", out["fail_at"], -1, 0xFFFFFFFF)
+    elif kind == "replay":
+        check_str(where + ".path", out["path"])
+        check_bool(where + ".loop", out["loop"])
+        cols = out["columns"]
+        if not isinstance(cols, list) or not 1 <= len(cols) <= MAX_CHANNELS:
+            raise ProtocolError("%s.columns %r is not a list of 1 to %d CSV column names"
+                                % (where, cols, MAX_CHANNELS))
+        for col in cols:
+            check_str(where + ".columns[]", col, max_len=32)
+    elif kind == "bme280":
+        check_int(where + ".i2c", out["i2c"], 0, 7)
+        check_int(where + ".address", out["address"], 0, 127)
+    elif kind == "dht22":
+        out["pin"] = _pin(where + ".pin", out["pin"])
+    elif kind == "analog":
+        out["pin"] = _pin(where + ".pin", out["pin"])
+        out["scale"] = check_num(where + ".scale", out["scale"], -1e9, 1e9)
+        out["offset"] = check_num(where + ".offset", out["offset"], -1e9, 1e9)
+    native = SENSOR_CHANNELS[kind]
+    if native is None:
+        native = [_sanitize(c) for c in out["columns"]]
+    chans = doc.get("channels", list(native))
+    if not isinstance(chans, list) or len(chans) != len(native):
+        raise ProtocolError("%s.channels %r must list %d names" % (where, chans, len(native)))
+    for name in chans:
+        check_channel_name(name, where + ".channels[]")
+    out["channels"] = list(chans)
+    return out
+
+
+def _sanitize(column):
+    # "PT08.S1(CO)" -> "pt08_s1_co"; an AirQuality column becomes a valid channel name.
+    out = ""
+    for ch in column.lower():
+        ch = ch if ch in _NAME_CHARS else "_"
+        if not (ch == "_" and out.endswith("_")):
+            out += ch
+    out = out.strip("_")[:16] if out.strip("_") else "x"
+    return out

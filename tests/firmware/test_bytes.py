@@ -1,0 +1,115 @@
+"""Byte-level checks under MicroPython: MQTT packets against a socket fake, batch bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway import micropython_host
+from gateway.commands.sim import HOST_SHIMS
+from shared.codec import Batch, encode_binary
+
+FAKE = r'''
+import sys, mqtt
+class FakeSock:
+    def __init__(self, incoming):
+        self.out = bytearray(); self.inp = incoming; self.pos = 0
+    def settimeout(self, t): pass
+    def setsockopt(self, *a): self.opt = a
+    def connect(self, addr): pass
+    def write(self, b):
+        self.out.extend(b); return len(b)
+    def readinto(self, mv):
+        n = min(len(mv), len(self.inp) - self.pos)
+        mv[:n] = self.inp[self.pos:self.pos + n]; self.pos += n; return n
+    def close(self): pass
+class FakePoll:
+    def register(self, s, m): self.s = s
+    def poll(self, t): return [1] if self.s.pos < len(self.s.inp) else []
+INCOMING = b"\x20\x02\x00\x00" + b"\x90\x03\x00\x01\x01"
+sock = FakeSock(INCOMING)
+class FakeSocketModule:
+    SOCK_STREAM = 1
+    def getaddrinfo(self, *a): return [(2, 1, 6, "", ("127.0.0.1", 1883))]
+    def socket(self): return sock
+class FakeSelect:
+    POLLIN = 1
+    poll = FakePoll
+# mqttconn is loaded per connect and dropped after: its imports find the fakes
+sys.modules["socket"] = FakeSocketModule()
+sys.modules["select"] = FakeSelect
+c = mqtt.MQTTClient("dev1", "h", user="u", password="pw", keepalive=30)
+c.set_last_will("p/dev1/status", b"off", retain=True, qos=1)
+c.connect(clean_session=False)
+n1 = len(sock.out)
+c.subscribe((b"p/dev1/config",))
+n2 = len(sock.out)
+sock.inp += b"\x40\x02\x00\x02"  # the PUBACK arrives after the PUBLISH
+c.publish("p/dev1/data", b"xyz", qos=1)
+print(sock.opt)
+print(bytes(sock.out[:n1]).hex(), bytes(sock.out[n1:n2]).hex(), bytes(sock.out[n2:]).hex())
+'''
+
+
+def test_connect_subscribe_publish_bytes(tmp_path: Path) -> None:
+    script = tmp_path / "fake.py"
+    script.write_text(FAKE)
+    done = micropython_host.run(script, extra_path=[HOST_SHIMS])
+    assert done.returncode == 0, done.stderr + done.stdout
+    opt, packets = done.stdout.strip().splitlines()
+    assert opt == "(6, 1, 1)"  # TCP_NODELAY
+    connect, subscribe, publish = (bytes.fromhex(h) for h in packets.split())
+    body = (b"\x00\x04MQTT\x04" + bytes([0x80 | 0x40 | 0x20 | 0x08 | 0x04]) + b"\x00\x1e"
+            + b"\x00\x04dev1" + b"\x00\x0dp/dev1/status" + b"\x00\x03off"
+            + b"\x00\x01u" + b"\x00\x02pw")
+    assert connect == bytes([0x10, len(body)]) + body
+    assert subscribe == b"\x82\x12\x00\x01\x00\x0dp/dev1/config\x01"
+    assert publish == b"\x32\x12\x00\x0bp/dev1/data\x00\x02xyz"
+
+
+WIRE = r'''
+import wire
+names = wire.names_block(["temp", "hum"])
+buf = bytearray(wire.size(2, names, 3))
+vals = bytearray(24)
+for i, row in enumerate([[21.5, None], [1.0, 2.0], [3.0, 4.0]]):
+    wire.put(vals, 8 * i, row)
+n = wire.encode(buf, 7, 100, 1700000000, names, 2, vals, 3, 1000, [1])
+print(bytes(buf[:n]).hex())
+wire.put(vals, 0, [21.5, 40.0])
+n = wire.encode(buf, 7, 100, 0, names, 2, vals, 1, None, [])
+print(bytes(buf[:n]).hex())
+'''
+
+
+def test_firmware_batch_bytes_equal_the_shared_codec(tmp_path: Path) -> None:
+    script = tmp_path / "encode_check.py"
+    script.write_text(WIRE)
+    done = micropython_host.run(script)
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.split()
+    want = encode_binary(Batch(7, 100, 1700000000, ["temp", "hum"],
+                               [[21.5, None], [1.0, 2.0], [3.0, 4.0]], 1000, [1]))
+    assert bytes.fromhex(first) == want
+    assert bytes.fromhex(second) == encode_binary(Batch(7, 100, 0, ["temp", "hum"],
+                                                        [[21.5, 40.0]]))
+
+
+def test_unacknowledged_publish_is_resent_with_dup_then_fails(tmp_path: Path) -> None:
+    script = tmp_path / "dup.py"
+    script.write_text(FAKE.split("c = mqtt.MQTTClient")[0] + r'''
+sock.inp = INCOMING[:4]  # CONNACK only: no PUBACK will ever come
+c = mqtt.MQTTClient("dev1", "h", keepalive=30, timeout_ms=100, retries=1)
+c.connect(clean_session=True)
+n1 = len(sock.out)
+try:
+    c.publish("a/b", b"x", qos=1)
+except OSError as e:
+    print("error", e.errno)
+print(bytes(sock.out[n1:]).hex())
+''')
+    done = micropython_host.run(script, extra_path=[HOST_SHIMS])
+    assert done.returncode == 0, done.stderr + done.stdout
+    error, sent = done.stdout.strip().splitlines()
+    assert error == "error 110"  # ETIMEDOUT: the caller's one reconnect path takes over
+    first = b"\x32\x08\x00\x03a/b\x00\x01x"
+    assert bytes.fromhex(sent) == first + bytes([0x3A]) + first[1:]  # same packet id, DUP set

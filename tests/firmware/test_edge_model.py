@@ -1,0 +1,104 @@
+"""LEM1 edge model: pack in CPython, parse and score identically in both interpreters."""
+
+from __future__ import annotations
+
+import json
+import struct
+from binascii import crc32
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gateway import micropython_host
+from shared.edge_model import pack_model, parse_model
+from shared.errors import ProtocolError
+
+RNG = np.random.default_rng(5)
+W, C, H = 3, 2, 4
+W1 = RNG.normal(size=(W * C, H)).astype(np.float32)
+B1 = RNG.normal(size=H).astype(np.float32)
+W2 = RNG.normal(size=(H, C)).astype(np.float32)
+B2 = RNG.normal(size=C).astype(np.float32)
+MEAN, STD, RESID = [20.0, 50.0], [2.0, 10.0], [0.5, 0.8]
+ROWS = [[20.5, 48.0], [21.0, None], [19.0, 55.0], [22.0, 51.0], [30.0, 50.0], [20.0, 50.0]]
+
+
+def model_bytes() -> bytes:
+    return pack_model(W, MEAN, STD, RESID, 3.0, [(W1, B1, "relu"), (W2.tolist(), B2, "tanh")])
+
+
+def numpy_scores() -> list[float | None]:
+    out: list[float | None] = []
+    window: list[list[float]] = []
+    for row in ROWS:
+        x = [0.0 if v is None else (v - m) / s for v, m, s in zip(row, MEAN, STD, strict=True)]
+        if len(window) == W:
+            h = np.maximum(np.array(window, np.float32).reshape(-1) @ W1 + B1, 0)
+            pred = np.tanh(h @ W2 + B2)
+            out.append(max(abs(x[j] - pred[j]) / RESID[j] for j in range(C) if row[j] is not None))
+            window.pop(0)
+        else:
+            out.append(None)
+        window.append(x)
+    return out
+
+
+def test_layout_header_and_crc() -> None:
+    data = model_bytes()
+    assert data[:4] == b"LEM1"
+    assert struct.unpack_from("<BBBBf", data, 4) == (W, C, 2, 0, 3.0)
+    assert struct.unpack_from("<I", data, len(data) - 4)[0] == crc32(data[:-4])
+    assert len(data) == 12 + 12 * C + 6 + 4 * (W * C * H + H) + 6 + 4 * (H * C + C) + 4
+
+
+def test_cpython_scores_match_numpy() -> None:
+    model = parse_model(model_bytes())
+    got = [model.score(r) for r in ROWS]
+    want = numpy_scores()
+    for g, w in zip(got, want, strict=True):
+        assert (g is None) == (w is None)
+        if w is not None:
+            assert g == pytest.approx(w, rel=1e-5)
+
+
+def test_micropython_scores_match_cpython(tmp_path: Path) -> None:
+    (tmp_path / "model.bin").write_bytes(model_bytes())
+    script = tmp_path / "score.py"
+    script.write_text(
+        "import json\nfrom shared.edge_model import parse_model\n"
+        f"m = parse_model(open('{tmp_path}/model.bin', 'rb').read())\n"
+        f"print(json.dumps([m.score(r) for r in {ROWS!r}]))\n")
+    done = micropython_host.run(script)
+    assert done.returncode == 0, done.stderr + done.stdout
+    model = parse_model(model_bytes())
+    want = [model.score(r) for r in ROWS]
+    got = json.loads(done.stdout)
+    assert got == pytest.approx(want, rel=1e-5)
+
+
+@pytest.mark.parametrize(("mutate", "reason"), [
+    (lambda d: b"LEM2" + d[4:], "magic"),
+    (lambda d: d[:-1] + bytes([d[-1] ^ 1]), "CRC32"),
+    (lambda d: d[:20], "CRC32"),
+    (lambda d: b"", "shorter"),
+])
+def test_rejects_defects_by_name(mutate, reason: str) -> None:
+    with pytest.raises(ProtocolError, match=reason):
+        parse_model(mutate(model_bytes()))
+
+
+def test_rejects_inconsistent_layers_with_valid_crc() -> None:
+    data = bytearray(model_bytes())
+    struct.pack_into("<H", data, 12 + 12 * C, 7)  # first layer input width 7, not W*C=6
+    body = bytes(data[:-4])
+    with pytest.raises(ProtocolError, match="input width 7, expected 6"):
+        parse_model(body + struct.pack("<I", crc32(body)))
+
+
+def test_pack_rejects_bad_shapes() -> None:
+    with pytest.raises(ProtocolError, match="last layer has 3 outputs"):
+        pack_model(1, [0.0, 0.0], [1.0, 1.0], [1.0, 1.0], 1.0,
+                   [([[0.0] * 3] * 2, [0.0] * 3, "linear")])
+    with pytest.raises(ProtocolError, match=r"std value 0\.0 is not positive"):
+        pack_model(1, [0.0], [0.0], [1.0], 1.0, [([[0.0]], [0.0], "linear")])
