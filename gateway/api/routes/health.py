@@ -1,0 +1,77 @@
+"""``GET /healthz``: is the service up, and which parts run."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Response
+
+from gateway.api.deps import ContextDep
+from gateway.api.schemas import Health, ModelPublic, Overview
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz(context: ContextDep, response: Response) -> Health:
+    """200 when the store is readable and ingest can take readings; 503 (same body, with a
+    ``reason``) when the store cannot be read, the ingest writer cannot write it, or the
+    ingest client is not connected to the broker."""
+    from gateway.api.app import VERSION
+
+    reasons: list[str] = []
+    try:
+        context.store.get().devices()
+    except Exception as exc:  # any store failure means unhealthy
+        reasons.append(f"store not readable: {exc}")
+    stats = {}
+    if context.ingest_stats is not None:
+        try:
+            stats = {k: v for k, v in context.ingest_stats().items()
+                     if isinstance(v, int | float | str | bool | None)}
+        except Exception as exc:
+            reasons.append(f"ingest stats failed: {exc}")
+        reasons.extend(ingest_problems(stats))
+    if reasons:
+        response.status_code = 503
+    return Health(
+        status="degraded" if reasons else "ok",
+        reason="; ".join(reasons) or None,
+        gateway=context.config.gateway.id,
+        version=VERSION,
+        uptime_s=round(time.time() - context.started_at, 3),
+        parts=context.parts(),
+        ingest=stats,
+    )
+
+
+def ingest_problems(stats: dict[str, object]) -> list[str]:
+    """Why ingest cannot take readings now, from ``Ingestor.stats()``: the store cannot be
+    written (nothing is acknowledged) or the MQTT client is not subscribed."""
+    problems = []
+    if stats.get("store") == "unavailable":
+        problems.append(f"ingest store unavailable: {stats.get('store_error') or 'unknown error'}")
+    if "subscribed" in stats and not stats["subscribed"]:
+        problems.append(f"ingest not connected to the MQTT broker (state {stats.get('state')!r})")
+    return problems
+
+
+@router.get("/api/overview", response_model=Overview)
+def overview(context: ContextDep, response: Response) -> Overview:
+    """Service state, current model (or null) and peers, for the dashboard."""
+    from gateway.api.routes.peers import list_peers
+
+    health = healthz(context, response)
+    response.status_code = 200
+    model = context.models.current() if context.models else None
+    models = context.models.latest_per_device() if context.models else []
+    return Overview(
+        status=health.status,
+        gateway=health.gateway,
+        version=health.version,
+        uptime_s=health.uptime_s,
+        parts=health.parts,
+        model=ModelPublic.model_validate(model) if model else None,
+        models=[ModelPublic.model_validate(m) for m in models],
+        peers=list_peers(context),
+    )

@@ -1,0 +1,133 @@
+"""Pydantic schemas of the HTTP API: what clients receive and send.
+
+Public schemas are separate from the store's dataclasses so the storage layer
+can change without changing the HTTP contract (docs/api.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list; ``total`` counts every item, not only this page."""
+
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class Health(BaseModel):
+    status: str = Field(description="`ok`, or `degraded` when a part is not running")
+    reason: str | None = Field(default=None,
+                               description="why the status is `degraded` (null when `ok`)")
+    gateway: str
+    version: str
+    uptime_s: float
+    parts: list[str]
+    ingest: dict[str, Any] = Field(default_factory=dict)
+
+
+class DevicePublic(BaseModel):
+    id: str
+    stored: int = Field(description="readings stored for this device")
+    boots: int
+    last_seen: float | None = Field(description="unix time of the last message")
+    online: bool
+    firmware: str | None = None
+    status: dict[str, Any] = Field(default_factory=dict, description="last status message")
+    duplicates: int = 0
+    rejected: int = 0
+
+
+class SamplePublic(BaseModel):
+    ts: float
+    boot: int
+    seq: int
+    values: dict[str, float | None]
+    anomaly: bool
+
+
+class SamplesPage(BaseModel):
+    device: str
+    items: list[SamplePublic] = Field(description="newest first")
+    limit: int
+    next_before_ts: float | None = Field(
+        description="pass as `before_ts` to get the next (older) page; null at the end"
+    )
+
+
+class ConfigAccepted(BaseModel):
+    device: str
+    topic: str
+    bytes: int
+    retained: bool = True
+
+
+class ModelPublic(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    version: int | str
+    device: str | None = None
+    created: float | None = None
+    task: str | None = None
+    samples: int | None = None
+    metrics: dict[str, float | None] = Field(default_factory=dict)
+    artifacts: dict[str, str] = Field(
+        default_factory=dict, description="download path per format (tflite, edge)"
+    )
+
+
+class PeerPublic(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    peer_id: str
+    is_self: bool = False
+    last_round: int | None = None
+    last_seen: float | None = None
+    samples: int | None = None
+    metrics: dict[str, float | None] = Field(default_factory=dict)
+
+
+class PeersPublic(BaseModel):
+    enabled: bool
+    self_id: str | None = None
+    items: list[PeerPublic]
+
+
+class RoundPublic(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    peer_id: str
+    round: int
+    time: float | None = None
+    samples: int | None = None
+    metrics: dict[str, float | None] = Field(default_factory=dict)
+    weights_cid: str | None = None
+    entry_cid: str | None = None
+    parents: list[str] = Field(default_factory=list)
+
+
+class QuarantinePublic(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    topic: str
+    reason: str
+
+
+class Overview(BaseModel):
+    """Everything the dashboard header needs in one request (always 200)."""
+
+    status: str
+    gateway: str
+    version: str
+    uptime_s: float
+    parts: list[str]
+    model: ModelPublic | None
+    models: list[ModelPublic] = Field(description="latest model of each device")
+    peers: PeersPublic

@@ -1,0 +1,175 @@
+"""Adapters from other packages (learning, peer, shared.config) to the API's ports.
+
+Each is looked up when the service starts; a package that is not there leaves
+its port empty and the API answers accordingly (404 "no model yet",
+``peers.enabled = false``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shared.errors import ProtocolError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gateway.api.deps import ModelSource, PeerSource
+    from gateway.service import GatewayService
+
+log = logging.getLogger("learnae.api")
+
+ARTIFACT_PATHS = {"tflite": "/api/model.tflite", "edge": "/api/model.lem"}
+
+
+class RegistryModels:
+    """The learning package's model registry, read by the API (one connection per thread).
+
+    Models are per device (each device's readings train its own forecaster); the
+    "current" model is a device's latest version, or the newest of all devices.
+    Exports are built on demand and cached by version.
+    """
+
+    def __init__(self, path: Path, *, cache_size: int = 16) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._cache: OrderedDict[tuple[int, str], bytes] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def _registry(self) -> Any:
+        registry = getattr(self._local, "registry", None)
+        if registry is None:
+            from gateway.learning.registry import ModelRegistry
+
+            registry = ModelRegistry(self.path)
+            self._local.registry = registry
+        return registry
+
+    def _latest(self, device: str | None) -> Any:
+        registry = self._registry()
+        if device is not None:
+            return registry.latest(device)
+        versions = registry.versions()
+        return versions[-1] if versions else None
+
+    @staticmethod
+    def public(version: Any) -> dict[str, Any]:
+        query = f"?device={version.device}"
+        return {
+            "version": version.version,
+            "device": version.device,
+            "task": version.task,
+            "created": version.created,
+            "samples": version.samples,
+            "readings": version.readings,
+            "data_start": version.data_start,
+            "data_end": version.data_end,
+            "channels": version.metadata.get("channels"),
+            "window": version.metadata.get("window"),
+            "threshold": version.metadata.get("threshold"),
+            "metrics": version.metrics,
+            "weights_cid": version.weights_cid,
+            "artifacts": {fmt: path + query for fmt, path in ARTIFACT_PATHS.items()},
+        }
+
+    def current(self, device: str | None = None) -> dict[str, Any] | None:
+        latest = self._latest(device)
+        return None if latest is None else self.public(latest)
+
+    def latest_per_device(self) -> list[dict[str, Any]]:
+        latest: dict[str, Any] = {}
+        for version in self._registry().versions():
+            latest[version.device] = version
+        return [self.public(latest[device]) for device in sorted(latest)]
+
+    def artifact(self, fmt: str, device: str | None = None) -> bytes | None:
+        latest = self._latest(device)
+        if latest is None or latest.task != "forecast":
+            return None
+        key = (latest.version, fmt)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        data = export_model(latest, fmt)
+        with self._lock:
+            self._cache[key] = data
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return data
+
+    def history(self, limit: int) -> list[dict[str, Any]]:
+        """Local training rounds as the API's rounds: one line per device."""
+        counts: dict[str, int] = {}
+        out = []
+        for v in self._registry().versions():
+            counts[v.device] = counts.get(v.device, 0) + 1
+            out.append({
+                "peer_id": v.device,
+                "round": counts[v.device],
+                "time": v.created,
+                "samples": v.samples,
+                "metrics": v.metrics,
+                "weights_cid": v.weights_cid,
+                "entry_cid": v.entry_cid,
+                "version": v.version,
+            })
+        return out[-limit:]
+
+
+def export_model(version: Any, fmt: str) -> bytes:
+    """A registered forecaster as TFLite or as the boards' LEM1 bytes."""
+    from gateway.learning.forecast import ForecastModel
+
+    model = ForecastModel.from_metadata(version.metadata, version.weights)
+    if fmt == "edge":
+        from gateway.learning.edge_export import edge_model_bytes
+
+        return edge_model_bytes(model)
+    if fmt == "tflite":
+        from gateway.learning.tflite_export import export_tflite
+
+        return export_tflite(model.spec, model.weights)
+    raise ValueError(f"model format {fmt!r} is not one of tflite, edge")
+
+
+def model_source_for(service: GatewayService) -> ModelSource | None:
+    try:
+        import gateway.learning.registry  # noqa: F401
+    except ImportError:
+        log.warning("model registry not available; /api/model answers 404")
+        return None
+    return RegistryModels(service.config.db_path)
+
+
+def peer_source_for(service: GatewayService) -> PeerSource | None:
+    return getattr(service, "peer_source", None)
+
+
+def _basic_check(doc: Any) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        raise ProtocolError(f"config {doc!r} is not a JSON object")
+    return doc
+
+
+def remote_config_validator(channels: list[str]) -> Callable[[Any], Any]:
+    """The protocol's validator for configs the gateway sends to devices (REMOTE_KEYS).
+
+    ``channels`` are the device's known channels (thresholds may only name them).
+    """
+    try:
+        from shared.config import merge_remote_config
+    except ImportError:
+        return _basic_check
+    base = {"period_ms": 1000, "batch_size": 20, "power_mode": "always_on",
+            "thresholds": {}, "status_every_s": 60, "sensors": [{"channels": list(channels)}]}
+
+    def validate(doc: Any) -> dict[str, Any]:
+        merge_remote_config(base, doc)  # raises ProtocolError naming the field
+        return dict(doc)
+
+    return validate

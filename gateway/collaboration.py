@@ -1,0 +1,266 @@
+"""How the service joins its learner to the LEARNAE round loop (gateway.peer).
+
+The peer layer asks a ``LocalTrainer`` for one training step per round and
+never sees readings. ``GatewayTrainer`` answers from the store: it continues
+training the shared forecaster (weights fused from peers) on each local
+device's series, in a separate niced process so ingest never waits on it.
+Each device's result is registered in the model registry like any other
+version (so the API serves it and opted-in boards receive it), and the last
+weights go back to the peer loop. Peers agree on the network shape because
+they share the session's channel list: the channel set most local devices
+report (the demo's gateways all replay the same AirQuality columns).
+
+``PeerPart`` starts the node only once there is something to train on, and
+``PeerView`` turns the node's log views into the API's peers and rounds.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import logging
+import multiprocessing
+import os
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from gateway.config import GatewayConfig
+
+log = logging.getLogger("learnae.collaboration")
+
+
+class NothingToTrain(RuntimeError):
+    """No local device has enough readings for a round yet."""
+
+
+def _lower_priority(increment: int) -> None:
+    if increment > 0:
+        try:
+            os.nice(increment)
+        except OSError:
+            log.warning("could not lower training priority by %d", increment)
+
+
+def _train_devices(series: list[tuple[str, np.ndarray, np.ndarray, list[str]]],
+                   settings: Any, start: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Worker process: continue ``start`` on each device's series in turn."""
+    from gateway.learning.dataset import SkipTraining
+    from gateway.learning.forecast import train_forecast
+
+    weights = start
+    models = []
+    skipped = {}
+    for device, ts, values, channels in series:
+        try:
+            model = train_forecast(ts, values, channels, settings, start_weights=weights)
+        except SkipTraining as exc:
+            skipped[device] = exc.detail
+            continue
+        weights = model.weights
+        models.append((device, model.metadata(), model.weights))
+    return {"weights": weights, "models": models, "skipped": skipped}
+
+
+class GatewayTrainer:
+    """The peer layer's LocalTrainer over this gateway's store and model registry."""
+
+    def __init__(self, config: GatewayConfig, load: Callable[[], list[tuple[str, Any]]], *,
+                 on_registered: Callable[[str, int, dict[str, float]], None] | None = None
+                 ) -> None:
+        self.config = config
+        self._load = load  # -> [(device, Series)]
+        self._on_registered = on_registered
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self.channels: list[str] | None = None
+
+    # -- data --------------------------------------------------------------
+    def local_series(self) -> list[tuple[str, np.ndarray, np.ndarray, list[str]]]:
+        """Devices reporting the session's channel set, with their series."""
+        loaded = [(d, s) for d, s in self._load() if len(s)]
+        if not loaded:
+            raise NothingToTrain("no device has readings yet")
+        if self.channels is None:
+            counts = Counter(tuple(s.channels) for _, s in loaded)
+            best = max(counts.values())
+            self.channels = list(sorted(k for k, v in counts.items() if v == best)[0])
+        return [(d, s.ts, s.values, list(s.channels)) for d, s in loaded
+                if list(s.channels) == self.channels]
+
+    def spec(self) -> Any:
+        from gateway.learning.forecast import network_spec
+
+        if self.channels is None:
+            self.local_series()
+        assert self.channels is not None
+        c = len(self.channels)
+        return network_spec(self.config.training.window * c, c, self.config.training, "linear")
+
+    # -- LocalTrainer --------------------------------------------------------
+    def initial_weights(self) -> dict[str, np.ndarray]:
+        """The same start for every peer of a session: seeded from the session name."""
+        from gateway.learning.mlp import init_weights
+
+        seed = int.from_bytes(hashlib.sha256(self.config.peer.session.encode()).digest()[:4],
+                              "little")
+        return init_weights(self.spec(), seed)
+
+    def train(self, weights: dict[str, np.ndarray]) -> Any:
+        from gateway.learning.registry import ModelRegistry
+        from gateway.peer.trainer import TrainOutcome
+
+        series = self.local_series()
+        if self._pool is None:
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_lower_priority, initargs=(self.config.training.nice,))
+        result = self._pool.submit(_train_devices, series, self.config.training,
+                                   {k: np.asarray(v, np.float32) for k, v in weights.items()}
+                                   ).result()
+        if not result["models"]:
+            raise NothingToTrain(f"every device was skipped: {result['skipped']}")
+        samples = 0
+        weighted: dict[str, float] = {}
+        with ModelRegistry(self.config.db_path) as registry:
+            for device, meta, model_weights in result["models"]:
+                latest = registry.latest(device)
+                version = registry.register(
+                    device, "forecast", model_weights, meta,
+                    parent_version=latest.version if latest else None)
+                n = int(meta.get("samples", 0))
+                samples += n
+                for key in ("test_mse", "test_mae", "train_mse"):
+                    if key in meta["metrics"]:
+                        weighted[key] = weighted.get(key, 0.0) + n * float(meta["metrics"][key])
+                if self._on_registered is not None:
+                    self._on_registered(device, version, dict(meta["metrics"]))
+        metrics = {k: v / max(samples, 1) for k, v in weighted.items()}
+        if "test_mse" in metrics:
+            metrics["val_loss"] = metrics["test_mse"]
+        return TrainOutcome(weights=result["weights"], samples=samples, metrics=metrics)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            for proc in list(getattr(self._pool, "_processes", {}).values()):
+                proc.terminate()
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+class PeerPart:
+    """Starts the peer node once local data exists; stops it within the service's deadline."""
+
+    def __init__(self, config: GatewayConfig, trainer: GatewayTrainer, *,
+                 registry: Any = None, poll_s: float = 2.0) -> None:
+        self.config = config
+        self.trainer = trainer
+        self.registry = registry
+        self.poll_s = poll_s
+        self.node: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        from gateway.peer.identity import Identity
+
+        # the peer id exists from the first start, before any round
+        self.peer_id = Identity.load_or_create(self.config.gateway.data_dir).peer_id
+        self._thread = threading.Thread(target=self._wait_then_run, name="peer-start",
+                                        daemon=True)
+        self._thread.start()
+
+    def _wait_then_run(self) -> None:
+        from gateway.peer import build_peer_node
+
+        settings = self.config.training
+        enough = settings.min_windows + settings.window + 1
+        while not self._stop.is_set():
+            try:
+                if any(len(ts) >= enough for _, ts, _, _ in self.trainer.local_series()):
+                    break
+            except NothingToTrain:
+                pass
+            except Exception:
+                log.exception("peer: reading local data failed")
+            self._stop.wait(self.poll_s)
+        with self._lock:
+            if self._stop.is_set():
+                return
+            self.node = build_peer_node(self.config, self.trainer, registry=self.registry)
+            self.node.start()
+            log.info("peer %s: round loop started (session %r, channels %s)",
+                     self.node.peer_id, self.config.peer.session, self.trainer.channels)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        node = self.node
+        if node is not None:
+            node.request_stop()  # a round in progress ends at its next check
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self.trainer.close()  # a training step in progress is abandoned, not waited for
+        with self._lock:
+            node = self.node
+        if node is not None:
+            node.stop(timeout=max(0.1, timeout - 0.2))
+        if self._thread is not None:
+            self._thread.join(0.2)
+
+
+class PeerView:
+    """The API's PeerSource over a PeerPart: own rounds plus verified entries of others."""
+
+    def __init__(self, part: PeerPart) -> None:
+        self.part = part
+
+    def self_id(self) -> str:
+        return str(self.part.peer_id)
+
+    def _records(self) -> list[Any]:
+        node = self.part.node
+        return [] if node is None else list(node.ledger.records.values())
+
+    def peers(self) -> list[dict[str, Any]]:
+        node = self.part.node
+        own: dict[str, Any] = {"peer_id": self.self_id(), "is_self": True}
+        if node is not None and node.history:
+            last = node.rounds(1)[-1]
+            own.update(last_round=last.round, last_seen=last.time, samples=last.samples,
+                       metrics=dict(last.metrics))
+        out = [own]
+        for rec in sorted(self._records(), key=lambda r: r.peer_id):
+            entry = rec.head_entry
+            item: dict[str, Any] = {"peer_id": rec.peer_id, "is_self": False,
+                                    "last_seen": rec.last_seen or None,
+                                    "claimed_round": rec.claimed_round
+                                    if rec.claimed_round >= 0 else None,
+                                    "rejected": dict(rec.rejected)}
+            if entry is not None:
+                item.update(last_round=entry.round, samples=entry.samples,
+                            metrics=dict(entry.metrics))
+            out.append(item)
+        return out
+
+    def rounds(self, limit: int) -> list[dict[str, Any]]:
+        node = self.part.node
+        rows: list[dict[str, Any]] = []
+        if node is not None:
+            for info in node.rounds(limit):
+                rows.append({"peer_id": self.self_id(), "round": info.round, "time": info.time,
+                             "samples": info.samples, "metrics": dict(info.metrics),
+                             "weights_cid": info.weights_cid, "entry_cid": info.entry_cid,
+                             "parents": list(info.parents),
+                             "fused_peers": list(info.fused_peers)})
+        for rec in self._records():
+            for cid, entry in list(rec.chain.items()):
+                rows.append({"peer_id": entry.peer, "round": entry.round, "time": entry.time,
+                             "samples": entry.samples, "metrics": dict(entry.metrics),
+                             "weights_cid": entry.weights, "entry_cid": cid,
+                             "parents": list(entry.parents)})
+        rows.sort(key=lambda r: (r["time"] or 0.0, r["round"]))
+        return rows[-limit:]

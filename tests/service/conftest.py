@@ -1,0 +1,65 @@
+"""Fixtures for the service tests: an API app over a real store file, gateway processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
+
+from gateway.api import ServiceContext, StoreReader, create_app
+from gateway.api.sources import RegistryModels
+from gateway.broker import PrivateBroker
+from gateway.config import config_from_dict
+
+from .support import TOKEN, BrokerPublisher, GatewayProcess, fill_store
+
+
+@pytest.fixture
+def api_config(tmp_path: Path, broker: PrivateBroker, prefix: str) -> Any:
+    return config_from_dict({
+        "gateway": {"id": "gw-api", "data_dir": str(tmp_path / "data")},
+        "mqtt": {"port": broker.port, "topic_prefix": prefix},
+        "api": {"max_page": 500, "max_body_bytes": 4096, "cache_ms": 0},
+    }, env={})
+
+
+@pytest.fixture
+def api_store(api_config: Any) -> dict[str, Any]:
+    """A real store file: dev-a with 150 readings (anomaly at 3), dev-b with 5."""
+    return fill_store(api_config.db_path, {"dev-a": 150, "dev-b": 5}, anomalies=(3,))
+
+
+@pytest.fixture
+def api_client(api_config: Any, api_store: Any, broker: PrivateBroker) -> Iterator[TestClient]:
+    publisher = BrokerPublisher(broker)
+    context = ServiceContext(
+        config=api_config,
+        token=TOKEN,
+        store=StoreReader(api_config.db_path),
+        publisher=publisher,
+        models=RegistryModels(api_config.db_path),
+        registry=CollectorRegistry(),
+        parts=lambda: ["ingest", "api"],
+    )
+    with TestClient(create_app(context)) as client:
+        yield client
+    context.store.close()
+    publisher.close()
+
+
+@pytest.fixture
+def gateway_process() -> Iterator[type[GatewayProcess]]:
+    started: list[GatewayProcess] = []
+
+    class Tracked(GatewayProcess):
+        def start(self, timeout: float = 30.0) -> GatewayProcess:
+            started.append(self)
+            return super().start(timeout)
+
+    yield Tracked
+    for gw in started:
+        gw.stop()

@@ -1,0 +1,76 @@
+"""The dashboard in headless Chromium against a running gateway with data and training."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.broker import PrivateBroker
+
+from .support import REPO, GatewayProcess, publish_readings, publisher, wait_for, write_config
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+TRAINING = {"enabled": True, "period_s": 1.0, "window": 4, "hidden_units": 8, "epochs": 5,
+            "min_windows": 16, "min_new_readings": 100, "check_interval_s": 0.5,
+            "validation_fraction": 0.2, "test_fraction": 0.2}
+
+
+@pytest.mark.browser
+def test_dashboard_shows_devices_and_training_curve(
+    tmp_path: Path, broker: PrivateBroker, prefix: str, gateway_process: type[GatewayProcess]
+) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed at /usr/bin/chromium (make browser)")
+    from playwright.sync_api import sync_playwright
+
+    config = write_config(tmp_path, broker, prefix, training=TRAINING)
+    gw = gateway_process(config).start()
+    api = httpx.Client(base_url=gw.url, timeout=10)
+    client = publisher(broker, f"pub-{prefix}")
+    t0 = int(time.time()) - 1000
+    for device in ("greenhouse", "shed"):
+        publish_readings(client, prefix, device, 300, t0=t0,
+                     anomalies_every=40)
+    wait_for(lambda: len(api.get("/api/rounds").json()) >= 2, timeout=90, what="first rounds")
+    publish_readings(client, prefix, "greenhouse", 200, seq=300, t0=t0 + 300,
+                     anomalies_every=40)
+    wait_for(lambda: len(api.get("/api/rounds").json()) >= 3, timeout=90, what="a second round")
+    client.disconnect()
+
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(gw.url + "/")
+        page.wait_for_selector("body[data-loaded='1']", timeout=20000)
+        page.wait_for_timeout(5500)  # one automatic refresh must also be clean
+        cards = page.locator("#devices .device")
+        assert sorted(cards.evaluate_all("cs => cs.map(c => c.dataset.device)")) == [
+            "greenhouse", "shed"]
+        greenhouse = page.locator(".device[data-device='greenhouse']")
+        assert greenhouse.locator(".channel").evaluate_all(
+            "cs => cs.map(c => c.dataset.channel)") == ["temp", "hum"]
+        assert greenhouse.locator("svg.spark polyline").count() == 2
+        assert greenhouse.locator("svg.spark circle.anomaly").count() > 0
+        assert "500 readings" in greenhouse.inner_text()
+        curve = page.locator("#training-chart svg polyline")
+        assert sorted(curve.evaluate_all("ls => ls.map(l => l.dataset.peer)")) == [
+            "greenhouse", "shed"]
+        assert page.locator("#models a.download").count() == 4
+        assert page.locator("#gateway-id").inner_text() == "gw-test"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+        page.goto(gw.url + "/docs")
+        page.wait_for_selector(".op", timeout=10000)
+        assert page.locator(".op").count() >= 10
+        browser.close()
+    assert errors == []

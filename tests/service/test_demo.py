@@ -1,0 +1,49 @@
+"""``learnae-gateway demo``: a short run ends with a summary and leaves no process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.broker import free_port
+
+from .support import REPO
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie has exited; only its entry is left
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+@pytest.mark.slow
+def test_short_demo_reports_and_stops_every_child(tmp_path: Path) -> None:
+    port = free_port()
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "demo", "--duration", "15", "--gateways", "2",
+         "--sensors", "1", "--port", str(port), "--dir", str(tmp_path / "demo")],
+        cwd=REPO, capture_output=True, text=True, timeout=150)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"demo: dashboard: http://127.0.0.1:{port}/" in result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert sorted(summary["gateways"]) == ["site-1", "site-2"]
+    for name, site in summary["gateways"].items():
+        assert site["readings"] > 0, name
+        assert site["devices"] == 1, name
+        assert site["exit_code"] == 0, name
+        assert 0 < site["rss_peak_mb"] <= site["rss_peak_with_training_mb"], name
+    assert result.stdout.splitlines()[1].split()[:3] == ["gateway", "readings", "devices"]
+    pids = [int(p) for p in re.findall(r"(?:pid|pids) ([\d, ]+)", result.stderr)
+            for p in p.replace(",", " ").split()]
+    assert len(pids) == 1 + 2 + 2  # broker, gateways, sensors
+    assert [pid for pid in pids if alive(pid)] == []
