@@ -47,7 +47,8 @@ DEFAULT_PERIOD_MS = 1000
 _NAN = float("nan")
 _ROWS = [struct.Struct(f">{k}f") for k in range(17)]  # one record's BLOB, by channel count
 
-REASONS = ("topic", "decode", "range", "unknown_device", "status", "internal")
+REASONS = ("topic", "decode", "unknown_device", "status", "internal")  # of a Rejected
+IMPLAUSIBLE = "range"  # quarantine reason of a stored payload with values stored as missing
 
 
 class Rejected(Exception):
@@ -226,7 +227,7 @@ class Validator:
         more = f"; {len(bad) - len(shown)} more" if len(bad) > len(shown) else ""
         detail = (f"device {device!r}: {'; '.join(parts)}{more}"
                   f" (stored as missing, the rest of the payload stored)")
-        changes.flagged.append(Reject(time=recv, topic=topic, device=device, reason="range",
+        changes.flagged.append(Reject(time=recv, topic=topic, device=device, reason=IMPLAUSIBLE,
                                       detail=detail, payload=payload))
 
     def _status(self, device: str, payload: bytes, recv: float, changes: Changes,

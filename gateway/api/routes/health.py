@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from fastapi import APIRouter, Response
 
@@ -45,7 +46,7 @@ def healthz(context: ContextDep, response: Response) -> Health:
     )
 
 
-def ingest_problems(stats: dict[str, object]) -> list[str]:
+def ingest_problems(stats: Mapping[str, object]) -> list[str]:
     """Why ingest cannot take readings now, from ``Ingestor.stats()``: the store cannot be
     written (nothing is acknowledged) or the MQTT client is not subscribed."""
     problems = []
