@@ -126,7 +126,12 @@ class ApiServer:
         import uvicorn
 
         self._on_stop = on_stop
-        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        # IPPROTO_TCP named explicitly: asyncio turns Nagle's algorithm off (TCP_NODELAY)
+        # only on sockets whose proto is IPPROTO_TCP, and accepted sockets inherit the
+        # listener's; with proto 0 a response written as head + body waited for the
+        # client's delayed ACK (about 40 ms per request on Linux)
+        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                   socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self._sock.bind((host, port))
@@ -142,6 +147,9 @@ class ApiServer:
             app,
             log_level="warning",
             access_log=False,
+            # httptools when it is installed (about 2.5 times the requests/s of h11 on the
+            # device list, docs/benchmarks.md "API"), else h11
+            http="auto",
             lifespan="off",
             timeout_graceful_shutdown=1,
             timeout_keep_alive=5,

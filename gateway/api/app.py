@@ -9,16 +9,35 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from gateway.api.cache import ResponseCache
 from gateway.api.deps import ServiceContext
 from gateway.api.routes import dashboard, devices, health, metrics, model, peers
 from gateway.metrics import ApiMetrics
+
+__all__ = ["GatewayApp", "create_app"]
 
 STATIC = Path(__file__).resolve().parent / "static"
 VERSION = "0.1.0"
 
 
-def create_app(context: ServiceContext) -> FastAPI:
-    app = FastAPI(
+class GatewayApp(FastAPI):
+    """FastAPI with the hot lists' response cache (``gateway.api.cache``) in front.
+
+    A fresh cached answer is sent before FastAPI's routing, dependencies and
+    middleware; everything else (and every rebuild of an entry) runs the whole app.
+    """
+
+    response_cache: ResponseCache
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.response_cache.handles(scope):
+            await self.response_cache.serve(scope, receive, send, super().__call__)
+        else:
+            await super().__call__(scope, receive, send)
+
+
+def create_app(context: ServiceContext) -> GatewayApp:
+    app = GatewayApp(
         title="LEARNAE edge gateway",
         version=VERSION,
         description="Readings, devices, models and LEARNAE rounds of one gateway.",
@@ -26,8 +45,10 @@ def create_app(context: ServiceContext) -> FastAPI:
         redoc_url=None,
     )
     app.state.context = context
-    context.api_metrics = ApiMetrics(context.registry)
-    context.api_metrics.context = context
+    api_metrics = context.api_metrics = ApiMetrics(context.registry)
+    api_metrics.context = context
+    app.response_cache = ResponseCache(lambda: context.config.api.cache_ms / 1000.0,
+                                       _CachedObserver(api_metrics))
     app.add_middleware(LimitsAndMetrics, context=context)
     for router in (health, devices, model, peers, metrics, dashboard):
         app.include_router(router.router)
@@ -35,43 +56,39 @@ def create_app(context: ServiceContext) -> FastAPI:
     return app
 
 
-# Read-only lists every open dashboard polls: answered from a short-lived cache
-# (``api.cache_ms``) in front of the app, as a reverse proxy's micro-cache would.
-CACHEABLE = frozenset({"/api/devices", "/api/overview", "/api/peers", "/api/rounds",
-                       "/api/models"})
+class _CachedObserver:
+    """Counts and times answers sent from the cache, under the same labels as the app's.
+
+    The labelled children are looked up once per (path, status): ``labels()`` takes a
+    lock and builds a key on every call, which shows at thousands of requests/s.
+    """
+
+    def __init__(self, api_metrics: ApiMetrics) -> None:
+        self._metrics = api_metrics
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+    def __call__(self, path: str, status: int, seconds: float) -> None:
+        children = self._children.get((path, status))
+        if children is None:
+            children = self._children[(path, status)] = (
+                self._metrics.latency.labels(path),
+                self._metrics.requests.labels(path, "GET", str(status)))
+        children[0].observe(seconds)
+        children[1].inc()
 
 
 class LimitsAndMetrics:
-    """Pure ASGI middleware: refuse oversized bodies (413), micro-cache hot lists,
-    count and time requests."""
+    """Pure ASGI middleware: refuse oversized bodies (413), count and time requests."""
 
     def __init__(self, app: Any, context: ServiceContext) -> None:
         self.app = app
         self.context = context
-        self._cache: dict[tuple[str, bytes], tuple[float, int, list[Any], bytes]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        metrics = self.context.api_metrics
-        ttl = self.context.config.api.cache_ms / 1000.0
-        key = (scope["path"], scope.get("query_string", b""))
-        if ttl > 0 and scope["method"] == "GET" and key[0] in CACHEABLE:
-            hit = self._cache.get(key)
-            if hit is not None and time.monotonic() - hit[0] < ttl:
-                await send({"type": "http.response.start", "status": hit[1], "headers": hit[2]})
-                await send({"type": "http.response.body", "body": hit[3]})
-                metrics.latency.labels(key[0]).observe(time.perf_counter() - start)
-                metrics.requests.labels(key[0], "GET", str(hit[1])).inc()
-                return
-            await self._respond(scope, receive, send, start, cache_key=key)
-            return
-        await self._respond(scope, receive, send, start)
-
-    async def _respond(self, scope: dict[str, Any], receive: Any, send: Any, start: float,
-                       cache_key: tuple[str, bytes] | None = None) -> None:
         limit = self.context.config.api.max_body_bytes
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and (not value.isdigit() or int(value) > limit):
@@ -80,7 +97,6 @@ class LimitsAndMetrics:
                 return
         status_holder = [500]
         received = [0]
-        captured: list[Any] = []
 
         async def counting_receive() -> Any:
             message = await receive()
@@ -93,8 +109,6 @@ class LimitsAndMetrics:
         async def recording_send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
-            if cache_key is not None:
-                captured.append(message)
             await send(message)
 
         try:
@@ -108,12 +122,6 @@ class LimitsAndMetrics:
             metrics = self.context.api_metrics
             metrics.latency.labels(label).observe(time.perf_counter() - start)
             metrics.requests.labels(label, scope.get("method", ""), str(status_holder[0])).inc()
-        if (cache_key is not None and status_holder[0] == 200 and len(captured) == 2
-                and not captured[1].get("more_body")):
-            if len(self._cache) > 256:
-                self._cache.clear()
-            self._cache[cache_key] = (time.monotonic(), 200, captured[0]["headers"],
-                                      captured[1]["body"])
 
 
 class _BodyTooLarge(Exception):

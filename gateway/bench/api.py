@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import re
 import signal
@@ -196,6 +197,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "gateway_rss_mb": round(rss_peak / 2**20, 1),
         "goal_p99_ms": GOAL_P99_MS,
         "goal_met": p99 < GOAL_P99_MS,
+        # uvicorn's choice in the gateway process: httptools when installed, else h11
+        "http": "httptools" if importlib.util.find_spec("httptools") else "h11",
         "cpus": os.cpu_count(),
         "load_average_1m": round(os.getloadavg()[0], 2),
     }

@@ -57,7 +57,7 @@ async def list_devices(context: ContextDep, limit: Limit = 100, offset: Offset =
 
     Served from the event loop (one SQLite read, well under a millisecond) and
     serialized once, without a second validation pass: this is the list every
-    dashboard polls (see also the response cache in ``gateway.api.app``).
+    dashboard polls (see also the response cache in ``gateway.api.cache``).
     """
     _check_limit(context, limit)
     devices = sorted(context.store.get().devices(), key=lambda d: d.id)
