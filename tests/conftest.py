@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from gateway_rig import GatewayProcess
 
 from gateway import micropython_host
 from gateway.broker import PrivateBroker
@@ -60,3 +61,18 @@ def secure_broker_factory(tmp_path: Path) -> Iterator[SecureBrokerFactory]:
 def run_micropython() -> Callable[..., object]:
     """``run_micropython(script, *args, heap="64k", ...)`` -> CompletedProcess."""
     return micropython_host.run
+
+
+@pytest.fixture
+def gateway_process() -> Iterator[type[GatewayProcess]]:
+    """``gateway_process(config_path).start()``: every gateway started is stopped afterwards."""
+    started: list[GatewayProcess] = []
+
+    class Tracked(GatewayProcess):
+        def start(self, timeout: float = 30.0) -> GatewayProcess:
+            started.append(self)
+            return super().start(timeout)
+
+    yield Tracked
+    for gw in started:
+        gw.stop()

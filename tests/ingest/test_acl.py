@@ -79,7 +79,7 @@ def test_device_cannot_publish_for_another_device(tmp_path: Path, prefix: str,
     assert connect_result(locked, None, None) is False
     assert connect_result(locked, "dev1", "wrong") is False
     config = write_config(tmp_path, locked, prefix,  # type: ignore[arg-type]
-                          mqtt_extra={"username": "gateway", "password": USERS["gateway"]})
+                          mqtt={"username": "gateway", "password": USERS["gateway"]})
     gateway_process(config).start()
 
     def batch(seq: int) -> bytes:
@@ -129,7 +129,7 @@ def test_secure_broker_factory_fixture_agrees(tmp_path: Path, prefix: str,
                 "dev1": [f"topic write {prefix}/dev1/data"],
                 "dev2": [f"topic write {prefix}/dev2/data"]})
     config = write_config(tmp_path, broker, prefix,
-                          mqtt_extra={"username": "gateway", "password": USERS["gateway"]})
+                          mqtt={"username": "gateway", "password": USERS["gateway"]})
     gateway_process(config).start()
     dev1 = publisher(broker, f"{prefix}-d1", username="dev1", password=USERS["dev1"])
     for seq in range(10):

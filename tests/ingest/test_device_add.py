@@ -23,7 +23,7 @@ def device_add(config: Path, device: str, out: Path) -> subprocess.CompletedProc
 
 def test_added_device_is_accepted_when_unknown_devices_are_rejected(
         tmp_path: Path, broker: PrivateBroker, prefix: str, gateway_process: type) -> None:
-    config = write_config(tmp_path, broker, prefix, ingest_extra={"unknown_devices": "reject"})
+    config = write_config(tmp_path, broker, prefix, ingest={"unknown_devices": "reject"})
     assert not db_path(config).exists()
     added = device_add(config, "board-1", tmp_path / "board-1.json")
     assert added.returncode == 0, added.stderr

@@ -133,7 +133,7 @@ def hostile_payloads(seed: int, count: int) -> list[bytes]:
 def test_hostile_payloads_are_rejected_and_counted(tmp_path: Path, broker: PrivateBroker,
                                                   prefix: str, gateway_process: type) -> None:
     payloads = hostile_payloads(20240601, FUZZ)
-    config = write_config(tmp_path, broker, prefix, store_extra={"quarantine_rows": 500})
+    config = write_config(tmp_path, broker, prefix, store={"quarantine_rows": 500})
     gateway = gateway_process(config).start()
     client = publisher(broker, f"{prefix}-fuzz")
     good = 0

@@ -74,7 +74,7 @@ def test_gateway_ingests_over_tls(tmp_path: Path, prefix: str, gateway_process: 
             host, port = "127.0.0.1", tls
 
         config = write_config(tmp_path, TlsBroker, prefix,  # type: ignore[arg-type]
-                              mqtt_extra={"username": "gateway", "password": "gw-pw",
+                              mqtt={"username": "gateway", "password": "gw-pw",
                                           "tls_ca": str(d / "ca.pem")})
         gateway_process(config).start()
 

@@ -15,7 +15,7 @@ from gateway.api.sources import RegistryModels
 from gateway.broker import PrivateBroker
 from gateway.config import config_from_dict
 
-from .support import TOKEN, BrokerPublisher, GatewayProcess, fill_store
+from .support import TOKEN, BrokerPublisher, fill_store
 
 
 @pytest.fixture
@@ -49,17 +49,3 @@ def api_client(api_config: Any, api_store: Any, broker: PrivateBroker) -> Iterat
         yield client
     context.store.close()
     publisher.close()
-
-
-@pytest.fixture
-def gateway_process() -> Iterator[type[GatewayProcess]]:
-    started: list[GatewayProcess] = []
-
-    class Tracked(GatewayProcess):
-        def start(self, timeout: float = 30.0) -> GatewayProcess:
-            started.append(self)
-            return super().start(timeout)
-
-    yield Tracked
-    for gw in started:
-        gw.stop()

@@ -1,13 +1,7 @@
-"""Helpers for the service tests: configs, a populated store, a real gateway process."""
+"""Helpers for the service tests: a populated store, models, readings, retained messages."""
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import paho.mqtt.client as mqtt
+from gateway_rig import REPO, GatewayProcess, publisher, toml_text, wait_for, write_config
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.broker import PrivateBroker
@@ -22,32 +17,10 @@ from gateway.store import Changes, Store, pack_values
 from gateway.store.changes import StatusUpdate
 from shared.codec import Batch, encode_json
 
-REPO = Path(__file__).resolve().parents[2]
+__all__ = ["REPO", "TOKEN", "GatewayProcess", "publisher", "toml_text", "wait_for",
+           "write_config"]
+
 TOKEN = "test-token-0123456789"
-
-
-def toml_text(tables: dict[str, dict[str, Any]]) -> str:
-    parts = []
-    for name, values in tables.items():
-        lines = [f"[{name}]"] + [f"{k} = {json.dumps(v)}" for k, v in values.items()]
-        parts.append("\n".join(lines))
-    return "\n\n".join(parts) + "\n"
-
-
-def write_config(directory: Path, broker: PrivateBroker, prefix: str,
-                 **sections: dict[str, Any]) -> Path:
-    """A gateway TOML on ``broker`` with the API on a free port; ``sections`` override."""
-    tables: dict[str, dict[str, Any]] = {
-        "gateway": {"id": "gw-test", "data_dir": str(directory / "data")},
-        "mqtt": {"port": broker.port, "topic_prefix": prefix, "client_id": f"gw-{prefix}"},
-        "training": {"enabled": False},
-        "api": {"port": 0},
-    }
-    for name, values in sections.items():
-        tables.setdefault(name, {}).update(values)
-    path = directory / "gateway.toml"
-    path.write_text(toml_text(tables))
-    return path
 
 
 def fill_store(path: Path, devices: dict[str, int], *, channels: tuple[str, ...] = ("temp", "hum"),
@@ -94,13 +67,6 @@ def register_model(db_path: Path, device: str, seed: int = 0) -> int:
         return registry.register(device, "forecast", model.weights, model.metadata())
 
 
-def publisher(broker: PrivateBroker, client_id: str) -> mqtt.Client:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    client.connect(broker.host, broker.port)
-    client.loop_start()
-    return client
-
-
 def publish_readings(client: mqtt.Client, prefix: str, device: str, n: int, *, boot: int = 1,
                      seq: int = 0, t0: int | None = None, batch: int = 20,
                      anomalies_every: int = 0) -> int:
@@ -118,72 +84,6 @@ def publish_readings(client: mqtt.Client, prefix: str, device: str, n: int, *, b
         info.wait_for_publish(10)
         sent += count
     return sent
-
-
-class GatewayProcess:
-    """``python -m gateway run --config F`` as a real process; reads its API URL."""
-
-    READY = re.compile(r"learnae-gateway: ready \((.*?)(?:; api (\S+))?\)")
-
-    def __init__(self, config_path: Path, env: dict[str, str] | None = None) -> None:
-        self.config_path = config_path
-        self.env = env or {}
-        self.proc: subprocess.Popen[str] | None = None
-        self.url: str | None = None
-        self.lines: list[str] = []
-        self._ready = threading.Event()
-
-    def start(self, timeout: float = 30.0) -> GatewayProcess:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "run", "--config", str(self.config_path)],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-        if not self._ready.wait(timeout):
-            self.stop()
-            raise AssertionError("gateway not ready: " + "".join(self.lines)[-3000:])
-        if self.proc.poll() is not None:
-            raise AssertionError(f"gateway exited {self.proc.returncode}: {''.join(self.lines)}")
-        return self
-
-    def _read(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-            match = self.READY.search(line)
-            if match:
-                self.url = match.group(2)
-                self._ready.set()
-        self._ready.set()
-
-    def terminate(self) -> tuple[int, float]:
-        """SIGTERM; returns (exit code, seconds until exit)."""
-        assert self.proc is not None
-        started = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(15)
-        return code, time.monotonic() - started
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 class BrokerPublisher:
