@@ -1,16 +1,18 @@
 # The sensor agent: sample -> batch -> buffer -> MQTT QoS 1, with one reconnect path.
 #
-# startup.boot() validates /config.json and builds the Agent; run() loops:
+# main.py builds the Agent from what startup.boot() read (the config validated
+# by confcheck.py, see startup.py); run() loops:
 # sample every period_ms, close a batch every batch_size readings into the
 # offline buffer, publish the oldest buffered batch when connected, and handle
 # retained config/model messages and commands. Any OSError on the connection
 # ends in _down(), which closes the socket and schedules the next attempt with
 # exponential backoff and jitter; connect() is the only way back up.
 #
-# RAM is the scarce resource: code that runs rarely (connect, status, incoming
-# messages, config changes, the flash spool) lives in modules loaded when
-# needed and dropped after (see rare(), mqtt.connect, buffer), so between
-# events only this loop, the MQTT core and the RAM buffer stay resident.
+# RAM is the scarce resource: code that runs once or rarely (construction,
+# connect, status, incoming messages, config changes, the flash spool) lives in
+# modules imported when needed and dropped from sys.modules right after (here,
+# in mqtt.connect and in buffer), so between events only this loop, the MQTT
+# core, the RAM buffer and the batch writer stay resident.
 import gc
 import sys
 import time
@@ -29,27 +31,19 @@ gc.collect()
 _BACKOFF_MIN_MS = const(250)  # agentinit.py starts with it too
 
 
-def rare(name):
-    """Import a rarely used module; the caller drops it with done(name)."""
-    return __import__(name)
-
-
-def done(name):
-    sys.modules.pop(name, None)
-
-
 class Agent:
     def __init__(self, *args):
-        # (conf, board, channels, drivers, errors, st, count, rejected): the
-        # one-shot construction lives in agentinit.py, dropped once done
-        mq = rare("agentinit").setup(self, *args)
-        done("agentinit")
+        # (see agentinit.setup): the one-shot construction lives in
+        # agentinit.py, dropped once done
+        mq = __import__("agentinit").setup(self, *args)
+        sys.modules.pop("agentinit", None)
         gc.collect()
-        self.client = mqtt.MQTTClient(*mq, cb=self.on_message)
+        # the client after agentinit.py is gone (measured: less fragmentation)
+        self.client = mqtt.MQTTClient(*mq)
+        self.client.cb = self.on_message
         mq = None
         self.client.set_last_will(self.t_status, b'{"state":"offline"}', retain=True, qos=1)
         gc.collect()
-        self.heap_total = gc.mem_free() + gc.mem_alloc()
         self.heap_min_free = gc.mem_free()
 
     # -- batches ------------------------------------------------------------
@@ -127,16 +121,16 @@ class Agent:
         try:
             ntp = self.conf["ntp"] and self.t_clock is None
             if self.conf["wifi"] or ntp:  # a host or an Ethernet board has no Wi-Fi to bring up
-                netif = rare("netif")
+                netif = __import__("netif")
                 netif.connect(self.conf["wifi"])
                 if ntp:
                     self.t_clock = netif.sync_clock()
-                done("netif")
-            self.client.connect(False, (self.t_config, self.t_model, self.t_cmd))
+                sys.modules.pop("netif", None)
+            self.client.connect(False, self.subs)
             self.up = True
             self.connects += 1
             self.backoff = _BACKOFF_MIN_MS
-            self.publish_status()
+            self.status_dirty = True  # the birth status: service() sends it first
         except OSError as exc:
             self._down(exc)
         self.radio_ms += time.ticks_diff(time.ticks_ms(), t)
@@ -162,16 +156,16 @@ class Agent:
         return True
 
     def publish_status(self, online=True):
-        doc = rare("status").dumps(self, online)
-        done("status")
+        doc = __import__("status").dumps(self, online)
+        sys.modules.pop("status", None)
         self.client.publish(self.t_status, doc, retain=True, qos=1)
         self.status_dirty = False
         self.last_status = time.ticks_ms()
 
     def on_message(self, topic, msg, retained):
         # runs inside the client's read loop: parse and record, never publish here
-        rare("inbox").handle(self, topic, msg, retained)
-        done("inbox")
+        __import__("inbox").handle(self, topic, msg, retained)
+        sys.modules.pop("inbox", None)
 
     # -- loops --------------------------------------------------------------
     def service(self, wait_ms):
@@ -183,30 +177,32 @@ class Agent:
                 time.sleep_ms(min(wait_ms, 20))
             return
         try:
+            if self.status_dirty or time.ticks_diff(
+                    time.ticks_ms(), self.last_status) > self.conf["status_every_s"] * 1000:
+                self.publish_status()
             if len(self.buf):
                 self.publish_one()
                 self.client.poll(0)
             else:
                 self.client.poll(min(wait_ms, 50))
             self.client.keepalive_check()
-            if self.status_dirty or time.ticks_diff(
-                    time.ticks_ms(), self.last_status) > self.conf["status_every_s"] * 1000:
-                self.publish_status()
         except OSError as exc:
             self._down(exc)
 
     def run(self):
         """always_on: loop until ``count`` readings are made and delivered (forever on a board)."""
-        if self.conf["watchdog_ms"]:
-            rare("extras").start_watchdog(self)
-            done("extras")
+        if self.conf["watchdog_ms"] and self.wdt is None:  # (started at boot)
+            self.wdt, err = __import__("watchdog").start(self.conf, self.board)
+            sys.modules.pop("watchdog", None)
+            if err:
+                self.last_error = err
         next_sample = time.ticks_ms()
         while True:
             if self.wdt is not None:
                 self.wdt.feed()
             if self.pending_conf is not None or self.reboot:
-                code = rare("extras").between_events(self)
-                done("extras")
+                code = __import__("extras").between_events(self)
+                sys.modules.pop("extras", None)
                 if code is not None:
                     return code
             sampling = self.count is None or self.made < self.count
@@ -221,15 +217,15 @@ class Agent:
             elif not sampling:
                 self.close_batch()
                 if not len(self.buf) and self.up:
-                    code = rare("extras").finish(self)
-                    done("extras")
+                    try:  # the offline status first: one rare module at a time
+                        self.publish_status(online=False)
+                    except OSError as exc:
+                        self.last_error = str(exc)
+                    code = __import__("runend").finish(self)
+                    sys.modules.pop("runend", None)
                     return code
                 wait = 50
             else:
                 wait = time.ticks_diff(next_sample, now)
             self.service(wait)
 
-    def wake(self):
-        code = rare("sleepmode").wake(self)
-        done("sleepmode")
-        return code

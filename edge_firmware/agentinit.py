@@ -7,8 +7,9 @@ import buffer
 import wire
 
 
-def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejected=None):
-    # st: [boot, seq, pending readings, their anomaly indexes, state error] (state.load)
+def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejected=None,
+          rbuf=None, wdt=None, wdt_error=None):
+    # st: [boot, seq, state error] (state.load)
     a = agent
     a.conf = conf
     a.board = board
@@ -18,9 +19,8 @@ def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejecte
     base = "%s/%s/" % (mq["topic_prefix"], conf["device_id"])
     a.t_data = base + "data"
     a.t_status = base + "status"
-    a.t_config = (base + "config").encode()
-    a.t_model = (base + "model").encode()
-    a.t_cmd = (base + "cmd").encode()
+    # subscriptions: config, model, cmd (inbox.py tells them apart by index)
+    a.subs = ((base + "config").encode(), (base + "model").encode(), (base + "cmd").encode())
     a.boot = st[0]
     a.seq = st[1]
     a.channels = channels
@@ -30,7 +30,7 @@ def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejecte
     a.model = None
     a.model_error = None
     a.config_rejected = rejected
-    a.last_error = st[4]
+    a.last_error = st[2] or wdt_error
     a.status_dirty = True
     a.pending_conf = None
     a.reboot = False
@@ -47,25 +47,32 @@ def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejecte
     a.last_status = a.start
     a.dup_pid = 0
     a.dup_key = bytearray(8)
-    a.wdt = None
+    a.wdt = wdt  # started by startup.boot() (always_on with watchdog_ms)
     a.t_clock = None  # ntp: None = not tried yet, else the outcome
     a.row = [None] * len(channels)  # the reading being taken
     shape(a, conf["batch_size"])
     b = conf["buffer"]
-    a.buf = buffer.Buffer(a.slot, b["ram_batches"], b["spool_segments"], b["segment_bytes"])
-    for row in st[2][:conf["batch_size"]]:  # deep sleep: the unfinished batch
-        wire.put(a.vals, a.n * 4 * len(row), row)
-        a.n += 1
-    if a.n:
-        a.anoms = list(st[3])
-        a.seq0 = a.seq - a.n
+    a.buf = buffer.Buffer(len(a.enc), b["ram_batches"], b["spool_segments"], b["segment_bytes"])
+    try:  # deep sleep: the readings of the unfinished batch (sleepmode.sleep)
+        with open("pending.bin", "rb") as f:
+            head = f.read(2)
+            if len(head) == 2 and 0 < head[0] <= a.size:
+                anoms = list(f.read(head[1]))
+                k = head[0] * 4 * len(channels)
+                if f.readinto(memoryview(a.vals)[:k]) == k:
+                    a.n = head[0]
+                    a.anoms = anoms
+                    a.seq0 = a.seq - a.n
+    except OSError:
+        pass
     a.backoff_max = mq["backoff_max_ms"]
-    # the caller makes the client (after dropping this module): its arguments;
-    # the connection settings then live in the client only (startup.boot()
-    # trimmed the rest of the config to what the run reads)
+    # the caller makes the client (after dropping this module) from these; the
+    # connection settings then live in the client only (startup.boot() trimmed
+    # the rest of the config to what the run reads)
     del conf["mqtt"]
     return (mq["client_id"] or conf["device_id"], mq["host"], mq["port"], mq["username"],
-            mq["password"], mq["keepalive_s"], mq["tls"], mq["timeout_ms"], mq["max_incoming"])
+            mq["password"], mq["keepalive_s"], mq["tls"], mq["timeout_ms"], mq["max_incoming"],
+            2, None, rbuf)
 
 
 def shape(a, batch_size):
@@ -79,5 +86,4 @@ def shape(a, batch_size):
     a.vals = None
     a.enc = None
     a.vals = bytearray(4 * c * batch_size)  # packed f32 readings of the open batch
-    a.slot = wire.size(c, a.names, batch_size)
-    a.enc = bytearray(a.slot)
+    a.enc = bytearray(wire.size(c, a.names, batch_size))

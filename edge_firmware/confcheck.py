@@ -1,6 +1,7 @@
 # Stage 1 of the boot (see startup.py): the full shared schema over config.json
-# and a saved remote.json. Loaded only in the interpreter lifetime that
-# validates; the agent's lifetime never loads it.
+# and a saved remote.json, the result saved to valid.json, then a restart.
+# Loaded only in the interpreter lifetime that validates (main.py runs it after
+# dropping startup.py); the agent's lifetime never loads it.
 import gc
 import json
 import sys
@@ -14,8 +15,34 @@ def _load(path):
         return None
 
 
+def run(key):
+    """Validate, save valid.json, restart; return the host's exit code (5)."""
+    v = validate(key)
+    if v["conf"]["power_mode"] == "deep_sleep":
+        import machine
+
+        # a wake from deep sleep keeps the boot number (and the pending readings);
+        # after the soft reset the reset cause no longer says so: valid.json does
+        v["wake"] = machine.reset_cause() == machine.DEEPSLEEP_RESET
+        sys.modules.pop("machine", None)
+    else:
+        v["wake"] = False
+    try:
+        with open("valid.json", "w") as f:
+            json.dump(v, f)
+    except OSError as exc:
+        print("config error: valid.json not saved:", exc)
+        return 2
+    if sys.platform in ("linux", "darwin"):
+        return 5  # gateway/commands/sim.py: EXIT_REVALIDATED, start me again
+    import machine
+
+    machine.soft_reset()
+    return 5
+
+
 def validate(key):
-    """The validated config as a dict for valid.json (``wake`` is filled in by the caller)."""
+    """The validated config as a dict for valid.json (without ``wake``)."""
     doc = _load("config.json")
     if doc is None:
         raise OSError("no config.json")

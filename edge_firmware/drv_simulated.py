@@ -7,7 +7,7 @@
 # Kept small (it is resident on a host): the parameters stay in the spec dict.
 
 # base and amplitude per channel (cycled): temperature, humidity, pressure, CO2
-_SHAPE = (21.0, 3.0, 45.0, 10.0, 1013.0, 5.0, 400.0, 50.0)
+_SHAPE = (21, 3, 45, 10, 1013, 5, 400, 50)  # ints: no float objects resident
 
 
 def _rand(seed, seq, k):

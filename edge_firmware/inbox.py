@@ -38,7 +38,7 @@ def handle(agent, topic, msg, retained):
     if topic is None:
         agent.last_error = "incoming message of %d bytes exceeds mqtt.max_incoming" % msg
         return
-    if topic == agent.t_config:
+    if topic == agent.subs[0]:
         if not len(msg):
             return  # retained config cleared: keep the current one
         try:
@@ -48,7 +48,7 @@ def handle(agent, topic, msg, retained):
         except Exception as exc:
             agent.config_rejected = "%s: %s" % (type(exc).__name__, exc)
         _drop_schema()
-    elif topic == agent.t_model:
+    elif topic == agent.subs[1]:
         agent.model = None  # free the old one before parsing the new one
         _unload("shared.edge_model")
         if not len(msg):
@@ -65,7 +65,7 @@ def handle(agent, topic, msg, retained):
             agent.model_error = None
         except Exception as exc:
             agent.model_error = "%s: %s" % (type(exc).__name__, exc)
-    elif topic == agent.t_cmd:
+    elif topic == agent.subs[2]:
         try:
             doc = json.loads(bytes(msg))
             cmd = doc.get("cmd") if isinstance(doc, dict) else None

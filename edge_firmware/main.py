@@ -17,12 +17,21 @@ try:
     gc.collect()
     if isinstance(args, int):
         code = args
+    elif isinstance(args, str):  # stage 1: validate the changed config, restart
+        import confcheck
+
+        code = confcheck.run(args)
     else:
         from agent import Agent
 
         agent = Agent(*args)
         args = None
-        code = agent.wake() if agent.conf["power_mode"] == "deep_sleep" else agent.run()
+        if agent.conf["power_mode"] == "deep_sleep":
+            import sleepmode
+
+            code = sleepmode.wake(agent)
+        else:
+            code = agent.run()
 except KeyboardInterrupt:
     code = 130
 except Exception as exc:  # the last line of defence on an unattended board

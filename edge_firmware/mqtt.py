@@ -15,7 +15,6 @@ from micropython import const
 _PUBLISH = const(0x30)
 _PUBACK = const(0x40)
 _SUBACK = const(0x90)
-_PINGREQ = const(0xC0)
 _PINGRESP = const(0xD0)
 _ETIMEDOUT = const(110)
 _ECONNABORTED = const(103)
@@ -47,10 +46,12 @@ def _put_str(buf, off, data):
 
 
 class MQTTClient:
+    # Fewer, larger methods on purpose: on a board every function object costs
+    # RAM beyond its bytecode, and this class stays resident.
     def __init__(self, *args, **kw):
         # (client_id, server, port=1883, user=None, password=None, keepalive=30,
-        #  tls=False, timeout_ms=5000, max_incoming=4096, retries=2, cb=None):
-        # the one-shot setup lives in mqttinit.py, dropped once done
+        #  tls=False, timeout_ms=5000, max_incoming=4096, retries=2, cb=None,
+        #  will=None): the one-shot setup lives in mqttinit.py, dropped once done
         import mqttinit
 
         mqttinit.setup(self, *args, **kw)
@@ -72,16 +73,17 @@ class MQTTClient:
         self._last_tx = time.ticks_ms()
 
     def _read_into(self, mv, n):
+        # n = 1 with mv None: one byte, returned (the fixed header's bytes)
+        one = mv is None
+        if one:
+            mv = self._onemv
         off = 0
         while off < n:
             k = self.sock.readinto(mv[off:n])
             if not k:  # orderly close by the peer
                 raise OSError(_ECONNABORTED)
             off += k
-
-    def _read_byte(self):
-        self._read_into(self._onemv, 1)
-        return self._one[0]
+        return self._one[0] if one else n
 
     def connect(self, clean_session=False, topics=None, qos=1):
         """Open the socket, send CONNECT, wait for CONNACK, SUBSCRIBE to ``topics``
@@ -94,15 +96,6 @@ class MQTTClient:
             if topics:
                 mqttconn.subscribe(self, topics, qos)
             return present
-        finally:
-            sys.modules.pop("mqttconn", None)
-
-    def subscribe(self, topics, qos=1):
-        """Subscribe to a list of topic filters in one packet; wait for the SUBACK."""
-        import mqttconn
-
-        try:
-            mqttconn.subscribe(self, topics, qos)
         finally:
             sys.modules.pop("mqttconn", None)
 
@@ -134,47 +127,37 @@ class MQTTClient:
         """Publish and, for QoS 1, wait for the PUBACK; return the packet id used.
 
         Pass ``pid``/``dup=True`` to resend a message whose PUBACK was lost
-        before a reconnect (MQTT 3.1.1 section 4.4).
+        before a reconnect (MQTT 3.1.1 section 4.4). Without a PUBACK within
+        ``timeout_ms`` the packet goes again with DUP set, ``retries`` times,
+        then OSError(ETIMEDOUT).
         """
         if self.sock is None:
             raise OSError(_ECONNABORTED)
         topic = topic.encode() if isinstance(topic, str) else topic
         if qos and not pid:
             pid = self.next_pid()
-        n = self._publish_head(topic, len(msg), retain, qos, pid, dup)
-        self._write(self._obuf, n)
-        self._write(msg)
-        if not qos:
-            return 0
+        if len(topic) + 9 > len(self._obuf):  # a long topic prefix: grow once
+            self._obuf = bytearray(len(topic) + 9)
+        buf = self._obuf
         tries = 0
         while True:
+            buf[0] = _PUBLISH | (0x08 if dup else 0) | (qos << 1) | (1 if retain else 0)
+            off = _varlen(buf, 1, 2 + len(topic) + len(msg) + (2 if qos else 0))
+            off = _put_str(buf, off, topic)
+            if qos:
+                struct.pack_into("!H", buf, off, pid)
+                off += 2
+            self._write(buf, off)
+            self._write(msg)
+            if not qos:
+                return 0
             if self._wait_ack(pid, self.timeout_ms):
                 return pid
             tries += 1
             if tries > self.retries:
                 raise OSError(_ETIMEDOUT)
             self.resent += 1
-            n = self._publish_head(topic, len(msg), retain, qos, pid, True)
-            self._write(self._obuf, n)
-            self._write(msg)
-
-    def _publish_head(self, topic, size, retain, qos, pid, dup):
-        if len(topic) + 9 > len(self._obuf):  # a long topic prefix: grow once
-            self._obuf = bytearray(len(topic) + 9)
-        buf = self._obuf
-        buf[0] = _PUBLISH | (0x08 if dup else 0) | (qos << 1) | (1 if retain else 0)
-        off = _varlen(buf, 1, 2 + len(topic) + size + (2 if qos else 0))
-        off = _put_str(buf, off, topic)
-        if qos:
-            struct.pack_into("!H", buf, off, pid)
-            off += 2
-        return off
-
-    def ping(self):
-        self._obuf[0] = _PINGREQ
-        self._obuf[1] = 0
-        self._write(self._obuf, 2)
-        self._ping_sent = time.ticks_ms() or 1
+            dup = True
 
     def keepalive_check(self):
         """Send PINGREQ when idle; raise OSError when the broker stopped answering."""
@@ -184,7 +167,8 @@ class MQTTClient:
         if self._ping_sent and time.ticks_diff(now, self._ping_sent) > self.timeout_ms:
             raise OSError(_ETIMEDOUT)
         if not self._ping_sent and time.ticks_diff(now, self._last_tx) > self.keepalive * 500:
-            self.ping()
+            self._write(b"\xc0\x00")  # PINGREQ
+            self._ping_sent = time.ticks_ms() or 1
 
     # -- packets in ---------------------------------------------------------
     def _wait_ack(self, pid, timeout_ms):
@@ -211,11 +195,11 @@ class MQTTClient:
         return count
 
     def _read_packet(self):
-        kind = self._read_byte()
+        kind = self._read_into(None, 1)
         n = 0
         shift = 0
         while True:
-            b = self._read_byte()
+            b = self._read_into(None, 1)
             n |= (b & 0x7F) << shift
             if not b & 0x80:
                 break
@@ -224,66 +208,57 @@ class MQTTClient:
                 raise MQTTError(_EPROTO, "bad remaining length")
         self._last_rx = time.ticks_ms()
         head = kind & 0xF0
+        buf = self._rbuf
         if head == _PUBLISH:
-            self._on_publish(kind, n)
+            qos = (kind >> 1) & 3
+            if n > len(buf):
+                # Too large to keep: read the first piece (topic, packet id), drain
+                # the rest in buffer-sized pieces, acknowledge it, count it.
+                k = len(buf)
+                self._read_into(self._rmv, k)
+                tlen = buf[0] << 8 | buf[1]
+                pid = buf[2 + tlen] << 8 | buf[3 + tlen] if 4 + tlen <= k else 0
+                left = n - k
+                while left:
+                    k = min(left, len(buf))
+                    self._read_into(self._rmv, k)
+                    left -= k
+                self.oversized += 1
+                if self.cb:
+                    self.cb(None, n, bool(kind & 1))
+            else:
+                self._read_into(self._rmv, n)
+                tlen = buf[0] << 8 | buf[1]
+                off = 2 + tlen
+                if off > n:
+                    raise MQTTError(_EPROTO, "PUBLISH topic overruns packet")
+                pid = 0
+                if qos:
+                    pid = buf[off] << 8 | buf[off + 1]
+                    off += 2
+                if self.cb:
+                    self.cb(self._rmv[2:2 + tlen], self._rmv[off:n], bool(kind & 1))
+            if qos == 1:  # PUBACK
+                self._obuf[0] = _PUBACK
+                self._obuf[1] = 2
+                self._obuf[2] = pid >> 8
+                self._obuf[3] = pid & 0xFF
+                self._write(self._obuf, 4)
             return
-        if n > len(self._rbuf):
+        if n > len(buf):
             raise MQTTError(_EPROTO, "packet 0x%02x of %d bytes" % (kind, n))
         self._read_into(self._rmv, n)
         if head == _PUBACK:
-            if self._rbuf[0] << 8 | self._rbuf[1] == self._want:
+            if buf[0] << 8 | buf[1] == self._want:
                 self._got = True
         elif head == _SUBACK:
             self._suback_failed = False
             for i in range(2, n):
-                if self._rbuf[i] & 0x80:
+                if buf[i] & 0x80:
                     self._suback_failed = True
-            if self._rbuf[0] << 8 | self._rbuf[1] == self._want:
+            if buf[0] << 8 | buf[1] == self._want:
                 self._got = True
         elif head == _PINGRESP:
             self._ping_sent = 0
         else:
             raise MQTTError(_EPROTO, "unexpected packet 0x%02x" % kind)
-
-    def _on_publish(self, kind, n):
-        qos = (kind >> 1) & 3
-        if n > len(self._rbuf):
-            # Too large to keep: read the first piece (topic, packet id), drain
-            # the rest in buffer-sized pieces, acknowledge it, count it.
-            k = len(self._rbuf)
-            self._read_into(self._rmv, k)
-            tlen = self._rbuf[0] << 8 | self._rbuf[1]
-            pid = self._rbuf[2 + tlen] << 8 | self._rbuf[3 + tlen] if 4 + tlen <= k else 0
-            left = n - k
-            while left:
-                k = min(left, len(self._rbuf))
-                self._read_into(self._rmv, k)
-                left -= k
-            self.oversized += 1
-            if self.cb:
-                self.cb(None, n, bool(kind & 1))
-            if qos == 1:
-                self._puback(pid)
-            return
-        self._read_into(self._rmv, n)
-        buf = self._rbuf
-        tlen = buf[0] << 8 | buf[1]
-        off = 2 + tlen
-        if off > n:
-            raise MQTTError(_EPROTO, "PUBLISH topic overruns packet")
-        topic = self._rmv[2:off]
-        pid = 0
-        if qos:
-            pid = buf[off] << 8 | buf[off + 1]
-            off += 2
-        if self.cb:
-            self.cb(topic, self._rmv[off:n], bool(kind & 1))
-        if qos == 1:
-            self._puback(pid)
-
-    def _puback(self, pid):
-        self._obuf[0] = _PUBACK
-        self._obuf[1] = 2
-        self._obuf[2] = pid >> 8
-        self._obuf[3] = pid & 0xFF
-        self._write(self._obuf, 4)

@@ -41,17 +41,44 @@ def connect(c, clean_session=False):
         c.sock = ctx.wrap_socket(sock, server_hostname=c.server)
     c._poller = select.poll()
     c._poller.register(c.sock, select.POLLIN)
-    buf = _room(c, 24 + len(c.client_id) + (len(c.will[0]) if c.will else 0))
-    n = _connect_packet(c, buf, clean_session)
-    c._write(buf, n)
-    if c.will:
-        c._write(c.will[1])
+    # Fixed header, variable header, client id and (with a will) the will
+    # topic and message length go to one buffer (the client's, or for a long
+    # client id or will topic one of its own); the will message, the user name
+    # block (_tail) and the password follow in their own writes.
+    body = 10 + 2 + len(c.client_id) + len(c._tail)
+    flags = 0x02 if clean_session else 0
+    will = c.will
+    if will:
+        body += 2 + len(will[0]) + 2 + len(will[1])
+        flags |= 0x04 | (will[3] & 3) << 3 | (0x20 if will[2] else 0)
+    if c.user is not None:
+        flags |= 0x80
+    if c.password is not None:
+        body += len(c.password)
+        flags |= 0x40
+    n = 24 + len(c.client_id) + (len(will[0]) if will else 0)
+    buf = c._obuf if n <= len(c._obuf) else bytearray(n)
+    buf[0] = _CONNECT
+    off = _varlen(buf, 1, body)
+    off = _put_str(buf, off, b"MQTT")
+    buf[off] = 4  # protocol level 3.1.1
+    buf[off + 1] = flags
+    struct.pack_into("!H", buf, off + 2, c.keepalive)
+    off = _put_str(buf, off + 4, c.client_id)
+    if will:
+        off = _put_str(buf, off, will[0])
+        buf[off] = len(will[1]) >> 8
+        buf[off + 1] = len(will[1]) & 0xFF
+        off += 2
+    c._write(buf, off)
+    if will:
+        c._write(will[1])
     if c._tail:
         c._write(c._tail)
     if c.password is not None:
         c._write(c.password)
-    kind = c._read_byte()
-    if kind != _CONNACK or c._read_byte() != 2:
+    kind = c._read_into(None, 1)
+    if kind != _CONNACK or c._read_into(None, 1) != 2:
         raise MQTTError(_EPROTO, "expected CONNACK, got 0x%02x" % kind)
     c._read_into(c._rmv, 2)
     code = c._rbuf[1]
@@ -63,43 +90,6 @@ def connect(c, clean_session=False):
     return bool(c._rbuf[0] & 1)
 
 
-def _room(c, n):
-    # the client's packet buffer, or (a long prefix or client id) a larger one
-    # for this one packet
-    return c._obuf if n <= len(c._obuf) else bytearray(n)
-
-
-def _connect_packet(c, buf, clean):
-    # Fixed header, variable header, client id and (with a will) the will
-    # topic and message length go to _obuf; the will message, the user name
-    # block (_tail) and the password follow in their own writes.
-    body = 10 + 2 + len(c.client_id) + len(c._tail)
-    flags = 0x02 if clean else 0
-    if c.will:
-        topic, msg, retain, qos = c.will
-        body += 2 + len(topic) + 2 + len(msg)
-        flags |= 0x04 | (qos & 3) << 3 | (0x20 if retain else 0)
-    if c.user is not None:
-        flags |= 0x80
-    if c.password is not None:
-        body += len(c.password)
-        flags |= 0x40
-    buf[0] = _CONNECT
-    off = _varlen(buf, 1, body)
-    off = _put_str(buf, off, b"MQTT")
-    buf[off] = 4  # protocol level 3.1.1
-    buf[off + 1] = flags
-    struct.pack_into("!H", buf, off + 2, c.keepalive)
-    off = _put_str(buf, off + 4, c.client_id)
-    if c.will:
-        off = _put_str(buf, off, c.will[0])
-        n = len(c.will[1])
-        buf[off] = n >> 8
-        buf[off + 1] = n & 0xFF
-        off += 2
-    return off
-
-
 def subscribe(c, topics, qos=1):
     """Subscribe to a list of topic filters in one packet; wait for the SUBACK."""
     if c.sock is None:
@@ -108,7 +98,7 @@ def subscribe(c, topics, qos=1):
     body = 2
     for t in topics:
         body += 2 + len(t) + 1
-    buf = _room(c, body + 5)
+    buf = c._obuf if body + 5 <= len(c._obuf) else bytearray(body + 5)
     buf[0] = _SUBSCRIBE
     off = _varlen(buf, 1, body)
     struct.pack_into("!H", buf, off, pid)

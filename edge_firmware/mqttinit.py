@@ -5,7 +5,9 @@ from mqtt import _put_str
 
 def setup(c, client_id, server, port=1883, user=None, password=None,
           keepalive=30, tls=False, timeout_ms=5000, max_incoming=4096,
-          retries=2, cb=None):
+          retries=2, cb=None, rbuf=None):
+    # rbuf: a receive buffer of max_incoming bytes made earlier by the caller
+    # (allocated first at boot, it sits in one piece below everything else)
     c.client_id = client_id.encode() if isinstance(client_id, str) else client_id
     c.server = server
     c.port = port
@@ -34,7 +36,7 @@ def setup(c, client_id, server, port=1883, user=None, password=None,
     c._ping_sent = 0  # ticks of an unanswered PINGREQ, 0 = none
     c._last_tx = 0
     c._last_rx = 0
-    c._rbuf = bytearray(max_incoming)
+    c._rbuf = rbuf if rbuf is not None and len(rbuf) == max_incoming else bytearray(max_incoming)
     c._rmv = memoryview(c._rbuf)
     # fixed header + topic + packet id of one PUBLISH; CONNECT and SUBSCRIBE
     # headers (client id, will topic, topic filters) fit as well

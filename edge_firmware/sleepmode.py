@@ -1,11 +1,9 @@
 # deep_sleep power mode: wake, sample one reading, publish when a batch is
 # complete, save the position, sleep. A wake restarts the program, so
-# everything that must survive is in the state file and the flash spool.
-import json
+# everything that must survive is in the state file, pending.bin (the
+# readings of the unfinished batch, packed as in RAM) and the flash spool.
 import sys
 import time
-
-import status
 
 
 def wake(agent):
@@ -22,6 +20,7 @@ def wake(agent):
                     import extras
 
                     extras.take_pending_conf(agent)
+                    sys.modules.pop("extras", None)
                 agent.publish_status()
                 agent.client.disconnect()
             except OSError as exc:
@@ -29,13 +28,29 @@ def wake(agent):
     if agent.conf["power_mode"] != "deep_sleep":
         return agent.run()
     if agent.count is not None and agent.seq >= agent.count and not len(agent.buf):
+        import json
+
+        import runend
         import state
 
         state.save(agent.boot, agent.seq)
-        print(json.dumps(status.summary(agent)))
-        sys.modules.pop("status", None)
+        print(json.dumps(runend.summary(agent)))
         return 0
-    import extras
+    return sleep(agent)
 
-    return extras.sleep(agent)
 
+def sleep(agent):
+    """Everything to flash (RAM batches to the spool, the open batch to
+    pending.bin, the position to state.json), then deep sleep."""
+    import machine
+    import state
+
+    agent.buf.spill_all()
+    with open("pending.bin", "wb") as f:
+        # [n readings][k anomaly indexes][the indexes][n x channels f32, as packed]
+        f.write(bytes((agent.n, len(agent.anoms))))
+        f.write(bytes(agent.anoms))
+        f.write(memoryview(agent.vals)[:agent.n * 4 * len(agent.channels)])
+    state.save(agent.boot, agent.seq)
+    machine.deepsleep(agent.conf["period_ms"])
+    return 3

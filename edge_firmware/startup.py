@@ -9,16 +9,13 @@
 # code 5 on a host, where `learnae-gateway sim` starts the firmware again).
 # Stage 2 (valid.json matches the files) reads the validated config with plain
 # json, moves the boot counter on, opens the sensors and hands everything to
-# the Agent. When valid.json cannot be written (flash full), the agent runs on
-# in the same lifetime, with the schema's names in RAM.
+# the Agent. When valid.json cannot be written (flash full) the firmware stops
+# with a message, as for an invalid config.
 import binascii
 import json
 import sys
 
-from micropython import const
-
 HOST = sys.platform in ("linux", "darwin")
-_EXIT_REVALIDATED = const(5)  # host: run me again (a board soft-resets instead)
 
 
 def load_json(path, default=None):
@@ -49,34 +46,20 @@ def _woke(conf):
 
 
 def prepared():
-    """The validated config (conf, channels, rejected, wake) as a dict, or an exit code."""
+    """The validated config (conf, channels, rejected, wake) as a dict, or (stage 1)
+    the key of the files to validate."""
     key = "%x.%x" % (_crc("config.json"), _crc("remote.json"))
     v = load_json("valid.json")
-    if v is not None and v.get("key") == key:
-        if v.get("wake"):  # set by stage 1 before its restart: consume it once
-            v["wake"] = False
-            with open("valid.json", "w") as f:
-                json.dump(v, f)
-            v["wake"] = True
-        else:
-            v["wake"] = _woke(v["conf"])
-        return v
-    import confcheck
-
-    v = confcheck.validate(key)
-    sys.modules.pop("confcheck", None)
-    v["wake"] = _woke(v["conf"])
-    try:
+    if v is None or v.get("key") != key:
+        return key
+    if v.get("wake"):  # set by stage 1 before its restart: consume it once
+        v["wake"] = False
         with open("valid.json", "w") as f:
             json.dump(v, f)
-    except OSError:
-        return v  # cannot save it: run on in this lifetime
-    if HOST:
-        return _EXIT_REVALIDATED
-    import machine
-
-    machine.soft_reset()
-    return _EXIT_REVALIDATED
+        v["wake"] = True
+    else:
+        v["wake"] = _woke(v["conf"])
+    return v
 
 
 def boot_state(wake):
@@ -103,8 +86,8 @@ def open_sensors(conf, board):
 
 
 def boot(argv=None):
-    """The Agent's arguments (conf, board, channels, drivers, errors, state, count,
-    rejected) as a tuple, or an exit code."""
+    """The Agent's arguments as a tuple (see agentinit.setup), an exit code, or
+    (stage 1) the key of the files to validate."""
     argv = sys.argv[1:] if argv is None else argv
     count = None
     if "--count" in argv:
@@ -116,10 +99,21 @@ def boot(argv=None):
         # (a board stays reachable over USB for a fix).
         print("config error:", exc)
         return 2
-    if isinstance(v, int):
-        return v
+    if isinstance(v, str):
+        return v  # main.py drops this module, then runs confcheck
     conf = v["conf"]
     board = load_json("board.json", {"board": "unix" if HOST else "unknown"})
+    dog = None, None
+    if conf["watchdog_ms"] and conf["power_mode"] == "always_on":
+        # armed before the agent is built and first connects (deep sleep wakes
+        # run without one: a wake's connect may outlast its timeout)
+        import watchdog
+
+        dog = watchdog.start(conf, board)
+        sys.modules.pop("watchdog", None)
+    # the MQTT receive buffer next, while the heap is still in one piece (the
+    # largest long-lived allocation; agentinit.py hands it to the client)
+    rbuf = bytearray(conf["mqtt"]["max_incoming"])
     st = boot_state(v["wake"])
     drivers, errors = open_sensors(conf, board)
     # A sensor's parameters now live in its driver: keep what the run reads
@@ -128,4 +122,5 @@ def boot(argv=None):
     conf.pop("v", None)
     conf.pop("board", None)
     # the caller builds the Agent after dropping this module (its RAM is needed)
-    return conf, board, v["channels"], drivers, errors, st, count, v["rejected"]
+    return (conf, board, v["channels"], drivers, errors, st, count, v["rejected"], rbuf,
+            dog[0], dog[1])

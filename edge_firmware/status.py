@@ -1,4 +1,5 @@
-# Status document (retained on <prefix>/<device>/status) and the run summary.
+# Status document (retained on <prefix>/<device>/status); the run summary and
+# the planned stop are in runend.py (this module is loaded at every connect).
 import gc
 import json
 import sys
@@ -33,7 +34,7 @@ def status(agent, online=True):
         "uptime_s": time.ticks_diff(time.ticks_ms(), agent.start) // 1000,
         "heap_free": free,
         "heap_min_free": agent.heap_min_free,
-        "heap_peak": agent.heap_total - agent.heap_min_free,
+        "heap_peak": gc.mem_free() + gc.mem_alloc() - agent.heap_min_free,
         "buffer": len(agent.buf),
         "drops": agent.buf.drops,
         "rssi": _rssi(agent),
@@ -53,11 +54,3 @@ def status(agent, online=True):
         "radio_batches": agent.radio_batches,
     }
     return doc
-
-
-def summary(agent):
-    return {"boot": agent.boot, "made": agent.made, "acked": agent.acked,
-            "drops": agent.buf.drops, "heap_peak": agent.heap_total - agent.heap_min_free,
-            "heap_total": agent.heap_total, "radio_ms": agent.radio_ms,
-            "radio_batches": agent.radio_batches, "connects": agent.connects,
-            "resent": agent.client.resent, "anomalies": agent.anomalies}

@@ -1,9 +1,16 @@
 """``bench firmware``: the real firmware under the MicroPython unix port, through Mosquitto.
 
 Streams N readings from precompiled (.mpy) modules with a capped heap to a
-private broker; a paho subscriber counts and decodes what arrives. A second,
-short run in deep_sleep mode measures the radio-on time per batch (connect,
-subscribe, publish, status, disconnect) that docs/hardware power budgets use.
+private broker; a paho subscriber counts and decodes what arrives. The device
+replays ``--channels`` columns of the bundled AirQuality year (temperature,
+relative and absolute humidity, ...) in batches of ``--batch-size``; the
+result states both, with the wire cost as ``payload_bytes_per_reading`` (the
+binary batch payload over the readings, a reading being one record of all
+channels), ``payload_bytes_per_value`` (per channel value) and, with MQTT's
+PUBLISH framing (fixed header, topic, packet id) added,
+``mqtt_bytes_per_reading``. A second, short run in deep_sleep mode measures the
+radio-on time per batch (connect, subscribe, publish, status, disconnect) that
+docs/hardware power budgets use.
 """
 
 from __future__ import annotations
@@ -17,11 +24,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+COLUMNS = ("T", "RH", "AH", "CO(GT)", "NOx(GT)", "NO2(GT)")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--readings", type=int, default=10000)
     parser.add_argument("--batch-size", type=int, default=20)
-    parser.add_argument("--heap", default="56k")
+    parser.add_argument("--channels", type=int, default=3, choices=range(1, len(COLUMNS) + 1),
+                        help="AirQuality columns replayed: T, RH, AH, CO(GT), NOx(GT), NO2(GT)")
+    parser.add_argument("--heap", default="32k")
+    parser.add_argument("--ram-batches", type=int, default=2,
+                        help="RAM batch slots (the flash spool holds the rest)")
     parser.add_argument("--source", action="store_true", help="run .py sources, not .mpy")
     parser.add_argument("--sleep-batches", type=int, default=5,
                         help="batches in the deep-sleep radio-time run (0 = skip)")
@@ -32,13 +45,16 @@ def _collect(port: int, prefix: str) -> tuple[Any, dict[str, Any]]:
 
     from shared.codec import decode_payload
 
-    seen: dict[str, Any] = {"keys": [], "bytes": 0, "status": [], "lock": threading.Lock()}
+    seen: dict[str, Any] = {"keys": [], "bytes": 0, "framed": 0, "values": 0, "status": [],
+                            "lock": threading.Lock()}
 
     def on_message(client: Any, userdata: Any, msg: Any) -> None:
         with seen["lock"]:
             if msg.topic.endswith("/data"):
                 batch = decode_payload(msg.payload)
                 seen["bytes"] += len(msg.payload)
+                seen["framed"] += _publish_size(msg.topic, len(msg.payload))
+                seen["values"] += len(batch.values) * len(batch.channels)
                 seen["keys"].extend((batch.boot, batch.seq + i) for i in range(len(batch.values)))
             elif msg.topic.endswith("/status") and msg.payload:
                 seen["status"].append(json.loads(msg.payload))
@@ -53,6 +69,13 @@ def _collect(port: int, prefix: str) -> tuple[Any, dict[str, Any]]:
     return client, seen
 
 
+def _publish_size(topic: str, payload: int) -> int:
+    """Bytes of a QoS 1 PUBLISH packet on the wire: fixed header, topic, packet id, payload."""
+    remaining = 2 + len(topic.encode()) + 2 + payload
+    length_bytes = 1 if remaining < 128 else 2 if remaining < 16384 else 3
+    return 1 + length_bytes + remaining
+
+
 def _wait(seen: dict[str, Any], n: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while len(set(seen["keys"])) < n and time.monotonic() < deadline:
@@ -62,7 +85,7 @@ def _wait(seen: dict[str, Any], n: int, timeout: float = 30.0) -> None:
 def run(args: argparse.Namespace) -> dict:
     from gateway.broker import PrivateBroker
     from gateway.commands.flash import build_firmware
-    from gateway.commands.sim import run_firmware
+    from gateway.commands.sim import extract_airquality, run_firmware
     from gateway.devices import make_device_config
 
     work = Path(tempfile.mkdtemp(prefix="learnae-bench-fw-"))
@@ -71,13 +94,16 @@ def run(args: argparse.Namespace) -> dict:
         client, seen = _collect(broker.port, "bench")
         state = work / "dev"
         state.mkdir()
+        columns = list(COLUMNS[:args.channels])
+        extract_airquality(state / "replay.csv", columns)
         doc = make_device_config("bench1", mqtt_host="127.0.0.1", mqtt_port=broker.port,
                                  topic_prefix="bench", period_ms=0, batch_size=args.batch_size,
-                                 sensors=[{"type": "simulated", "seed": 1}])
+                                 sensors=[{"type": "replay", "columns": columns}])
         doc["mqtt"]["max_incoming"] = 1024
-        doc["buffer"] = {"ram_batches": 4}
+        doc["buffer"] = {"ram_batches": args.ram_batches}
         (state / "config.json").write_text(json.dumps(doc))
-        print(f"bench firmware: {args.readings} readings, heap {args.heap}", file=sys.stderr)
+        print(f"bench firmware: {args.readings} readings of {args.channels} channels in "
+              f"batches of {args.batch_size}, heap {args.heap}", file=sys.stderr)
         start = time.perf_counter()
         log = state / "stdout.txt"
         with log.open("w") as handle:
@@ -89,6 +115,7 @@ def run(args: argparse.Namespace) -> dict:
         summary = json.loads(log.read_text().strip().splitlines()[-1])
         _wait(seen, args.readings)
         keys = list(seen["keys"])
+        n = max(1, len(keys))
         result: dict[str, Any] = {
             "readings": args.readings,
             "received": len(set(keys)),
@@ -96,11 +123,15 @@ def run(args: argparse.Namespace) -> dict:
             "duplicates": len(keys) - len(set(keys)),
             "heap_bytes": summary["heap_total"],
             "heap_peak_bytes": summary["heap_peak"],
-            "bytes_per_reading": round(seen["bytes"] / max(1, len(keys)), 2),
+            "batch_size": args.batch_size,
+            "channels": args.channels,
+            "payload_bytes_per_reading": round(seen["bytes"] / n, 2),
+            "payload_bytes_per_value": round(seen["bytes"] / max(1, seen["values"]), 2),
+            "mqtt_bytes_per_reading": round(seen["framed"] / n, 2),
             "publish_per_s": round(args.readings / elapsed, 1),
             "batches_per_s": round(args.readings / args.batch_size / elapsed, 1),
             "mpy": build is not None,
-            "batch_size": args.batch_size,
+            "ram_batches": args.ram_batches,
         }
         if args.sleep_batches:
             result.update(_deep_sleep_radio(broker.port, work, build, args))
@@ -121,7 +152,7 @@ def _deep_sleep_radio(port: int, work: Path, build: Path | None,
                              topic_prefix="sleep", period_ms=1, batch_size=args.batch_size,
                              power_mode="deep_sleep", sensors=[{"type": "simulated"}])
     doc["mqtt"]["max_incoming"] = 1024
-    doc["buffer"] = {"ram_batches": 4}
+    doc["buffer"] = {"ram_batches": args.ram_batches}
     (state / "config.json").write_text(json.dumps(doc))
     n = args.sleep_batches * args.batch_size
     with (state / "stdout.txt").open("w") as handle:

@@ -98,20 +98,27 @@ def run_firmware(state_dir: Path, *, count: int | None = None, heap: str = "256k
                  build_dir: Path | None = None, stdout=None, stderr=None) -> int:
     """Run the firmware until it exits for good; restart it after deep sleep or reset."""
     wake = False
+    build = build_host = None
+    if build_dir is not None:
+        # paths relative to the working directory: MicroPython interns every
+        # module's file name for good, and a board's are short ("agent.mpy")
+        host = build_dir / "host" if (build_dir / "host").exists() else HOST_SHIMS
+        build = Path(os.path.relpath(build_dir.resolve(), state_dir.resolve()))
+        build_host = Path(os.path.relpath(host.resolve(), state_dir.resolve()))
     while True:
         env = dict(os.environ)
         env.pop("LEARNAE_WAKE", None)
         if wake:
             env["LEARNAE_WAKE"] = "deepsleep"
         args = ["--count", str(count)] if count is not None else []
-        if build_dir is not None:
+        if build is not None:
             script: Path | str = "-m main"
-            extra = [build_dir / "host"] if (build_dir / "host").exists() else [HOST_SHIMS]
+            extra = [build_host]
         else:
             script = micropython_host.FIRMWARE_DIR / "main.py"
             extra = [HOST_SHIMS]
         proc = micropython_host.spawn(script, *args, heap=heap, extra_path=extra,
-                                      build_dir=build_dir, env=env, cwd=state_dir,
+                                      build_dir=build, env=env, cwd=state_dir,
                                       stdout=stdout, stderr=stderr)
         try:
             code = proc.wait()

@@ -39,9 +39,8 @@ sys.modules["socket"] = FakeSocketModule()
 sys.modules["select"] = FakeSelect
 c = mqtt.MQTTClient("dev1", "h", user="u", password="pw", keepalive=30)
 c.set_last_will("p/dev1/status", b"off", retain=True, qos=1)
-c.connect(clean_session=False)
-n1 = len(sock.out)
-c.subscribe((b"p/dev1/config",))
+c.connect(clean_session=False, topics=(b"p/dev1/config",))
+n1 = sock.out[1] + 2  # CONNECT: fixed header + remaining length (< 128), then SUBSCRIBE
 n2 = len(sock.out)
 sock.inp += b"\x40\x02\x00\x02"  # the PUBACK arrives after the PUBLISH
 c.publish("p/dev1/data", b"xyz", qos=1)
