@@ -18,8 +18,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     study = sub.add_parser("resilience", help="accuracy and traffic under failures and attacks")
     study.add_argument("--json", action="store_true", help="print one JSON object")
     study.add_argument("--peers", type=int, default=8, help="number of peers (default 8)")
-    study.add_argument("--rounds", type=int, default=60, help="rounds per scenario (default 60)")
+    study.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="rounds per scenario (default 60 up to 8 peers, 15 more per doubling: 90 for 32)",
+    )
     study.add_argument("--seed", type=int, default=0)
+    study.add_argument("--epochs", type=int, default=4, help="local epochs per round (default 4)")
+    study.add_argument(
+        "--batch-size", type=int, default=8, help="local mini-batch size (default 8)"
+    )
+    study.add_argument(
+        "--staleness-half-life",
+        type=float,
+        default=4.0,
+        help="rounds after which an older model counts half in fusion (default 4)",
+    )
     study.add_argument(
         "--scenarios",
         default=",".join(SCENARIOS),
@@ -31,15 +46,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     study.add_argument(
         "--no-wire-check", action="store_true", help="skip the float32 comparison run"
     )
+    study.add_argument(
+        "--no-server-reference",
+        action="store_true",
+        help="skip the reference run where a server averages every peer each round",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from gateway.peer.study import StudyConfig, run_study, with_scenarios
+    from gateway.peer.study import StudyConfig, default_rounds, run_study, with_scenarios
 
     if args.peers < 3:
         print(f"--peers {args.peers}: the study needs at least 3 peers", file=sys.stderr)
+        return 2
+    rounds = default_rounds(args.peers) if args.rounds is None else args.rounds
+    for flag, value in (
+        ("--rounds", rounds),
+        ("--epochs", args.epochs),
+        ("--batch-size", args.batch_size),
+    ):
+        if value < 1:
+            print(f"{flag} {value}: must be at least 1", file=sys.stderr)
+            return 2
+    if not args.staleness_half_life > 0:
+        print(f"--staleness-half-life {args.staleness_half_life}: must be > 0", file=sys.stderr)
         return 2
     names = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     try:
@@ -50,11 +82,15 @@ def run(args: argparse.Namespace) -> int:
     cfg = replace(
         cfg,
         peers=args.peers,
-        rounds=args.rounds,
+        rounds=rounds,
         seed=args.seed,
         robust_fusion=args.robust_fusion,
         wire_check=not args.no_wire_check,
-        lr_half_life=max(args.rounds / 5, 1.0),
+        server_reference=not args.no_server_reference,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        staleness_half_life=args.staleness_half_life,
+        lr_half_life=max(rounds / 5, 1.0),
     )
     result = run_study(cfg)
     if args.json:

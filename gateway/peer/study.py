@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.config import PeerSection
 from gateway.learning.mlp import MLPSpec, TrainConfig, init_weights, predict, train
+from gateway.peer.fusion import weighted_mean
 from gateway.peer.identity import Identity
 from gateway.peer.node import PeerNode
 from gateway.peer.simnet import SimNetwork
@@ -40,7 +41,7 @@ class StudyConfig:
     peers: int = 8
     rounds: int = 60
     epochs: int = 4  # local epochs per round
-    batch_size: int = 16
+    batch_size: int = 8  # small batches: a 40-image shard still takes 5 steps per epoch
     learning_rate: float = 1e-2
     lr_half_life: float = 12.0  # local rounds after which a peer's learning rate halves
     lr_floor: float = 0.05  # ... down to this fraction of learning_rate
@@ -48,13 +49,14 @@ class StudyConfig:
     alpha: float = 0.5  # Dirichlet concentration of the label skew (smaller: more skewed)
     test_fraction: float = 0.3
     fuse_peers: int = 4
-    staleness_half_life: float = 2.0
+    staleness_half_life: float = 4.0  # rounds; 2 discounted slow and returning peers too fast
     gossip_shards: int = 0  # 0: about one shard per 8 peers
     robust_fusion: str = "trimmed_mean"
     speed: float = 0.9  # probability a peer completes a round in a given tick
     seed: int = 0
     scenarios: tuple[str, ...] = SCENARIOS
     wire_check: bool = True  # also run "none" with float32 uncompressed weights
+    server_reference: bool = True  # also run the same local training averaged by a server
 
 
 @dataclass
@@ -161,6 +163,23 @@ def centralized(spec: MLPSpec, data: Data, cfg: StudyConfig) -> float:
             weights = train(spec, start, data.x_train, data.y_train, config).weights
             best = max(best, accuracy(spec, weights, data.x_test, data.y_test))
     return best
+
+
+def server_average(spec: MLPSpec, data: Data, cfg: StudyConfig) -> float:
+    """Every peer's local rounds averaged by an ideal server each round (FedAvg, all peers).
+
+    Not part of the protocol: a reference that separates what the split costs (local
+    training on a few classes) from what partial, asynchronous gossip mixing costs.
+    """
+    trainers = [
+        ShardTrainer(spec, data.x_train[s], data.y_train[s], cfg, seed=cfg.seed + i)
+        for i, s in enumerate(data.shards)
+    ]
+    weights = init_weights(spec, cfg.seed)
+    for _ in range(cfg.rounds):
+        outcomes = [t.train(weights) for t in trainers]
+        weights = weighted_mean([(o.weights, float(o.samples)) for o in outcomes])
+    return accuracy(spec, weights, data.x_test, data.y_test)
 
 
 Schedule = Callable[[int, np.random.Generator, list[bool], list[int]], None]
@@ -282,8 +301,10 @@ def run_scenario(
         accs = [accuracy(spec, w, data.x_test, data.y_test) for w in models if w is not None]
         curve.append(float(np.mean(accs)) if accs else 0.0)
         progress(f"{name}/{fusion} round {r + 1}/{cfg.rounds}: mean accuracy {curve[-1]:.4f}")
-    finals = [nodes[i].current_weights() for i in honest]
-    final = [accuracy(spec, w, data.x_test, data.y_test) for w in finals if w is not None]
+    finals = [w for w in (nodes[i].current_weights() for i in honest) if w is not None]
+    final = [accuracy(spec, w, data.x_test, data.y_test) for w in finals]
+    average = {k: np.mean([w[k] for w in finals], axis=0) for k in finals[0]}
+    consensus = accuracy(spec, average, data.x_test, data.y_test)
     per_peer = [
         (
             net.sent_bytes[names[i]]
@@ -304,16 +325,25 @@ def run_scenario(
     mean_acc = float(np.mean(final))
     sample = nodes[honest[0]].weights
     assert sample is not None
+    extra: dict[str, object] = {}
+    if byzantine:
+        attacker = nodes[0].peer_id
+        extra["attacker_models_fused"] = sum(
+            info.fused_peers.count(attacker) for i in honest for info in nodes[i].rounds(10_000)
+        )
     return {
         "fusion": fusion,
         "mean_accuracy": round(mean_acc, 4),
         "min_accuracy": round(float(np.min(final)), 4),
         "ratio_to_centralized": round(mean_acc / target, 4),
+        # the average of the honest peers' final models: how far apart the peers still are
+        "consensus_ratio": round(consensus / target, 4),
         "rounds_to_95pct": reach,
         "bytes_per_peer_round": round(float(np.mean(per_peer))),
         "weights_blob_bytes": round(float(np.mean(blob_sizes))),
         "raw_float32_bytes": raw_float32_bytes(sample),
         "rejected": rejected,
+        **extra,
     }
 
 
@@ -324,6 +354,7 @@ def run_study(cfg: StudyConfig, progress: Callable[[str], None] | None = None) -
     spec = MLPSpec(sizes=(64, cfg.hidden, 10), activation="relu", output="softmax")
     target = centralized(spec, data, cfg)
     say(f"centralized accuracy {target:.4f}; shards {[len(s) for s in data.shards]}")
+    reference = server_average(spec, data, cfg) if cfg.server_reference else None
     scenarios: dict[str, object] = {}
     for name in cfg.scenarios:
         if name == "byzantine":
@@ -348,8 +379,13 @@ def run_study(cfg: StudyConfig, progress: Callable[[str], None] | None = None) -
         "peers": cfg.peers,
         "rounds": cfg.rounds,
         "centralized_accuracy": round(target, 4),
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "staleness_half_life": cfg.staleness_half_life,
         "scenarios": scenarios,
     }
+    if reference is not None:
+        result["server_average_ratio"] = round(reference / target, 4)
     if cfg.wire_check and "none" in scenarios:
         f32 = run_scenario(
             "none",
@@ -379,6 +415,15 @@ def run_study(cfg: StudyConfig, progress: Callable[[str], None] | None = None) -
     return result
 
 
+def default_rounds(peers: int) -> int:
+    """Rounds for a network of ``peers``: 60 up to 8 peers, 15 more per doubling beyond.
+
+    Mixing over a larger network with a bounded number of peers fused per round takes
+    longer (the hops for a model to reach everyone grow with log(peers)).
+    """
+    return 60 + max(0, round(15 * math.log2(peers / 8)))
+
+
 def with_scenarios(cfg: StudyConfig, names: list[str]) -> StudyConfig:
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
@@ -386,4 +431,11 @@ def with_scenarios(cfg: StudyConfig, names: list[str]) -> StudyConfig:
     return replace(cfg, scenarios=tuple(names))
 
 
-__all__ = ["SCENARIOS", "StudyConfig", "encode_weights", "run_study", "with_scenarios"]
+__all__ = [
+    "SCENARIOS",
+    "StudyConfig",
+    "default_rounds",
+    "encode_weights",
+    "run_study",
+    "with_scenarios",
+]

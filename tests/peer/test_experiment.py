@@ -48,14 +48,32 @@ def test_reduced_resilience_study_via_cli() -> None:
             "rounds_to_95pct",
             "bytes_per_peer_round",
             "fusion",
+            "consensus_ratio",
         } <= set(scenario), name
         assert 0.0 <= scenario["min_accuracy"] <= scenario["mean_accuracy"] <= 1.0
         assert scenario["bytes_per_peer_round"] > 0
     assert result["scenarios"]["none"]["mean_accuracy"] > 0.8
     assert result["scenarios"]["byzantine"]["fusion"] == "trimmed_mean"
     assert result["scenarios"]["byzantine"]["rejected"].get("non_finite", 0) > 0
+    # the scaled (finite) models pass validation and reach fusion: robust fusion must cope
+    assert result["scenarios"]["byzantine"]["attacker_models_fused"] > 0
+    assert "attacker_models_fused" not in result["scenarios"]["none"]
+    assert result["batch_size"] == 8 and result["epochs"] == 4
+    assert 0.5 < result["server_average_ratio"] <= 1.1
     wire = result["wire"]
     assert wire["float16_fraction_of_raw"] <= 0.5
+
+
+def test_invalid_batch_size_is_an_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "experiment", "resilience", "--batch-size", "0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--batch-size 0" in done.stderr
 
 
 def test_unknown_scenario_is_an_error() -> None:
