@@ -26,6 +26,9 @@ _HEADER = ">BBBBIII"  # version, flags, channels, records, boot, seq, t
 HEADER_SIZE = 16
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
 _JSON_KEYS = ("v", "boot", "seq", "t", "channels", "values", "period_ms", "anomalies")
+INT16_MISSING = -32768  # a missing reading in an int16 channel
+SCALE_MIN = -7
+SCALE_MAX = 7
 _NAN_BYTES = b"\x7f\xc0\x00\x00"  # canonical quiet NaN: the same bytes on every port
 
 
@@ -142,24 +145,71 @@ class Batch:
             self.boot, self.seq, self.t, self.channels, len(self.values))
 
 
-def encoded_size(batch):
-    """Bytes the binary form of ``batch`` takes."""
+def _to_int16(x, scale):
+    """``x`` as a count of 10**scale units, or None when it does not fit int16."""
+    raw = round(x * 10 ** -scale) if scale < 0 else round(x / 10 ** scale)
+    return raw if -32767 <= raw <= 32767 else None
+
+
+def _from_int16(raw, scale):
+    # Dividing by an exact power of ten gives the double nearest the decimal value,
+    # so 2153 at scale -2 comes back as exactly 21.53.
+    if raw == INT16_MISSING:
+        return None
+    return raw / 10 ** -scale if scale < 0 else float(raw * 10 ** scale)
+
+
+def channel_codes(batch, scales=None):
+    """The value code of each channel: 0 (float32) or ``scale + 8`` (int16 of 10**scale units).
+
+    ``scales`` gives each channel's resolution as a decimal exponent (-2: hundredths), or
+    None for float32. A channel with a value that does not fit int16 at its scale goes
+    out as float32 in this batch, so nothing is clipped.
+    """
+    width = len(batch.channels)
+    if scales is None:
+        return [0] * width
+    if len(scales) != width:
+        raise ProtocolError("scales has %d entries for %d channels" % (len(scales), width))
+    codes = []
+    for j in range(width):
+        scale = scales[j]
+        if scale is None:
+            codes.append(0)
+            continue
+        if not _is_int(scale) or not SCALE_MIN <= scale <= SCALE_MAX:
+            raise ProtocolError("scale %r of channel %r is outside %d..%d"
+                                % (scale, batch.channels[j], SCALE_MIN, SCALE_MAX))
+        fits = True
+        for row in batch.values:
+            if row[j] is not None and _to_int16(row[j], scale) is None:
+                fits = False
+                break
+        codes.append(scale + 8 if fits else 0)
+    return codes
+
+
+def encoded_size(batch, codes=None):
+    """Bytes the binary form of ``batch`` takes with the given channel codes."""
+    codes = codes or [0] * len(batch.channels)
     n = len(batch.values)
-    size = HEADER_SIZE + 4 * len(batch.channels) * n
+    size = HEADER_SIZE
     if batch.period_ms is not None:
         size += 4
     if batch.anomalies:
         size += (n + 7) // 8
-    for name in batch.channels:
-        size += 1 + len(name)
+    for j in range(len(batch.channels)):
+        size += 1 + len(batch.channels[j]) + n * (2 if codes[j] else 4)
     return size
 
 
-def encode_into(buf, batch):
+def encode_into(buf, batch, codes=None):
     """Write the binary form of ``batch`` into ``buf``; return the length.
 
-    Lets a board reuse one preallocated bytearray for every batch.
+    Lets a board reuse one preallocated bytearray for every batch. ``codes`` comes
+    from ``channel_codes`` (default: every channel float32).
     """
+    codes = codes or [0] * len(batch.channels)
     n = len(batch.values)
     flags = (FLAG_PERIOD if batch.period_ms is not None else 0) | (
         FLAG_ANOMALIES if batch.anomalies else 0)
@@ -169,8 +219,9 @@ def encode_into(buf, batch):
     if flags & FLAG_PERIOD:
         struct.pack_into(">I", buf, off, batch.period_ms)
         off += 4
-    for name in batch.channels:
-        buf[off] = len(name)
+    for j in range(len(batch.channels)):
+        name = batch.channels[j]
+        buf[off] = (codes[j] << 4) | (len(name) - 1)
         buf[off + 1:off + 1 + len(name)] = name.encode()
         off += 1 + len(name)
     if flags & FLAG_ANOMALIES:
@@ -181,18 +232,27 @@ def encode_into(buf, batch):
             buf[off + (k >> 3)] |= 1 << (k & 7)
         off += nbytes
     for row in batch.values:
-        for x in row:
-            if x is None:
-                buf[off:off + 4] = _NAN_BYTES
+        for j in range(len(row)):
+            x = row[j]
+            code = codes[j]
+            if code:
+                struct.pack_into(">h", buf, off,
+                                 INT16_MISSING if x is None else _to_int16(x, code - 8))
+                off += 2
             else:
-                struct.pack_into(">f", buf, off, x)
-            off += 4
+                if x is None:
+                    buf[off:off + 4] = _NAN_BYTES
+                else:
+                    struct.pack_into(">f", buf, off, x)
+                off += 4
     return off
 
 
-def encode_binary(batch):
-    buf = bytearray(encoded_size(batch))
-    encode_into(buf, batch)
+def encode_binary(batch, scales=None):
+    """The binary v1 form; ``scales`` (see ``channel_codes``) makes it about half the size."""
+    codes = channel_codes(batch, scales)
+    buf = bytearray(encoded_size(batch, codes))
+    encode_into(buf, batch, codes)
     return bytes(buf)
 
 
@@ -219,11 +279,13 @@ def decode_binary(data):
         period = struct.unpack_from(">I", data, off)[0]
         off += 4
     channels = []
+    codes = []
+    record_size = 0
     for _ in range(nch):
         if off >= size:
             raise ProtocolError("payload length %d ends inside channel names" % size)
-        length = data[off]
-        end = off + 1 + length
+        code = data[off] >> 4
+        end = off + 2 + (data[off] & 0x0F)
         if end > size:
             raise ProtocolError("payload length %d ends inside channel names" % size)
         try:
@@ -231,6 +293,8 @@ def decode_binary(data):
         except Exception:
             raise ProtocolError("channel name %r is not UTF-8" % (bytes(data[off + 1:end]),))
         channels.append(name)
+        codes.append(code)
+        record_size += 2 if code else 4
         off = end
     anomalies = []
     if flags & FLAG_ANOMALIES:
@@ -243,16 +307,20 @@ def decode_binary(data):
         if n & 7 and data[off + nbytes - 1] >> (n & 7):
             raise ProtocolError("anomaly bitmap marks records beyond record count %d" % n)
         off += nbytes
-    expected = off + 4 * nch * n
+    expected = off + record_size * n
     if size != expected:
         raise ProtocolError("payload length %d does not match %d expected for %d channels x %d"
                             " records" % (size, expected, nch, n))
     values = []
     for _ in range(n):
         row = []
-        for _ in range(nch):
-            row.append(struct.unpack_from(">f", data, off)[0])
-            off += 4
+        for code in codes:
+            if code:
+                row.append(_from_int16(struct.unpack_from(">h", data, off)[0], code - 8))
+                off += 2
+            else:
+                row.append(struct.unpack_from(">f", data, off)[0])
+                off += 4
         values.append(row)
     return Batch(boot, seq, t, channels, values, period, anomalies)
 

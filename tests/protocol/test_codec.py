@@ -3,6 +3,7 @@
 import contextlib
 import json
 import math
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -40,6 +41,64 @@ def batches(draw: st.DrawFn) -> Batch:
 @settings(max_examples=300)
 def test_binary_round_trip(batch: Batch) -> None:
     assert decode_payload(encode_binary(batch)) == batch
+
+
+@st.composite
+def scaled_batches(draw: st.DrawFn) -> tuple[Batch, list[int | None]]:
+    """Batches whose values are exact decimals at each channel's scale (or float32)."""
+    width = draw(st.integers(min_value=1, max_value=6))
+    channels = [f"c{j}" for j in range(width)]
+    scales = draw(st.lists(st.one_of(st.none(), st.integers(min_value=-7, max_value=7)),
+                           min_size=width, max_size=width))
+    n = draw(st.integers(min_value=1, max_value=30))
+    counts = st.integers(min_value=-32767, max_value=32767)
+    rows = []
+    for _ in range(n):
+        row: list[float | None] = []
+        for scale in scales:
+            if draw(st.booleans()) and draw(st.booleans()):
+                row.append(None)
+            elif scale is None:
+                row.append(draw(f32))
+            elif scale < 0:
+                row.append(draw(counts) / 10 ** -scale)
+            else:
+                row.append(float(draw(counts) * 10 ** scale))
+        rows.append(row)
+    return Batch(draw(u32), 0, draw(u32), channels, rows), scales
+
+
+@given(scaled_batches())
+@settings(max_examples=300)
+def test_scaled_binary_round_trip(case: tuple[Batch, list[int | None]]) -> None:
+    batch, scales = case
+    payload = encode_binary(batch, scales)
+    assert decode_payload(payload) == batch
+    assert len(payload) <= len(encode_binary(batch))
+
+
+def test_scaled_channels_take_two_bytes_and_round_to_their_resolution() -> None:
+    batch = Batch(1, 0, 0, ["temp", "hum"], [[21.537, 40.1], [None, 39.95]])
+    payload = encode_binary(batch, [-2, -1])
+    assert len(payload) == 16 + (1 + 4) + (1 + 3) + 2 * 2 * 2
+    assert payload[16] == ((-2 + 8) << 4) | 3  # descriptor: code 6, name length 4
+    assert decode_payload(payload).values == [[21.54, 40.1], [None, 40.0]]
+
+
+def test_a_channel_that_does_not_fit_int16_goes_out_as_float32() -> None:
+    batch = Batch(1, 0, 0, ["temp", "pressure"], [[21.5, 101325.0]])
+    payload = encode_binary(batch, [-2, -2])  # 101325 hPa * 100 overflows int16
+    assert payload[16] >> 4 == 6 and payload[16 + 5] >> 4 == 0
+    assert decode_payload(payload).values == [[21.5, 101325.0]]
+
+
+def test_scales_are_checked() -> None:
+    batch = Batch(1, 0, 0, ["temp"], [[21.5]])
+    with pytest.raises(ProtocolError, match="scales has 2 entries for 1 channels"):
+        encode_binary(batch, [-2, -2])
+    message = "scale -9 of channel 'temp' is outside -7..7"
+    with pytest.raises(ProtocolError, match=re.escape(message)):
+        encode_binary(batch, [-9])
 
 
 @given(batches())

@@ -17,7 +17,7 @@ for name in sorted(manifest):
     with open(folder + "/" + name + ".json", "rb") as f:
         text = f.read()
     problems = []
-    if encode_binary(batch) != binary:
+    if encode_binary(batch, spec["scales"]) != binary:
         problems.append("binary encode differs")
     if decode_payload(binary) != batch:
         problems.append("binary decode differs")
