@@ -82,11 +82,11 @@ class Agent:
             self.seq0 = seq
             now = int(time.time())
             self.t0 = now if now > 1600000000 else 0  # 0: the board has no clock
-        wire.put(self.vals, self.n * 4 * off, row)
+        wire.put(self.vals, self.n, row, self.codes)
         self.n += 1
         self.seq = seq + 1
         self.made += 1
-        if self.n >= self.size:
+        if self.n >= self.conf["batch_size"]:
             self.close_batch()
 
     def close_batch(self):
@@ -94,7 +94,7 @@ class Agent:
             return
         size = wire.encode(self.enc, self.boot, self.seq0, self.t0, self.names,
                            len(self.channels), self.vals, self.n, self.conf["period_ms"],
-                           self.anoms)
+                           self.anoms, self.codes)
         self.buf.push(self.enc, size)
         self.n = 0
         if self.anoms:

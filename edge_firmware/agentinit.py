@@ -4,7 +4,6 @@
 import time
 
 import buffer
-import wire
 
 
 def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejected=None,
@@ -24,7 +23,25 @@ def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejecte
     a.boot = st[0]
     a.seq = st[1]
     a.channels = channels
-    a.names = wire.names_block(channels)
+    # the batch name block (each channel's descriptor byte with code 0, then its
+    # name) and each channel's value code: 0 = float32, scale + 8 = int16 counts
+    # of 10**scale units (the sensor's "resolution", filled in by shared.config)
+    c = len(channels)
+    k = 0
+    for name in channels:
+        k += 1 + len(name)
+    a.names = bytearray(k)
+    a.codes = bytearray(2 * c)  # this batch's codes, then each channel's own (wire.py)
+    k = 0
+    j = 0
+    for s in conf["sensors"]:
+        for r in s.pop("resolution", None) or [None] * len(s["channels"]):
+            name = channels[j]
+            a.names[k] = len(name) - 1
+            a.names[k + 1:k + 1 + len(name)] = name.encode()
+            k += 1 + len(name)
+            a.codes[c + j] = 0 if r is None else r + 8
+            j += 1
     a.sensors = drivers
     a.sensor_errors = errors
     a.model = None
@@ -56,10 +73,12 @@ def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejecte
     try:  # deep sleep: the readings of the unfinished batch (sleepmode.sleep)
         with open("pending.bin", "rb") as f:
             head = f.read(2)
-            if len(head) == 2 and 0 < head[0] <= a.size:
+            if len(head) == 2 and 0 < head[0] <= conf["batch_size"]:
                 anoms = list(f.read(head[1]))
-                k = head[0] * 4 * len(channels)
-                if f.readinto(memoryview(a.vals)[:k]) == k:
+                k = head[0] * 2 * c
+                h = len(a.vals) // 3 * 2
+                if (f.readinto(a.codes) == 2 * c and f.readinto(memoryview(a.vals)[:2 * k]) == 2 * k
+                        and f.readinto(memoryview(a.vals)[h:h + k]) == k):
                     a.n = head[0]
                     a.anoms = anoms
                     a.seq0 = a.seq - a.n
@@ -78,12 +97,14 @@ def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejecte
 def shape(a, batch_size):
     """(Re)allocate the batch buffers for ``batch_size`` readings."""
     c = len(a.channels)
-    a.size = batch_size
     a.n = 0
     a.anoms = []
     a.seq0 = 0
     a.t0 = 0
     a.vals = None
     a.enc = None
-    a.vals = bytearray(4 * c * batch_size)  # packed f32 readings of the open batch
-    a.enc = bytearray(wire.size(c, a.names, batch_size))
+    # the open batch's readings: packed f32, then their int16 counts (wire.py)
+    a.vals = bytearray(6 * c * batch_size)
+    # the largest batch: period and anomaly bitmap present, every value float32
+    a.enc = bytearray(20 + len(a.names) + (batch_size + 7) // 8 + 4 * c * batch_size)
+

@@ -47,10 +47,15 @@ def sleep(agent):
 
     agent.buf.spill_all()
     with open("pending.bin", "wb") as f:
-        # [n readings][k anomaly indexes][the indexes][n x channels f32, as packed]
+        # [n readings][k anomaly indexes][the indexes][2 x channels codes (wire.py)]
+        # [n x channels f32, as packed][n x channels int16 counts, as packed]
+        k = agent.n * 2 * len(agent.channels)
+        h = len(agent.vals) // 3 * 2
         f.write(bytes((agent.n, len(agent.anoms))))
         f.write(bytes(agent.anoms))
-        f.write(memoryview(agent.vals)[:agent.n * 4 * len(agent.channels)])
+        f.write(agent.codes)
+        f.write(memoryview(agent.vals)[:2 * k])
+        f.write(memoryview(agent.vals)[h:h + k])
     state.save(agent.boot, agent.seq)
     machine.deepsleep(agent.conf["period_ms"])
     return 3

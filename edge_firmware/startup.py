@@ -118,7 +118,8 @@ def boot(argv=None):
     drivers, errors = open_sensors(conf, board)
     # A sensor's parameters now live in its driver: keep what the run reads
     # (a remote config is merged into this; every boot validates in full).
-    conf["sensors"] = [{"type": s["type"], "channels": s["channels"]} for s in conf["sensors"]]
+    conf["sensors"] = [{"type": s["type"], "channels": s["channels"],
+                        "resolution": s.get("resolution")} for s in conf["sensors"]]
     conf.pop("v", None)
     conf.pop("board", None)
     # the caller builds the Agent after dropping this module (its RAM is needed)

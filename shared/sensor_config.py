@@ -39,6 +39,43 @@ _SENSOR_KEYS = {
     "analog": {"pin": "adc0", "scale": 1.0, "offset": 0.0},
 }
 
+# Default resolution of a channel by its name, as a decimal exponent (-2: hundredths):
+# its values go out as int16 counts of 10**scale units (shared.codec.channel_codes).
+# A name not listed goes out as float32. AirQuality names are the sanitized CSV columns.
+# One string, not a dict: a board validating its config interns no names for it.
+DEFAULT_RESOLUTION = (
+    " temp:-2 hum:-2 press:-1 pressure:-1 cpu_temp:-2 analog:-3 voltage:-3"
+    " t:-2 rh:-2 ah:-4 co_gt:-1 nmhc_gt:0 c6h6_gt:-2 nox_gt:0 no2_gt:0"
+    " pt08_s1_co:-1 pt08_s2_nmhc:-1 pt08_s3_nox:-1 pt08_s4_no2:-1 pt08_s5_o3:-1 ")
+SCALE_MIN = -7
+SCALE_MAX = 7
+
+
+def default_resolution(channels):
+    """Each channel's default scale (None: float32), from DEFAULT_RESOLUTION."""
+    out = []
+    for name in channels:
+        i = DEFAULT_RESOLUTION.find(" " + name + ":")
+        if i < 0:
+            out.append(None)
+        else:
+            i += len(name) + 2
+            out.append(int(DEFAULT_RESOLUTION[i:DEFAULT_RESOLUTION.find(" ", i)]))
+    return out
+
+
+def _resolution(where, res, chans):
+    if res is None:
+        return default_resolution(chans)
+    if not isinstance(res, list) or len(res) != len(chans):
+        raise ProtocolError("%s.resolution %r must list %d scales (or null for float32)"
+                            % (where, res, len(chans)))
+    for s in res:
+        if s is not None:
+            check_int(where + ".resolution[]", s, SCALE_MIN, SCALE_MAX)
+    return list(res)
+
+
 def _pin(name, x):
     # A pin is a GPIO number or a name looked up in the board file ("dht", "adc0", "LED").
     if is_int(x):
@@ -54,7 +91,7 @@ def validate_sensor(i, doc):
         raise ProtocolError("%s.type %r is not one of %s"
                             % (where, kind, ", ".join(sorted(_SENSOR_KEYS))))
     extra = _SENSOR_KEYS[kind]
-    check_unknown(where, doc, ("type", "channels") + tuple(extra))  # noqa: RUF005
+    check_unknown(where, doc, ("type", "channels", "resolution") + tuple(extra))  # noqa: RUF005
     out = with_defaults(doc, extra)
     out["type"] = kind
     if kind == "simulated":
@@ -89,17 +126,18 @@ def validate_sensor(i, doc):
         out["offset"] = check_num(where + ".offset", out["offset"], -1e9, 1e9)
     native = SENSOR_CHANNELS[kind]
     if native is None:
-        native = [_sanitize(c) for c in out["columns"]]
+        native = [column_channel(c) for c in out["columns"]]
     chans = doc.get("channels", list(native))
     if not isinstance(chans, list) or len(chans) != len(native):
         raise ProtocolError("%s.channels %r must list %d names" % (where, chans, len(native)))
     for name in chans:
         check_channel_name(name, where + ".channels[]")
     out["channels"] = list(chans)
+    out["resolution"] = _resolution(where, doc.get("resolution"), chans)
     return out
 
 
-def _sanitize(column):
+def column_channel(column):
     # "PT08.S1(CO)" -> "pt08_s1_co"; an AirQuality column becomes a valid channel name.
     out = ""
     for ch in column.lower():

@@ -8,7 +8,12 @@ result states both, with the wire cost as ``payload_bytes_per_reading`` (the
 binary batch payload over the readings, a reading being one record of all
 channels), ``payload_bytes_per_value`` (per channel value) and, with MQTT's
 PUBLISH framing (fixed header, topic, packet id) added,
-``mqtt_bytes_per_reading``. A second, short run in deep_sleep mode measures the
+``mqtt_bytes_per_reading``. Channels carry the default resolution of their names
+(shared.sensor_config.DEFAULT_RESOLUTION: T -2, RH -2, AH -4, ...), so their values
+go out as int16 counts; ``float32_channel_batches`` counts the channel-batches that
+fell back to float32 because a value did not fit int16. The protocol goal is at most
+``GOAL_BYTES_PER_READING`` payload bytes per reading for 20 records x 3 channels.
+A second, short run in deep_sleep mode measures the
 radio-on time per batch (connect, subscribe, publish, status, disconnect) that
 docs/hardware power budgets use.
 """
@@ -25,6 +30,19 @@ from pathlib import Path
 from typing import Any
 
 COLUMNS = ("T", "RH", "AH", "CO(GT)", "NOx(GT)", "NO2(GT)")
+GOAL_BYTES_PER_READING = 8.0
+
+
+def _float32_channels(payload: bytes) -> int:
+    """Channels of a binary v1 batch sent as float32 (value code 0 in the descriptor byte)."""
+    if not payload or payload[0] != 1:
+        return 0
+    off = 20 if payload[1] & 1 else 16
+    n = 0
+    for _ in range(payload[2]):
+        n += payload[off] >> 4 == 0
+        off += 2 + (payload[off] & 0x0F)
+    return n
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +64,7 @@ def _collect(port: int, prefix: str) -> tuple[Any, dict[str, Any]]:
     from shared.codec import decode_payload
 
     seen: dict[str, Any] = {"keys": [], "bytes": 0, "framed": 0, "values": 0, "status": [],
-                            "lock": threading.Lock()}
+                            "float32": 0, "lock": threading.Lock()}
 
     def on_message(client: Any, userdata: Any, msg: Any) -> None:
         with seen["lock"]:
@@ -55,6 +73,7 @@ def _collect(port: int, prefix: str) -> tuple[Any, dict[str, Any]]:
                 seen["bytes"] += len(msg.payload)
                 seen["framed"] += _publish_size(msg.topic, len(msg.payload))
                 seen["values"] += len(batch.values) * len(batch.channels)
+                seen["float32"] += _float32_channels(msg.payload)
                 seen["keys"].extend((batch.boot, batch.seq + i) for i in range(len(batch.values)))
             elif msg.topic.endswith("/status") and msg.payload:
                 seen["status"].append(json.loads(msg.payload))
@@ -95,6 +114,9 @@ def run(args: argparse.Namespace) -> dict:
         state = work / "dev"
         state.mkdir()
         columns = list(COLUMNS[:args.channels])
+        from shared.sensor_config import column_channel, default_resolution
+
+        resolution = default_resolution([column_channel(c) for c in columns])
         extract_airquality(state / "replay.csv", columns)
         doc = make_device_config("bench1", mqtt_host="127.0.0.1", mqtt_port=broker.port,
                                  topic_prefix="bench", period_ms=0, batch_size=args.batch_size,
@@ -128,6 +150,9 @@ def run(args: argparse.Namespace) -> dict:
             "payload_bytes_per_reading": round(seen["bytes"] / n, 2),
             "payload_bytes_per_value": round(seen["bytes"] / max(1, seen["values"]), 2),
             "mqtt_bytes_per_reading": round(seen["framed"] / n, 2),
+            "goal_bytes_per_reading": GOAL_BYTES_PER_READING,
+            "resolution": resolution,
+            "float32_channel_batches": seen["float32"],
             "publish_per_s": round(args.readings / elapsed, 1),
             "batches_per_s": round(args.readings / args.batch_size / elapsed, 1),
             "mpy": build is not None,

@@ -98,7 +98,8 @@ def run_firmware(state_dir: Path, *, count: int | None = None, heap: str = "256k
                  build_dir: Path | None = None, stdout=None, stderr=None) -> int:
     """Run the firmware until it exits for good; restart it after deep sleep or reset."""
     wake = False
-    build = build_host = None
+    build: Path | None = None
+    build_host = HOST_SHIMS
     if build_dir is not None:
         # paths relative to the working directory: MicroPython interns every
         # module's file name for good, and a board's are short ("agent.mpy")
@@ -111,13 +112,8 @@ def run_firmware(state_dir: Path, *, count: int | None = None, heap: str = "256k
         if wake:
             env["LEARNAE_WAKE"] = "deepsleep"
         args = ["--count", str(count)] if count is not None else []
-        if build is not None:
-            script: Path | str = "-m main"
-            extra = [build_host]
-        else:
-            script = micropython_host.FIRMWARE_DIR / "main.py"
-            extra = [HOST_SHIMS]
-        proc = micropython_host.spawn(script, *args, heap=heap, extra_path=extra,
+        script: Path | str = "-m main" if build else micropython_host.FIRMWARE_DIR / "main.py"
+        proc = micropython_host.spawn(script, *args, heap=heap, extra_path=[build_host],
                                       build_dir=build, env=env, cwd=state_dir,
                                       stdout=stdout, stderr=stderr)
         try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from gateway import micropython_host
 from gateway.commands.sim import HOST_SHIMS
 from shared.codec import Batch, encode_binary
@@ -65,32 +67,62 @@ def test_connect_subscribe_publish_bytes(tmp_path: Path) -> None:
     assert publish == b"\x32\x12\x00\x0bp/dev1/data\x00\x02xyz"
 
 
-WIRE = r'''
+WIRE = r"""
 import wire
-names = wire.names_block(["temp", "hum"])
-buf = bytearray(wire.size(2, names, 3))
-vals = bytearray(24)
-for i, row in enumerate([[21.5, None], [1.0, 2.0], [3.0, 4.0]]):
-    wire.put(vals, 8 * i, row)
-n = wire.encode(buf, 7, 100, 1700000000, names, 2, vals, 3, 1000, [1])
-print(bytes(buf[:n]).hex())
-wire.put(vals, 0, [21.5, 40.0])
-n = wire.encode(buf, 7, 100, 0, names, 2, vals, 1, None, [])
-print(bytes(buf[:n]).hex())
-'''
+nan = float("nan")
+ROWS = %r
+CHANNELS = %r
+SCALES = %r
+nch = len(CHANNELS)
+# as agentinit.setup: descriptor bytes with code 0, then this batch's and each channel's codes
+names = b"".join(bytes([len(c) - 1]) + c.encode() for c in CHANNELS)
+codes = bytearray(nch) + bytearray(0 if s is None else s + 8 for s in SCALES)
+for start, n, period, anoms in %r:
+    buf = bytearray(20 + len(names) + (n + 7) // 8 + 4 * nch * n)
+    vals = bytearray(6 * nch * n)
+    for i in range(n):
+        wire.put(vals, i, ROWS[start + i], codes)
+    k = wire.encode(buf, 7, 100, 1700000000, names, nch, vals, n, period, anoms, codes)
+    print(bytes(buf[:k]).hex())
+"""
+
+NAN = float("nan")
+# (channels, scales, rows, batches as (first row, records, period_ms, anomalies))
+WIRE_CASES = {
+    "float32": (["temp", "hum"], [None, None],
+                [[21.5, None], [1.0, 2.0], [3.0, 4.0], [21.5, 40.0]],
+                [(0, 3, 1000, [1]), (3, 1, None, [])]),
+    # int16 counts, missing values, the rounding (half to even) of the codec
+    "scaled": (["temp", "hum", "pressure", "ah", "nox_gt"], [-2, -2, -1, -4, 0],
+               [[21.53, 40.125, 1013.25, 0.7577538251293606, 166.0],
+                [None, 47.699999809265, None, 2.231, -200.5],
+                [-0.005, 0.015, 3276.7, -3.2767, 32767.0],
+                [20.005, NAN, 1012.35, 0.00005, -32767.0]],
+               [(0, 4, 1000, [0, 3]), (1, 1, None, [])]),
+    # a value out of int16 range sends that channel as float32 in its batch only
+    "fallback": (["temp", "hum", "cpu_temp", "x"], [-2, -2, 1, None],
+                 [[21.5, 40.0, 10.0, 1.5], [327.68, 41.0, 327674.0, None],
+                  [-400.0, None, -327675.0, 2.0], [22.25, 42.0, 20.0, 3.0]],
+                 [(0, 3, 1000, [2]), (3, 1, 500, []), (0, 1, None, [])]),
+}
 
 
-def test_firmware_batch_bytes_equal_the_shared_codec(tmp_path: Path) -> None:
+@pytest.mark.parametrize("case", sorted(WIRE_CASES))
+def test_firmware_batch_bytes_equal_the_shared_codec(tmp_path: Path, case: str) -> None:
+    channels, scales, rows, batches = WIRE_CASES[case]
     script = tmp_path / "encode_check.py"
-    script.write_text(WIRE)
+    script.write_text(WIRE % (rows, channels, scales, batches))
     done = micropython_host.run(script)
     assert done.returncode == 0, done.stderr
-    first, second = done.stdout.split()
-    want = encode_binary(Batch(7, 100, 1700000000, ["temp", "hum"],
-                               [[21.5, None], [1.0, 2.0], [3.0, 4.0]], 1000, [1]))
-    assert bytes.fromhex(first) == want
-    assert bytes.fromhex(second) == encode_binary(Batch(7, 100, 0, ["temp", "hum"],
-                                                        [[21.5, 40.0]]))
+    got = [bytes.fromhex(h) for h in done.stdout.split()]
+    want = []
+    for start, n, period, anoms in batches:
+        batch = Batch(7, 100, 1700000000, channels, rows[start:start + n], period, anoms)
+        want.append(encode_binary(batch, scales))
+    assert got == want
+    if case == "fallback":  # first batch: temp and cpu_temp float32, hum int16
+        assert [got[0][20 + k] >> 4 for k in (0, 5, 9, 18)] == [0, 6, 0, 0]
+        assert [got[1][20 + k] >> 4 for k in (0, 5, 9, 18)] == [6, 6, 9, 0]
 
 
 def test_unacknowledged_publish_is_resent_with_dup_then_fails(tmp_path: Path) -> None:

@@ -18,6 +18,16 @@ def test_defaults_are_filled_in() -> None:
     assert conf["mqtt"]["keepalive_s"] == 30 and conf["buffer"]["ram_batches"] == 8
     assert conf["sensors"][0]["channels"] == ["temp", "hum"]
     assert conf["power_mode"] == "always_on" and conf["thresholds"] == {}
+    assert conf["sensors"][0]["resolution"] == [-2, -2]
+
+
+def test_resolution_defaults_by_channel_name_and_overrides() -> None:
+    conf = validate_device_config(base(sensors=[
+        {"type": "replay", "columns": ["T", "RH", "AH", "NOx(GT)", "Date"]},
+        {"type": "bme280", "channels": ["t2", "h2", "press"], "resolution": [None, -1, 0]},
+        {"type": "analog"}, {"type": "rp2040_temp"}]))
+    assert [s["resolution"] for s in conf["sensors"]] == [
+        [-2, -2, -4, 0, None], [None, -1, 0], [-3], [-2]]
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -29,6 +39,12 @@ def test_defaults_are_filled_in() -> None:
     ({"sensors": [{"type": "simulated"}, {"type": "dht22"}]}, "channel name 'temp' is repeated"),
     ({"thresholds": {"co2": [0, 1]}}, "thresholds channel 'co2' is not one of temp, hum"),
     ({"extra": 1}, "device config has unknown key 'extra'"),
+    ({"sensors": [{"type": "simulated", "resolution": [-8, 0]}]},
+     "sensors\\[0\\].resolution\\[\\] -8 is outside -7..7"),
+    ({"sensors": [{"type": "simulated", "resolution": [-2]}]},
+     "sensors\\[0\\].resolution \\[-2\\] must list 2 scales"),
+    ({"sensors": [{"type": "simulated", "resolution": [1.5, None]}]},
+     "sensors\\[0\\].resolution\\[\\] 1.5 is not an integer"),
 ])
 def test_rejections_name_the_field(change, message: str) -> None:
     doc = base()
