@@ -1,7 +1,8 @@
 """``bench ingest``: the gateway's durable ingest against a subscriber that stores nothing.
 
 One private Mosquitto; a publisher in its own process (so it does not share
-the GIL with the subscriber being measured) sends N binary batches at QoS 1.
+the GIL with the subscriber being measured) sends N binary batches at QoS 1
+(every channel float32, or with ``--scaled`` int16 counts at ``SCALES``).
 Rounds alternate a raw paho subscriber (manual ack, acks each message at once,
 stores nothing) and the real Ingestor (validate, group commit to SQLite in WAL
 mode, ack after commit). Rate = messages / (time the last one was acked or
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 CHANNELS = ["temp", "hum", "pressure"]
+SCALES = (-2, -2, -1)  # --scaled: hundredths of a degree and a percent, tenths of a hPa (int16)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,25 +36,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=["drain", "live"], default="drain",
                         help="drain: messages queued at the broker first (subscriber capacity);"
                         " live: publisher and subscriber at once (bounded by the publisher)")
+    parser.add_argument("--scaled", action="store_true",
+                        help=f"send temp/hum/pressure as int16 at scales {SCALES}"
+                        " instead of float32")
 
 
-def _payloads(n: int, size: int) -> list[bytes]:
+def _payloads(n: int, size: int, scaled: bool = False) -> list[bytes]:
     from shared.codec import Batch, encode_binary
 
     out = []
     for k in range(n):
         values = [[20.0 + (i % 10) * 0.1, 40.0 + (k % 7), 1013.0] for i in range(size)]
         out.append(encode_binary(Batch(1, k * size, 1_700_000_000 + k * size, CHANNELS, values,
-                                       period_ms=1000)))
+                                       period_ms=1000), SCALES if scaled else None))
     return out
 
 
-def _publish(port: int, topic: str, n: int, size: int) -> None:
+def _publish(port: int, topic: str, n: int, size: int, scaled: bool = False) -> None:
     """Publisher process: connect, report the start time, send everything at QoS 1."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    payloads = _payloads(n, size)
+    payloads = _payloads(n, size, scaled)
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{secrets.token_hex(3)}",
                          protocol=mqtt.MQTTv5)
     client.max_inflight_messages_set(1000)
@@ -156,7 +161,7 @@ def _round(kind: str, port: int, args: argparse.Namespace, directory: Path) -> d
         sub = _subscriber(kind, port, prefix, args, directory)
     # a plain subprocess, not multiprocessing: spawn would re-run the CLI's __main__
     code = (f"from gateway.bench.ingest import _publish; _publish({port}, "
-            f"{prefix + '/dev1/data'!r}, {args.batches}, {args.batch_size})")
+            f"{prefix + '/dev1/data'!r}, {args.batches}, {args.batch_size}, {args.scaled})")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                             cwd=Path(__file__).resolve().parents[2])
     try:
@@ -219,6 +224,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rounds": args.rounds,
         "synchronous": args.synchronous,
         "mode": args.mode,
+        "scaled": args.scaled,
+        "payload_bytes": len(_payloads(1, args.batch_size, args.scaled)[0]),
         "raw_msgs_per_s": round(raw, 1),
         "gateway_msgs_per_s": round(gw, 1),
         "ratio": round(gw / raw, 3),

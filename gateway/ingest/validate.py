@@ -46,6 +46,16 @@ MAX_SHOWN = 5  # implausible values named in one quarantine row's detail
 DEFAULT_PERIOD_MS = 1000
 _NAN = float("nan")
 _ROWS = [struct.Struct(f">{k}f") for k in range(17)]  # one record's BLOB, by channel count
+_PACKERS: dict[int, struct.Struct] = {}  # value count -> all records' BLOBs at once
+
+
+def _packer(count: int) -> struct.Struct:
+    """``>{count}f``, cached (at most 16 channels x 255 records distinct counts)."""
+    s = _PACKERS.get(count)
+    if s is None:
+        s = _PACKERS[count] = struct.Struct(f">{count}f")
+    return s
+
 
 REASONS = ("topic", "decode", "unknown_device", "status", "internal")  # of a Rejected
 IMPLAUSIBLE = "range"  # quarantine reason of a stored payload with values stored as missing
@@ -144,10 +154,12 @@ class Validator:
               changes: Changes) -> Prepared:
         binary = payload[:1] == b"\x01"
         fast = self.fast.read(payload) if binary else None
+        sliceable = False  # the payload ends with the values in the storage format
         if fast is not None:
             channels, n, flat = fast.channels, fast.n, fast.values
             boot, seq, t, period, marks = fast.boot, fast.seq, fast.t, fast.period_ms, \
                 fast.anomalies
+            sliceable = fast.float32
         else:
             try:
                 batch = decode_payload(payload)
@@ -159,7 +171,8 @@ class Validator:
             boot, seq, t, period, marks = batch.boot, batch.seq, batch.t, batch.period_ms, \
                 tuple(batch.anomalies)
             if binary:
-                self.fast.learn(payload, channels)
+                layout = self.fast.learn(payload, channels)
+                sliceable = layout is not None and layout.float32
         nch = len(channels)
         checks = self._checks.get(channels)
         if checks is None:
@@ -186,17 +199,20 @@ class Validator:
             for i, j, _v, _lo, _hi in bad:
                 fixed[i * nch + j] = _NAN
             flat = tuple(fixed)
-        if binary:
-            # binary v1: the values are the payload's last 4*C*n bytes, big-endian float32,
-            # which is exactly the storage format -- slice instead of re-packing.
-            width = 4 * nch
+        width = 4 * nch
+        if sliceable:
+            # binary v1 with every channel float32: the values are the payload's last 4*C*n
+            # bytes, big-endian float32, which is exactly the storage format -- slice instead
+            # of re-packing.
             start = len(payload) - width * n
             blobs = [payload[start + i * width:start + (i + 1) * width] for i in range(n)]
             if bad is not None:
                 for i in {b[0] for b in bad}:  # only the records that changed
                     blobs[i] = row.pack(*flat[i * nch:(i + 1) * nch])
         else:
-            blobs = [row.pack(*flat[i * nch:(i + 1) * nch]) for i in range(n)]
+            # int16 channels on the wire (or JSON): pack every value at once, then slice
+            packed = _packer(nch * n).pack(*flat)
+            blobs = [packed[i * width:(i + 1) * width] for i in range(n)]
         if bad is not None:
             self._flag(topic, device, payload, recv, changes, channels, bad)
         out = changes.rows.get(key)

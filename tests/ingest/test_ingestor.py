@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from gateway.broker import PrivateBroker
 from gateway.config import GatewayConfig, config_from_dict
 from gateway.ingest import IngestError, Ingestor
 from gateway.store import Store, read_health
-from shared.codec import Batch, encode_binary
+from shared.codec import Batch, decode_payload, encode_binary
 
 from .helpers import publisher, wait_for
 
@@ -216,3 +217,39 @@ def test_implausible_values_are_stored_as_missing_counted_and_quarantined(
     assert (held["reason"], held["device"], held["topic"]) == ("range", "dev1",
                                                                f"{prefix}/dev1/data")
     assert held["detail"].startswith("device 'dev1': temp = 150.0 at record 1 outside -60..100")
+
+
+def test_scaled_readings_come_back_from_the_store_as_decoded(
+        tmp_path: Path, broker: PrivateBroker, prefix: str) -> None:
+    """int16 channels on the wire are stored as float32 like any other reading."""
+    config = make_config(tmp_path, broker, prefix)
+    batch = Batch(1, 0, 1_700_000_000, ["temp", "hum", "pressure"],
+                  [[21.53, 40.5, 1013.25], [-3.07, None, 1000.0], [None, 99.9, 1013.0]],
+                  period_ms=1000)
+    payload = encode_binary(batch, [-2, -1, None])
+    assert payload != encode_binary(batch)  # temp and hum travel as int16
+    decoded = decode_payload(payload).values
+    client = publisher(broker, f"{prefix}-p")
+    with Ingestor(config, config.db_path, registry=CollectorRegistry()) as ingestor:
+        client.publish(f"{prefix}/dev1/data", payload, qos=1).wait_for_publish(5)
+        later = Batch(1, 3, 1_700_000_003, batch.channels, [[22.01, 41.0, 1012.5]])
+        client.publish(f"{prefix}/dev1/data", encode_binary(later, [-2, -1, None]),
+                       qos=1).wait_for_publish(5)  # the same layout: the fast reader
+        wait_for(lambda: ingestor.stats()["stored"] == 4, 20, "scaled readings")
+        assert ingestor.stats()["rejected"] == 0
+    client.loop_stop()
+    client.disconnect()
+
+    def f32(v: float | None) -> float | None:
+        return None if v is None else struct.unpack(">f", struct.pack(">f", v))[0]
+
+    expected = [[f32(v) for v in row] for row in [*decoded, [22.01, 41.0, 1012.5]]]
+    assert decoded[0][:2] == [21.53, 40.5] and decoded[1][1] is None
+    with Store.open(config.db_path, readonly=True) as store:
+        samples = store.samples("dev1")
+        series = store.read_series("dev1")
+    assert [(s.seq, list(s.values.values())) for s in samples] == [
+        (3 - i, row) for i, row in enumerate(reversed(expected))]
+    assert series.channels == ["temp", "hum", "pressure"]
+    assert series.ts.tolist() == [1_700_000_000.0 + i for i in range(4)]
+    assert [[None if v != v else v for v in row] for row in series.values.tolist()] == expected

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from gateway.ingest.fastpath import FastBinary
 from gateway.ingest.validate import DEFAULT_RANGES, REASONS, Rejected, Validator, parse_ranges
 from gateway.store import Changes
-from shared.codec import Batch, decode_payload, encode_binary, encode_json
+from shared.codec import Batch, channel_codes, decode_payload, encode_binary, encode_json
 from shared.errors import ProtocolError
 
 
@@ -188,6 +188,28 @@ def batches(draw: st.DrawFn) -> Batch:
                  draw(st.one_of(st.none(), st.integers(0, 2**32 - 1))), marks)
 
 
+@st.composite
+def scaled_batches(draw: st.DrawFn) -> tuple[Batch, list[int | None]]:
+    """A batch and per-channel scales (None: float32). Most values are whole counts of the
+    channel's unit, so the channel goes out as int16; a few do not fit int16 at their scale,
+    which sends that channel as float32 in this batch."""
+    base = draw(batches())
+    scales = [draw(st.one_of(st.none(), st.integers(-7, 7))) for _ in base.channels]
+    fits_all = draw(st.booleans())
+    values = []
+    for row in base.values:
+        out = []
+        for x, scale in zip(row, scales, strict=True):
+            if scale is not None and x is not None and (fits_all or draw(st.booleans())):
+                raw = draw(st.integers(-32767, 32767))
+                x = raw / 10 ** -scale if scale < 0 else float(raw * 10 ** scale)
+            out.append(x)
+        values.append(out)
+    batch = Batch(base.boot, base.seq, base.t, base.channels, values, base.period_ms,
+                  base.anomalies)
+    return batch, scales
+
+
 def _same(fast, batch: Batch) -> None:
     assert fast.channels == tuple(batch.channels)
     assert (fast.boot, fast.seq, fast.t, fast.period_ms) == (
@@ -219,6 +241,92 @@ def test_fast_reader_agrees_with_the_codec(batch: Batch, data: st.DataObject) ->
         except ProtocolError as exc:
             pytest.fail(f"fast reader accepted what the codec rejects: {exc}")
         _same(fast, decoded)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=scaled_batches(), data=st.data())
+def test_fast_reader_agrees_with_the_codec_on_scaled_payloads(
+        case: tuple[Batch, list[int | None]], data: st.DataObject) -> None:
+    batch, scales = case
+    payload = encode_binary(batch, scales)
+    decoded = decode_payload(payload)
+    reader = FastBinary()
+    assert reader.read(payload) is None
+    layout = reader.learn(payload, tuple(decoded.channels))
+    assert layout is not None
+    assert layout.codes == tuple(channel_codes(batch, scales))
+    fast = reader.read(payload)
+    _same(fast, decoded)
+    assert fast.float32 == (not any(layout.codes))
+    mutated = bytearray(payload)
+    for _ in range(data.draw(st.integers(1, 4))):
+        pos = data.draw(st.integers(0, len(mutated) - 1))
+        mutated[pos] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(len(mutated) - 3, len(mutated) + 3))
+    candidate = bytes(mutated[:cut]) + b"\x00" * max(0, cut - len(mutated))
+    fast = reader.read(candidate)
+    if fast is not None:
+        try:
+            again = decode_payload(candidate)
+        except ProtocolError as exc:
+            pytest.fail(f"fast reader accepted what the codec rejects: {exc}")
+        _same(fast, again)
+
+
+def test_scaled_channels_are_read_as_the_codec_decodes_them() -> None:
+    batch = Batch(1, 0, 0, ["temp", "hum", "pressure", "co2"],
+                  [[21.53, 40.0, 1013.2, 4000.0], [None, 41.5, None, 32767000.0]])
+    payload = encode_binary(batch, [-2, -1, None, 3])
+    assert channel_codes(batch, [-2, -1, None, 3]) == [6, 7, 0, 11]
+    assert payload[16] == (6 << 4) | 3  # descriptor byte of "temp": code 6, 4 characters
+    reader = FastBinary()
+    reader.learn(payload, tuple(batch.channels))
+    fast = reader.read(payload)
+    assert [None if v != v else v for v in fast.values] == [
+        21.53, 40.0, struct.unpack(">f", struct.pack(">f", 1013.2))[0], 4000.0,
+        None, 41.5, None, 32767000.0]
+    assert not fast.float32
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_scaled_payload_is_stored_as_float32_records(scaled: bool) -> None:
+    """The stored BLOB is one big-endian float32 per channel whatever the wire form."""
+    batch = Batch(1, 0, 0, ["x", "hum", "temp"],
+                  [[1.25, 50.5, 20.01], [None, 101.0, -3.5], [3.0, None, 22.75]])
+    payload = encode_binary(batch, [-2, -1, -2] if scaled else None)
+    f32 = [tuple(None if v is None else struct.unpack(">f", struct.pack(">f", v))[0]
+                 for v in row) for row in decode_payload(payload).values]
+    expected = [f32[0], (None, None, f32[1][2]), f32[2]]  # hum 101 is implausible
+    v = validator()
+    for _ in range(2):  # the codec, then the fast reader
+        changes = Changes()
+        v.add("p/dev1/data", payload, 1.0, changes)
+        assert blobs(changes) == expected
+        assert [len(r[5]) for r in changes.rows[1]] == [12, 12, 12]
+        assert changes.implausible == {"hum": 1}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=scaled_batches())
+def test_stored_scaled_values_are_the_decoded_ones_with_implausible_ones_missing(
+        case: tuple[Batch, list[int | None]]) -> None:
+    batch, scales = case
+    payload = encode_binary(batch, scales)
+    decoded = decode_payload(payload)
+    expected = []
+    for row in decoded.values:
+        kept = []
+        for name, value in zip(decoded.channels, row, strict=True):
+            lo, hi = DEFAULT_RANGES.get(name, (-math.inf, math.inf))
+            if value is not None and not lo <= value <= hi:
+                value = None
+            kept.append(None if value is None else struct.unpack(">f", struct.pack(">f", value))[0])
+        expected.append(tuple(kept))
+    v = validator()
+    for _ in range(2):  # codec, then the fast reader
+        changes = Changes()
+        v.add("p/dev1/data", payload, 1.0, changes)
+        assert blobs(changes) == expected
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
