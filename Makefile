@@ -8,9 +8,12 @@ INSTALLED := $(VENV)/.installed
 
 setup: $(INSTALLED) mosquitto
 
-# Re-install only when the project's metadata changes.
+# Re-install only when the project's metadata changes. Debian's python3 lacks
+# ensurepip until python3-venv is installed (a failed run leaves a venv without
+# pip, so the venv is made again while pip is missing).
 $(INSTALLED): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv $(VENV) \
+		|| { tools/apt-install.sh python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install -q -e '.[dev,tflite,bench]'
 	touch $@
 

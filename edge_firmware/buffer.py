@@ -96,6 +96,10 @@ class Buffer:
         self._peek_from = 0
 
     def _pop_ram(self):
+        # a push while a peeked RAM batch waits for its PUBACK ({"cmd": "flush"}
+        # inside the read loop) may spill or drop it: pop() must not then
+        # forget the next, unsent batch
+        self._peek_from = 0
         if self.count:
             self.head = (self.head + 1) % self.n_slots
             self.count -= 1

@@ -206,7 +206,6 @@ class MQTTClient:
             shift += 7
             if shift > 21:
                 raise MQTTError(_EPROTO, "bad remaining length")
-        self._last_rx = time.ticks_ms()
         head = kind & 0xF0
         buf = self._rbuf
         if head == _PUBLISH:

@@ -5,7 +5,6 @@
 import select
 import socket
 import struct
-import time
 
 from micropython import const
 from mqtt import MQTTError, _put_str, _varlen
@@ -85,7 +84,6 @@ def connect(c, clean_session=False):
     if code:
         reason = _REASONS.split("|")[code] if code < 6 else "code %d" % code
         raise MQTTError(_EPROTO, "connection refused: %s" % reason)
-    c._last_rx = time.ticks_ms()
     c._ping_sent = 0
     return bool(c._rbuf[0] & 1)
 

@@ -35,7 +35,6 @@ def setup(c, client_id, server, port=1883, user=None, password=None,
     c._got = False
     c._ping_sent = 0  # ticks of an unanswered PINGREQ, 0 = none
     c._last_tx = 0
-    c._last_rx = 0
     c._rbuf = rbuf if rbuf is not None and len(rbuf) == max_incoming else bytearray(max_incoming)
     c._rmv = memoryview(c._rbuf)
     # fixed header + topic + packet id of one PUBLISH; CONNECT and SUBSCRIBE

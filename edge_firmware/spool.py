@@ -82,6 +82,8 @@ class Spool:
         self.spooled += 1
 
     def _drop_oldest(self):
+        if self.buf._peek_from == 1:  # the peeked batch goes with it (see buffer._pop_ram)
+            self.buf._peek_from = 0
         n = self.segments.pop(0)
         batches, readings = self._count(n, self.read_off)
         self.spooled -= batches

@@ -120,9 +120,14 @@ class PrivateBroker:
         try:
             wait_for_port(self.port)
         except BrokerError as exc:
+            # a config or bind error goes to stderr before the log file is open
+            err = b""
+            if self.process.poll() is not None and self.process.stderr:
+                err = self.process.stderr.read()
             self.stop()
             log = self.log_path.read_text() if self.log_path.exists() else ""
-            raise BrokerError(f"{exc}; mosquitto log: {log[-2000:]}") from exc
+            raise BrokerError(f"{exc}; mosquitto stderr: {err.decode(errors='replace')[-2000:]}"
+                              f"; mosquitto log: {log[-2000:]}") from exc
         return self
 
     def stop(self, kill: bool = False) -> None:

@@ -12,6 +12,7 @@ import paho.mqtt.client as mqtt
 
 from gateway.broker import PrivateBroker, free_port
 from gateway.devices import device_acl, upsert_acl, upsert_password
+from shared.codec import Batch, encode_binary
 from tests.firmware.conftest import Collector, run_sim
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,7 +54,9 @@ def test_device_add_gives_working_credentials_limited_to_own_topics(tmp_path: Pa
         intruder.username_pw_set("dev1", conf["mqtt"]["password"])
         intruder.connect("127.0.0.1", port)
         intruder.loop_start()
-        intruder.publish("lx/dev2/data", b"{}", qos=1).wait_for_publish(5)
+        # a well-formed batch, so the collector would record it if the ACL let it through
+        forged = encode_binary(Batch(1, 0, 0, ["temp"], [[20.0]]))
+        intruder.publish("lx/dev2/data", forged, qos=1).wait_for_publish(5)
         time.sleep(0.5)
         intruder.loop_stop()
         admin.wait_for(100)

@@ -61,8 +61,9 @@ def test_real_gateway_stores_exactly_n(broker, prefix, tmp_path: Path) -> None:
                     f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
                     f'topic_prefix = "{prefix}"\n'
                     '[api]\nenabled = false\n[training]\nenabled = false\n')
+    log = (tmp_path / "gateway.log").open("w")  # a file: an unread pipe could fill and stall it
     gateway = subprocess.Popen([sys.executable, "-m", "gateway", "run", "--config", str(toml)],
-                               cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                               cwd=repo, stdout=subprocess.DEVNULL, stderr=log)
     try:
         config = write_config(tmp_path / "cfg", broker.port, prefix, period_ms=1)
         time.sleep(1.0)
@@ -87,7 +88,12 @@ def test_real_gateway_stores_exactly_n(broker, prefix, tmp_path: Path) -> None:
         assert doc["devices"]["dev1"]["boots"] == 1
     finally:
         gateway.send_signal(signal.SIGTERM)
-        gateway.wait(15)
+        try:
+            gateway.wait(15)
+        except subprocess.TimeoutExpired:
+            gateway.kill()
+            gateway.wait()
+        log.close()
 
 
 def test_replay_sends_a_stretch_of_the_airquality_year(broker, prefix, tmp_path: Path,

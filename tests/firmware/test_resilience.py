@@ -49,7 +49,11 @@ def spawn_firmware(state_dir: Path, count: int):
                                       cwd=state_dir, stdout=log, stderr=log)
 
     first = start()  # a fresh config is validated first, then the firmware starts again
-    assert first.wait(30) == EXIT_REVALIDATED
+    try:
+        assert first.wait(30) == EXIT_REVALIDATED
+    finally:
+        if first.poll() is None:
+            first.kill()
     return start()
 
 
@@ -58,9 +62,13 @@ def test_broker_restart_mid_stream_loses_nothing(tmp_path: Path, collector_facto
         collector = collector_factory(own.port, "rs")
         write_config(tmp_path / "dev", own.port, "rs", period_ms=2, batch_size=10)
         proc = spawn_firmware(tmp_path / "dev", 1500)
-        collector.wait_for(300)
-        own.restart()  # SIGTERM: the broker saves its sessions, then starts again
-        assert proc.wait(60) == 0, (tmp_path / "dev" / "stdout.txt").read_text()
+        try:
+            collector.wait_for(300)
+            own.restart()  # SIGTERM: the broker saves its sessions, then starts again
+            assert proc.wait(60) == 0, (tmp_path / "dev" / "stdout.txt").read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
         collector.wait_for(1500)
         assert set(collector.keys) == {("dev1", 1, s) for s in range(1500)}
         assert "down:" in (tmp_path / "dev" / "stdout.txt").read_text()
@@ -155,6 +163,7 @@ def test_silent_broker_then_recovery(tmp_path: Path, collector_factory) -> None:
             assert "down: OSError" in log
             collector.close()
     finally:
+        stop.set()  # the accept thread ends even when an assertion above failed
         if proc.poll() is None:
             proc.kill()
 
