@@ -75,6 +75,7 @@ class GatewayTrainer:
         self._load = load  # -> [(device, Series)]
         self._on_registered = on_registered
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._closed = False  # a round still running at shutdown must not start a new pool
         self.channels: list[str] | None = None
 
     # -- data --------------------------------------------------------------
@@ -113,6 +114,8 @@ class GatewayTrainer:
         from gateway.peer.trainer import TrainOutcome
 
         series = self.local_series()
+        if self._closed:
+            raise RuntimeError("the trainer is closed: no training after shutdown")
         if self._pool is None:
             self._pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"),
@@ -143,6 +146,7 @@ class GatewayTrainer:
         return TrainOutcome(weights=result["weights"], samples=samples, metrics=metrics)
 
     def close(self) -> None:
+        self._closed = True
         if self._pool is not None:
             for proc in list(getattr(self._pool, "_processes", {}).values()):
                 proc.terminate()

@@ -147,6 +147,8 @@ def _airquality(window: int, tiny: bool) -> tuple[np.ndarray, ...]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.epochs < 1:  # times are per epoch
+        raise ValueError(f"--epochs {args.epochs}: must be at least 1")
     import torch
     from threadpoolctl import threadpool_limits
 

@@ -169,13 +169,17 @@ class TrainingScheduler:
                 return
             self._state = SchedulerState.STOPPED
         self._stop.set()
-        pool = self._pool
+        self._end_pool()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._end_pool()  # a run that began while stopping may have made a new pool
+
+    def _end_pool(self) -> None:
+        pool, self._pool = self._pool, None
         if pool is not None:
             for proc in list(getattr(pool, "_processes", {}).values()):
                 proc.terminate()  # the worker is ours; training is restartable
             pool.shutdown(wait=True, cancel_futures=True)
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

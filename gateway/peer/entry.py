@@ -98,7 +98,7 @@ def decode_entry(data: bytes) -> Entry:
         raise Rejected("oversized_entry", f"entry of {len(data)} bytes exceeds {MAX_ENTRY_BYTES}")
     try:
         doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # also over-long ints and deep nesting
         raise Rejected("malformed_entry", f"entry is not UTF-8 JSON: {exc}") from exc
     if not isinstance(doc, dict) or set(doc) != _FIELDS:
         keys = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
@@ -131,7 +131,9 @@ def _is_int(value: object) -> bool:
 
 
 def _is_number(value: object) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)  # type: ignore[arg-type]
+    if _is_int(value):  # JSON ints are unbounded: keep them where float() is exact
+        return abs(value) <= 2**53  # type: ignore[arg-type]
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def _check_fields(doc: dict[str, Any]) -> None:

@@ -36,12 +36,18 @@ def build_peer_node(
 ) -> PeerNode:
     """A PeerNode with the gateway's key (created on first start), store and transport."""
     data_dir = config.gateway.data_dir
-    return PeerNode(
-        identity=Identity.load_or_create(data_dir),
-        store=build_store(config),
-        transport=build_transport(config),
-        trainer=trainer,
-        settings=config.peer,
-        state_dir=data_dir,
-        registry=registry,
-    )
+    identity, store = Identity.load_or_create(data_dir), build_store(config)
+    transport = build_transport(config)
+    try:
+        return PeerNode(
+            identity=identity,
+            store=store,
+            transport=transport,
+            trainer=trainer,
+            settings=config.peer,
+            state_dir=data_dir,
+            registry=registry,
+        )
+    except BaseException:  # the socket and receiver thread would outlive a failed start
+        transport.close()
+        raise

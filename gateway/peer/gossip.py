@@ -56,7 +56,9 @@ def encode_claim(claim: HeadClaim) -> bytes:
 
 def decode_claim(data: bytes) -> HeadClaim:
     if len(data) > MAX_GOSSIP_BYTES:
-        raise Rejected("oversized_gossip", f"gossip message of {len(data)} bytes")
+        raise Rejected(
+            "oversized_gossip", f"gossip message of {len(data)} bytes exceeds {MAX_GOSSIP_BYTES}"
+        )
     try:
         doc = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -157,15 +157,14 @@ class PeerNode:
             return
         data = encode_claim(HeadClaim(self.session, self.peer_id, self.head, self.round - 1))
         self.refresh_gossip()
-        topics = [self._shard_topic()]
-        for topic in topics:
-            try:
-                self.transport.publish(topic, data)
-            except TransportError as exc:
-                log.warning("announcing head on %s failed: %s", topic, exc)
-                continue
-            self.bytes_gossip_out += len(data)
-            self.metrics.bytes.labels("gossip_out").inc(len(data))
+        topic = self._shard_topic()
+        try:
+            self.transport.publish(topic, data)
+        except TransportError as exc:
+            log.warning("announcing head on %s failed: %s", topic, exc)
+            return
+        self.bytes_gossip_out += len(data)
+        self.metrics.bytes.labels("gossip_out").inc(len(data))
 
     # --- persistence of this peer's own head ----------------------------------------------
 

@@ -148,6 +148,7 @@ class UdpTransport:
         except OSError as exc:
             self._sock.close()
             raise TransportError(f"cannot bind gossip to {host}:{port}: {exc.strerror}") from exc
+        self._sock.settimeout(0.5)  # here, not in the thread: close() may come before it runs
         self.address = self._sock.getsockname()
         self.peers = [p for p in peers if p != self.address]
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
@@ -173,7 +174,6 @@ class UdpTransport:
         self._handlers.pop(topic, None)
 
     def _receive(self) -> None:
-        self._sock.settimeout(0.5)
         while not self._closed.is_set():
             try:
                 datagram, _ = self._sock.recvfrom(MAX_MESSAGE_BYTES + 512)

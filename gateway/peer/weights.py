@@ -63,7 +63,9 @@ def decode_weights(blob: bytes, *, max_bytes: int = 4 << 20) -> Weights:
     except (SafetensorError, ValueError, TypeError) as exc:
         raise Rejected("malformed_weights", f"weights are not safetensors: {exc}") from exc
     if not tensors or len(tensors) > MAX_TENSORS:
-        raise Rejected("malformed_weights", f"weights hold {len(tensors)} tensors")
+        raise Rejected(
+            "malformed_weights", f"weights hold {len(tensors)} tensors, not 1..{MAX_TENSORS}"
+        )
     out: Weights = {}
     for name, value in tensors.items():
         if value.dtype not in (np.float16, np.float32):

@@ -172,15 +172,16 @@ class IpfsNode:
     def stop(self) -> None:
         """SIGTERM the node's PID, SIGKILL it if it lingers."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
-        if process.stdout is not None:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+        if process.stdout is not None:  # also when the node had already exited
             process.stdout.close()
 
     def connect(self, other: IpfsNode) -> None:

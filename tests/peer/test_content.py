@@ -118,6 +118,8 @@ def test_entry_signed_by_another_key_is_rejected() -> None:
         (b"[]", "malformed_entry"),
         (b'{"v":1}', "malformed_entry"),
         (b" " * (MAX_ENTRY_BYTES + 1), "oversized_entry"),
+        (b"[" * 4000, "malformed_entry"),
+        (b'{"v":' + b"9" * 4400 + b"}", "malformed_entry"),
     ],
 )
 def test_malformed_entries_are_rejected_with_reasons(data: bytes, reason: str) -> None:
@@ -134,6 +136,8 @@ def test_entry_with_bad_field_values_is_rejected() -> None:
         ("round", -1, "malformed_entry"),
         ("metrics", {"loss": "x"}, "malformed_entry"),
         ("parents", ["nope"], "malformed_entry"),
+        ("time", 10**400, "malformed_entry"),
+        ("metrics", {"loss": -(10**400)}, "malformed_entry"),
     ]:
         doc = json.loads(block)
         doc[key] = value

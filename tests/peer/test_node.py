@@ -320,6 +320,8 @@ def test_two_gateway_processes_gossip_over_udp_and_share_a_blockstore(tmp_path: 
             f'[peer]\nenabled = true\nsession = "udp"\nudp_port = {port}\n'
             f'udp_peers = "127.0.0.1:{other}"\nblocks_dir = "{tmp_path / "blocks"}"\n'
             f'wire_dtype = "float32"\nstaleness_half_life = 0.0\n'
+            # one process may start many rounds before the other: never too stale to fuse
+            "max_staleness = 1000\n"
         )
         configs.append(path)
     repo = Path(__file__).resolve().parents[2]
@@ -351,3 +353,18 @@ def test_bad_settings_are_refused(hub: LocalHub, shared_store: MemoryStore) -> N
         make_node(shared_store, hub.endpoint("a"), session="no spaces/please")
     with pytest.raises(PeerError, match="shard_epoch_s"):
         make_node(shared_store, hub.endpoint("a"), gossip_shards=2, shard_epoch_s=0.0)
+
+
+def test_a_node_that_fails_to_start_releases_its_gossip_port(tmp_path: Path) -> None:
+    from gateway.config import config_from_dict
+    from gateway.peer import build_peer_node
+    from gateway.peer.errors import PeerError
+
+    from .ipfs_rig import free_port
+
+    port = free_port()
+    peer = {"enabled": True, "session": "bad session!", "udp_port": port}
+    config = config_from_dict({"gateway": {"data_dir": str(tmp_path)}, "peer": peer}, env={})
+    with pytest.raises(PeerError, match="'bad session!'"):
+        build_peer_node(config, StepTrainer(1.0))
+    UdpTransport(port=port, peers=[]).close()  # the port is free again
