@@ -170,6 +170,7 @@ class ApiServer:
         deadline = time.monotonic() + 10
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop(0.5)  # the service never lists a part that failed: release it here
                 raise ServiceError(f"the API server did not start on {self.url}")
             time.sleep(0.01)
 

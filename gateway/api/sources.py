@@ -14,8 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import ProtocolError
-
 if TYPE_CHECKING:  # pragma: no cover
     from gateway.api.deps import ModelSource, PeerSource
     from gateway.service import GatewayService
@@ -150,21 +148,13 @@ def peer_source_for(service: GatewayService) -> PeerSource | None:
     return getattr(service, "peer_source", None)
 
 
-def _basic_check(doc: Any) -> dict[str, Any]:
-    if not isinstance(doc, dict):
-        raise ProtocolError(f"config {doc!r} is not a JSON object")
-    return doc
-
-
 def remote_config_validator(channels: list[str]) -> Callable[[Any], Any]:
     """The protocol's validator for configs the gateway sends to devices (REMOTE_KEYS).
 
     ``channels`` are the device's known channels (thresholds may only name them).
     """
-    try:
-        from shared.config import merge_remote_config
-    except ImportError:
-        return _basic_check
+    from shared.config import merge_remote_config
+
     base = {"period_ms": 1000, "batch_size": 20, "power_mode": "always_on",
             "thresholds": {}, "status_every_s": 60, "sensors": [{"channels": list(channels)}]}
 

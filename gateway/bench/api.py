@@ -15,6 +15,7 @@ import asyncio
 import importlib.util
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -153,6 +154,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if url is None:
             raise RuntimeError("the gateway did not start")
         threading.Thread(target=gateway.stderr.read, daemon=True).start()
+        publisher: subprocess.Popen[str] | None = None
         try:
             warm = max(3.0, args.duration * 0.2)
             publisher = subprocess.Popen(
@@ -174,8 +176,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             stored_after = _stored(httpx, url)
             publisher.wait(args.duration + warm + 60)
         finally:
+            if publisher is not None and publisher.poll() is None:
+                publisher.kill()  # only after a failure: it ends by itself otherwise
+                publisher.wait()
             gateway.send_signal(signal.SIGTERM)
             gateway.wait(15)
+    shutil.rmtree(root, ignore_errors=True)
     ms = [x * 1000 for x in latencies]
     p99 = _pct(ms, 0.99)
     return {

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -209,12 +210,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     directory = Path(tempfile.mkdtemp(prefix="learnae-bench-ingest-"))
     rounds: list[dict[str, Any]] = []
-    with PrivateBroker(directory / "broker") as broker:
-        for r in range(args.rounds):
-            for kind in ("raw", "gateway"):
-                res = _round(kind, broker.port, args, directory)
-                print(f"round {r + 1} {kind}: {res['msgs_per_s']:.0f} msg/s", file=sys.stderr)
-                rounds.append(res)
+    try:
+        with PrivateBroker(directory / "broker") as broker:
+            for r in range(args.rounds):
+                for kind in ("raw", "gateway"):
+                    res = _round(kind, broker.port, args, directory)
+                    print(f"round {r + 1} {kind}: {res['msgs_per_s']:.0f} msg/s",
+                          file=sys.stderr)
+                    rounds.append(res)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)  # one database per gateway round
     raw = statistics.median(x["msgs_per_s"] for x in rounds if x["kind"] == "raw")
     gw_rounds = [x for x in rounds if x["kind"] == "gateway"]
     gw = statistics.median(x["msgs_per_s"] for x in gw_rounds)

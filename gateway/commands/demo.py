@@ -371,7 +371,8 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.gateways < 1 or args.sensors < 1:
-        print("demo: --gateways and --sensors must be at least 1", file=sys.stderr)
+        print(f"demo: --gateways {args.gateways} and --sensors {args.sensors}: both must be"
+              " at least 1", file=sys.stderr)
         return 2
     demo = Demo(args)
     try:

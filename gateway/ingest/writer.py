@@ -118,7 +118,7 @@ class GroupWriter:
             if not self._commit(group):
                 return  # abandoned while the store was unavailable: nothing acked
 
-    def _prepare(self, group: list[Incoming]) -> tuple[Changes, dict[str, int], int]:
+    def _prepare(self, group: list[Incoming]) -> tuple[Changes, dict[str, int]]:
         changes = Changes()
         kinds: dict[str, int] = collections.defaultdict(int)
         add = self.validator.add
@@ -141,13 +141,13 @@ class GroupWriter:
                     key = self.store.device_key(rej.device)
                     if key is not None:
                         changes.device_rejects[key] = changes.device_rejects.get(key, 0) + 1
-        return changes, kinds, len(changes.rejects)
+        return changes, kinds
 
     def _commit(self, group: list[Incoming]) -> bool:
         backoff = BACKOFF_MIN_S
         while True:
             try:
-                changes, kinds, _ = self._prepare(group)
+                changes, kinds = self._prepare(group)
                 result = self.store.commit(changes)
                 break
             except StoreUnavailable as exc:

@@ -63,6 +63,7 @@ class Store:
         path = Path(path)
         if synchronous not in SYNCHRONOUS:
             raise StoreError(f"synchronous {synchronous!r} is not one of {', '.join(SYNCHRONOUS)}")
+        conn: sqlite3.Connection | None = None
         try:
             if readonly:
                 if not path.exists():
@@ -89,11 +90,14 @@ class Store:
                 try:
                     schema.migrate(conn)
                 except ValueError as exc:
-                    conn.close()
                     raise StoreError(f"database {str(path)!r}: {exc}") from exc
             conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        except sqlite3.Error as exc:
-            raise translate(exc, path, "opening the database") from exc
+        except BaseException as exc:
+            if conn is not None:  # a refused open must not leak the connection
+                conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise translate(exc, path, "opening the database") from exc
+            raise
         store = cls(conn, path, readonly=readonly, quarantine_rows=quarantine_rows)
         if max_size_mb and not readonly:
             store.set_max_size(max_size_mb)

@@ -43,6 +43,7 @@ def test_dashboard_shows_devices_and_training_curve(
                      anomalies_every=40)
     wait_for(lambda: len(api.get("/api/rounds").json()) >= 3, timeout=90, what="a second round")
     client.disconnect()
+    api.close()
 
     errors: list[str] = []
     with sync_playwright() as pw:

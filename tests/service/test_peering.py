@@ -69,3 +69,5 @@ def test_two_gateways_train_together_and_push_models(
     metrics = first.get("/metrics").text
     assert 'learnae_model_pushes_total{result="published"}' in metrics
     assert "learnae_peers 2.0" in metrics
+    first.close()
+    second.close()

@@ -105,6 +105,7 @@ def test_live_gateway_serves_what_it_ingests(tmp_path: Path, broker: PrivateBrok
     assert "process_resident_memory_bytes" in metrics
     state = json.loads((tmp_path / "data" / "service.json").read_text())
     assert (state["pid"], state["api"]) == (gw.proc.pid, gw.url)
+    api.close()
     client.disconnect()
     code, _ = gw.terminate()
     assert code == 0
