@@ -83,15 +83,7 @@ class ForecastModel:
     def score_series(self, ts: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(time, score) of every reading that completes a gap-free window; may be empty."""
         try:
-            ds = build_forecast_dataset(
-                ts,
-                values,
-                self.channels,
-                window=self.window,
-                period_s=self.period_s,
-                min_windows=0,
-                scaler=self.scaler,
-            )
+            ds = forecast_dataset_of(self, ts, values)
         except SkipTraining:
             return np.zeros(0), np.zeros(0, np.float32)
         return ds.t, self.window_scores(ds.x, ds.y)

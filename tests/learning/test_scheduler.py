@@ -165,29 +165,10 @@ def test_start_stop_lifecycle(tmp_path) -> None:
     sched.stop()  # idempotent
 
 
-def test_unusable_settings_fail_the_run_not_the_service(tmp_path) -> None:
+def poll_good_device(tmp_path, settings: TrainingSection):
+    """One scheduler poll over the one well-formed device, with ``settings``."""
     store = FakeStore()
     store.series = {"good": store.series["good"]}
-    bad = TrainingSection(window=0, min_new_readings=200)
-    sched = TrainingScheduler(
-        list_devices=store.list_devices,
-        load_series=store.load,
-        registry_path=tmp_path / "db.sqlite3",
-        settings=bad,
-        metrics_registry=CollectorRegistry(),
-    )
-    try:
-        (outcome,) = sched.poll_once()
-    finally:
-        sched.stop()
-    assert outcome.status == "failed" and outcome.version is None
-    assert "window must be >= 1, got 0" in outcome.detail
-
-
-def test_classify_task_is_skipped_until_labels_exist(tmp_path) -> None:
-    store = FakeStore()
-    store.series = {"good": store.series["good"]}
-    settings = TrainingSection(task="classify", min_new_readings=200)
     sched = TrainingScheduler(
         list_devices=store.list_devices,
         load_series=store.load,
@@ -199,6 +180,18 @@ def test_classify_task_is_skipped_until_labels_exist(tmp_path) -> None:
         (outcome,) = sched.poll_once()
     finally:
         sched.stop()
+    return outcome
+
+
+def test_unusable_settings_fail_the_run_not_the_service(tmp_path) -> None:
+    outcome = poll_good_device(tmp_path, TrainingSection(window=0, min_new_readings=200))
+    assert outcome.status == "failed" and outcome.version is None
+    assert "window must be >= 1, got 0" in outcome.detail
+
+
+def test_classify_task_is_skipped_until_labels_exist(tmp_path) -> None:
+    outcome = poll_good_device(
+        tmp_path, TrainingSection(task="classify", min_new_readings=200))
     assert (outcome.status, outcome.reason) == ("skipped", "unsupported")
 
 
