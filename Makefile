@@ -14,7 +14,7 @@ setup: $(INSTALLED) mosquitto
 $(INSTALLED): pyproject.toml
 	$(PY) -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv $(VENV) \
 		|| { tools/apt-install.sh python3-venv && $(PYTHON) -m venv $(VENV); }
-	$(PY) -m pip install -q -e '.[dev,tflite,bench]'
+	$(PY) -m pip install -q -e '.[dev,tflite]'
 	touch $@
 
 mosquitto:

@@ -227,7 +227,7 @@ class PeerView:
 
     def _records(self) -> list[Any]:
         node = self.part.node
-        return [] if node is None else list(node.ledger.records.values())
+        return [] if node is None else list(node.directory.records.values())
 
     def peers(self) -> list[dict[str, Any]]:
         node = self.part.node

@@ -5,6 +5,7 @@ and reads ``peers()`` and ``rounds()`` for the API.
 """
 
 from gateway.peer.cid import cid_of
+from gateway.peer.directory import PeerInfo
 from gateway.peer.entry import Entry, decode_entry, sign_entry
 from gateway.peer.errors import (
     BlockNotFound,
@@ -20,7 +21,6 @@ from gateway.peer.factory import build_peer_node, build_store, build_transport
 from gateway.peer.fusion import STRATEGIES, coordinate_median, krum, trimmed_mean, weighted_mean
 from gateway.peer.identity import Identity
 from gateway.peer.ipfs import IpfsPubsubTransport, IpfsRpc, IpfsStore
-from gateway.peer.ledger import PeerInfo
 from gateway.peer.node import PeerNode, RoundInfo
 from gateway.peer.store import ContentStore, LocalBlockStore, MemoryStore
 from gateway.peer.trainer import LocalTrainer, TrainOutcome

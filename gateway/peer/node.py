@@ -24,6 +24,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from gateway.config import PeerSection
+from gateway.peer.directory import PeerDirectory, PeerInfo, PeerRecord
 from gateway.peer.entry import Entry, decode_entry, sign_entry
 from gateway.peer.errors import PeerError, Rejected, StoreError, TransportError
 from gateway.peer.fusion import STRATEGIES, staleness_discount
@@ -36,7 +37,6 @@ from gateway.peer.gossip import (
     topic_for,
 )
 from gateway.peer.identity import Identity
-from gateway.peer.ledger import Ledger, PeerInfo, PeerRecord
 from gateway.peer.metrics import PeerMetrics, short
 from gateway.peer.store import ContentStore
 from gateway.peer.trainer import LocalTrainer, Weights
@@ -97,7 +97,7 @@ class PeerNode:
         self.metrics = PeerMetrics(registry)
         self.clock = clock
         self.rng = random.Random(seed)
-        self.ledger = Ledger(
+        self.directory = PeerDirectory(
             store,
             session=self.session,
             own_peer=self.peer_id,
@@ -147,9 +147,9 @@ class PeerNode:
         try:
             claim = decode_claim(data)
         except Rejected as exc:
-            self.ledger.reject("unknown", exc.reason, str(exc))
+            self.directory.reject("unknown", exc.reason, str(exc))
             return
-        self.ledger.observe(claim)
+        self.directory.observe(claim)
 
     def announce(self) -> None:
         """Gossip this peer's head (again): lost announcements are repaired by repetition."""
@@ -265,7 +265,7 @@ class PeerNode:
         """Up to ``fuse_peers`` of the freshest peers, drawn at random from twice as many."""
         fresh = [
             r
-            for r in self.ledger.candidates()
+            for r in self.directory.candidates()
             if r.claimed_round >= own_round - self.settings.max_staleness
             and r.claimed_head != self._fused_heads.get(r.peer_id)  # nothing new: no point
         ]
@@ -284,9 +284,9 @@ class PeerNode:
         rejected = 0
         budget = self.settings.walk_budget  # entries behind heads fetched this round, all peers
         for rec in self._choose(own_round):
-            before = self.ledger.entries_fetched
-            entry = self.ledger.sync(rec.peer_id, budget=1 + max(budget, 0))
-            budget -= max(self.ledger.entries_fetched - before - 1, 0)
+            before = self.directory.entries_fetched
+            entry = self.directory.sync(rec.peer_id, budget=1 + max(budget, 0))
+            budget -= max(self.directory.entries_fetched - before - 1, 0)
             if entry is None:
                 continue
             staleness = own_round - entry.round
@@ -296,7 +296,7 @@ class PeerNode:
                 theirs = self._weights_of(rec.peer_id, entry, trained)
             except Rejected as exc:
                 rejected += 1
-                self.ledger.reject(rec.peer_id, exc.reason, str(exc))
+                self.directory.reject(rec.peer_id, exc.reason, str(exc))
                 continue
             except StoreError as exc:
                 self.metrics.fetch_failures.labels(short(rec.peer_id), type(exc).__name__).inc()
@@ -305,7 +305,7 @@ class PeerNode:
                 staleness, self.settings.staleness_half_life
             )
             items.append((theirs, factor))
-            self._fused_heads[rec.peer_id] = self.ledger.records[rec.peer_id].head or ""
+            self._fused_heads[rec.peer_id] = self.directory.records[rec.peer_id].head or ""
             parents.append(entry.weights)
             peers.append(rec.peer_id)
         self.metrics.fused.inc(len(peers))
@@ -369,7 +369,7 @@ class PeerNode:
     # --- views for the API ----------------------------------------------------------------
 
     def peers(self) -> list[PeerInfo]:
-        return self.ledger.info()
+        return self.directory.info()
 
     def rounds(self, limit: int = 100) -> list[RoundInfo]:
         with self._lock:

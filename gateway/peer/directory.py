@@ -59,7 +59,7 @@ class PeerInfo:
     gaps: int
 
 
-class Ledger:
+class PeerDirectory:
     def __init__(
         self,
         store: ContentStore,
