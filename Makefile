@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup demo test lint mosquitto ipfs-rig browser test-deps clean
+.PHONY: setup demo test lint mosquitto kubo browser test-deps bench clean
 
 setup: $(INSTALLED) mosquitto
 
@@ -24,18 +24,23 @@ mosquitto:
 browser:
 	@tools/apt-install.sh mosquitto chromium
 
-ipfs-rig:
-	@bash tools/ipfs-rig/install.sh
+# kubo built from its Go module into .cache/kubo/bin (reused when already built).
+kubo:
+	@bash tools/kubo/install.sh
 
-# Python packages, Debian packages and the js-ipfs rig install side by side.
+# Python packages, Debian packages and kubo install side by side.
 test-deps:
-	@$(MAKE) --no-print-directory -j3 $(INSTALLED) browser ipfs-rig
+	@$(MAKE) --no-print-directory -j3 $(INSTALLED) browser kubo
 
 demo: setup
 	$(PY) -m gateway demo --duration $${DURATION:-60}
 
 test: test-deps
 	$(PY) -m pytest
+
+# The `bench` extra (PyTorch, a large download) is for `bench train`'s comparison only.
+bench: $(INSTALLED)
+	$(PY) -m pip install -q -e '.[dev,tflite,bench]'
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .

@@ -2,7 +2,7 @@
 
 A block's name is ``b`` + base32 (RFC 4648, lowercase, no padding) of
 ``0x01`` (CID version 1), ``0x55`` (raw codec), ``0x12`` (sha2-256), ``0x20``
-(32-byte digest) and the digest. Kubo and js-ipfs give the same string for the
+(32-byte digest) and the digest. Kubo gives the same string for the
 same bytes with ``cid-codec=raw&mhtype=sha2-256&cid-base=base32``, so the local
 store and IPFS agree on names without asking each other.
 """

@@ -1,9 +1,7 @@
-"""The peer layer over real js-ipfs nodes on loopback (RPC API, bitswap, pubsub)."""
+"""The peer layer over real kubo daemons on loopback (RPC API, bitswap, pubsub)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -29,14 +27,14 @@ from gateway.peer.ipfs import multibase_encode
 from gateway.peer.transport import Handler
 
 from .conftest import SETTINGS, StepTrainer
-from .ipfs_rig import NODE, IpfsNode, Rig, node_config, rig_dir, rig_missing_reason
+from .ipfs_rig import KuboNode, Rig, inet_sockets, kubo_missing_reason
 
 pytestmark = [pytest.mark.ipfs, pytest.mark.timeout(180)]
 
 
 @pytest.fixture(scope="module")
 def rig() -> Iterator[Rig]:
-    reason = rig_missing_reason()
+    reason = kubo_missing_reason()
     if reason:
         pytest.skip(reason)
     running = Rig()
@@ -58,7 +56,7 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20.0, step: float
     return condition()
 
 
-def store_of(node: IpfsNode, **kwargs: object) -> IpfsStore:
+def store_of(node: KuboNode, **kwargs: object) -> IpfsStore:
     return IpfsStore(IpfsRpc(node.api_url, timeout=10.0), **kwargs)  # type: ignore[arg-type]
 
 
@@ -90,7 +88,7 @@ class DroppingTransport:
 
 
 def peer_node(
-    node: IpfsNode, session: str, step: float, transport: object = None, timeout: float = 3.0
+    node: KuboNode, session: str, step: float, transport: object = None, timeout: float = 3.0
 ) -> PeerNode:
     return PeerNode(
         identity=Identity.generate(),
@@ -138,25 +136,28 @@ def test_store_names_blocks_like_the_local_store_and_moves_them(rig: Rig) -> Non
         dead.put(b"hello")
 
 
-def test_launcher_refuses_an_unsafe_config(rig: Rig, tmp_path: object) -> None:
-    from pathlib import Path
+def test_running_nodes_listen_on_and_connect_to_loopback_only(rig: Rig) -> None:
+    """From /proc/net/{tcp,tcp6,udp,udp6}: every socket of every daemon is 127.0.0.1.
 
-    config = node_config(1, 2)
-    config["Bootstrap"] = [
-        "/ip4/104.131.131.82/tcp/4001/p2p/QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ"
-    ]
-    path = Path(str(tmp_path)) / "config.json"
-    path.write_text(json.dumps(config))
-    done = subprocess.run(
-        [NODE, str(rig_dir() / "node.mjs"), str(Path(str(tmp_path)) / "repo"), str(path)],
-        cwd=rig_dir(),
-        env={"NODE_ENV": "test", "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        timeout=60,
-    )
-    assert done.returncode == 3
-    assert b"Bootstrap not empty" in done.stderr
-    assert not (Path(str(tmp_path)) / "repo").exists()
+    kubo behaviour relied on: it listens only on ``Addresses.Swarm/API/Gateway`` and,
+    with Bootstrap, MDNS, routing, AutoNAT and relays off, dials only peers it is told.
+    """
+    store_of(rig.nodes[0]).put(b"traffic")  # the nodes have talked (swarm + bitswap)
+    for node in rig.nodes:
+        assert node.process is not None
+        sockets = inet_sockets(node.process.pid)
+        listening = {local[1] for table, local, remote in sockets if remote == ("0.0.0.0", 0)}
+        assert {node.swarm_port, node.api_port, node.gateway_port} <= listening
+        connected = [(local, remote) for _, local, remote in sockets if remote[1] != 0]
+        assert connected, f"{node.name} holds no connection: the check would prove nothing"
+        for table, local, remote in sockets:
+            assert table == "tcp", f"{node.name}: {table} socket {local} -> {remote}"
+            assert local[0] == "127.0.0.1", f"{node.name} listens on {local}"
+            assert remote[0] in ("127.0.0.1", "0.0.0.0"), f"{node.name} dials {remote}"
+        others = {n.swarm_port for n in rig.nodes if n is not node}
+        assert others & {remote[1] for _, remote in connected} or any(
+            local[1] == node.swarm_port for local, _ in connected
+        )
 
 
 def test_three_gateways_exchange_entries_and_weights_and_fuse(rig: Rig) -> None:
