@@ -85,7 +85,9 @@ def test_ports_must_be_distinct_per_node() -> None:
         check_config(safe_config(), ENV, used_ports={5101})
 
 
-needs_kubo = pytest.mark.skipif(kubo_missing_reason() is not None, reason=str(kubo_missing_reason()))
+needs_kubo = pytest.mark.skipif(
+    kubo_missing_reason() is not None, reason=str(kubo_missing_reason())
+)
 
 
 @needs_kubo
