@@ -48,6 +48,7 @@ def build_peer_node(
             state_dir=data_dir,
             registry=registry,
         )
-    except BaseException:  # the socket and receiver thread would outlive a failed start
+    except BaseException:  # the socket, threads and HTTP clients would outlive a failed start
         transport.close()
+        store.close()
         raise

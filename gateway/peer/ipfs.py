@@ -1,14 +1,25 @@
 """IPFS adapters over the kubo RPC API (``/api/v0/...``): a ContentStore and a Transport.
 
-Both speak plain HTTP through httpx to a local daemon (kubo in production,
-js-ipfs in tests: it serves the same API). Blocks are put as raw-codec CIDv1
-and the CID the daemon returns must equal the one computed locally; js-ipfs
-ignores kubo's ``cid-codec`` parameter and wants the older ``format=raw&version=1``,
-so the store falls back to that dialect once and remembers it.
+Both speak plain HTTP through httpx to a local kubo daemon, in production and in the
+tests (kubo v0.43.1, built by ``tools/kubo/install.sh``). What kubo answers, and what
+this module relies on:
 
-Pubsub topics and message data travel multibase-encoded (``u`` + base64url).
-A subscription is a long-lived streamed response of JSON lines (js-ipfs sends
-``{}`` first); it is re-opened after any failure until unsubscribed.
+- ``block/put?cid-codec=raw&mhtype=sha2-256&cid-base=base32&pin=true`` answers
+  ``{"Key": CID, "Size": N}``; the key must equal the CID computed locally.
+- ``block/get`` streams the block (chunked, no length) or, when kubo gives up
+  (its ``timeout`` parameter, or ``ipld: could not find``), answers 500 with
+  ``{"Message": ..., "Type": "error"}``. The body is read only up to the size bound.
+- ``pin/add``, ``pin/rm`` (500 ``not pinned or pinned indirectly`` when not pinned),
+  ``pin/ls?type=recursive&stream=true`` (JSON lines ``{"Cid", "Type"}``),
+  ``repo/gc`` (JSON lines ``{"Key": {"/": CID}}``), ``repo/stat?size-only=true``
+  (``{"RepoSize": bytes}``).
+- Pubsub needs ``Pubsub.Enabled``; topics and message data are multibase (``u`` +
+  base64url); a topic that is not multibase is refused with 500. ``pubsub/sub`` is a
+  long-lived stream of JSON lines ``{"from", "data", "seqno", "topicIDs"}``; it is
+  re-opened after any failure until unsubscribed.
+
+Errors are translated here, ``from`` the httpx error, into the peer layer's tree
+(``errors.py``), and every message names the CID or topic concerned.
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -38,7 +49,8 @@ from gateway.peer.transport import MAX_MESSAGE_BYTES, Handler
 
 log = logging.getLogger(__name__)
 
-_NOT_FOUND_HINTS = ("timed out", "deadline exceeded", "not found", "could not find", "aborted")
+# kubo's messages when a block cannot be had: its own deadline, or not in the blockstore
+_NOT_FOUND_HINTS = ("deadline exceeded", "could not find", "not found")
 
 
 def multibase_encode(data: bytes) -> str:
@@ -60,7 +72,10 @@ def multibase_decode(text: str) -> bytes:
 
 
 class IpfsRpc:
-    """A small client for the RPC API: POST only, errors translated, bounded retries."""
+    """A small client for the RPC API: POST only, errors translated, bounded retries.
+
+    ``what`` (default: the ``arg`` parameter) names the CID or topic in every error.
+    """
 
     def __init__(
         self, api_url: str = "http://127.0.0.1:5001", *, timeout: float = 10.0, retries: int = 2
@@ -68,7 +83,60 @@ class IpfsRpc:
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
+        self.closed = False
         self._client = httpx.Client(base_url=self.api_url + "/api/v0", timeout=timeout)
+
+    def _label(self, command: str, params: dict[str, Any], what: str | None) -> str:
+        subject = what if what is not None else params.get("arg", "")
+        return f"IPFS {command} {subject}".rstrip() + f" at {self.api_url}"
+
+    @contextlib.contextmanager
+    def _open(
+        self,
+        command: str,
+        params: dict[str, Any],
+        data: bytes | None,
+        timeout: float | None,
+        retry_errors: bool,
+        what: str | None,
+    ) -> Iterator[httpx.Response]:
+        """A streamed 200 response; connection failures retried, errors translated."""
+        if self.closed:
+            raise StoreUnavailable(f"{self._label(command, params, what)}: the client is closed")
+        files = {"file": ("data", data, "application/octet-stream")} if data is not None else None
+        wait = timeout if timeout is not None else self.timeout
+        attempt = 0
+        while True:
+            try:
+                request = self._client.build_request(
+                    "POST", command, params=params, files=files, timeout=wait
+                )
+                response = self._client.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                if attempt < self.retries and not isinstance(exc, httpx.TimeoutException):
+                    attempt += 1
+                    time.sleep(0.2 * attempt)
+                    continue
+                raise _unavailable(self._label(command, params, what), exc, wait) from exc
+            except RuntimeError as exc:  # httpx: the client was closed meanwhile
+                raise StoreUnavailable(f"{self._label(command, params, what)}: {exc}") from exc
+            try:
+                if response.status_code == 200:
+                    yield response
+                    return
+                message = _error_message(response)
+            except httpx.HTTPError as exc:
+                raise _unavailable(self._label(command, params, what), exc, wait) from exc
+            finally:
+                response.close()
+            label = self._label(command, params, what)
+            if any(hint in message.lower() for hint in _NOT_FOUND_HINTS):
+                raise BlockNotFound(f"{label}: {message}")
+            if response.status_code >= 500 and retry_errors and attempt < self.retries:
+                attempt += 1
+                time.sleep(0.2 * attempt)
+                continue
+            raise StoreUnavailable(f"{label} answered {response.status_code}: {message}")
 
     def call(
         self,
@@ -78,54 +146,87 @@ class IpfsRpc:
         data: bytes | None = None,
         timeout: float | None = None,
         retry_errors: bool = True,
+        what: str | None = None,
     ) -> httpx.Response:
-        """POST ``command``; retry connection failures; raise StoreUnavailable / BlockNotFound."""
-        files = {"file": ("data", data, "application/octet-stream")} if data is not None else None
-        attempt = 0
-        while True:
+        """POST ``command`` and read the whole (small) answer."""
+        with self._open(command, params, data, timeout, retry_errors, what) as response:
             try:
-                response = self._client.post(
-                    command,
-                    params=params,
-                    files=files,
-                    timeout=timeout if timeout is not None else self.timeout,
-                )
-            except (httpx.TransportError, httpx.TimeoutException) as exc:
-                if attempt < self.retries and not isinstance(exc, httpx.ReadTimeout):
-                    attempt += 1
-                    time.sleep(0.2 * attempt)
-                    continue
-                raise StoreUnavailable(
-                    f"IPFS RPC {command} at {self.api_url} failed: {type(exc).__name__}: {exc}"
-                ) from exc
-            if response.status_code == 200:
-                return response
-            message = _error_message(response)
-            if any(hint in message.lower() for hint in _NOT_FOUND_HINTS):
-                raise BlockNotFound(f"IPFS RPC {command} {params.get('arg', '')}: {message}")
-            if response.status_code >= 500 and retry_errors and attempt < self.retries:
-                attempt += 1
-                time.sleep(0.2 * attempt)
-                continue
-            raise StoreUnavailable(
-                f"IPFS RPC {command} {params.get('arg', '')} answered "
-                f"{response.status_code}: {message}"
-            )
+                response.read()
+            except httpx.HTTPError as exc:
+                label = self._label(command, params, what)
+                raise _unavailable(label, exc, timeout or self.timeout) from exc
+            return response
+
+    def read(
+        self,
+        command: str,
+        params: dict[str, Any],
+        *,
+        limit: int,
+        timeout: float | None = None,
+        what: str | None = None,
+    ) -> bytes:
+        """POST ``command``; read its body, stopping (BlockTooLarge) past ``limit`` bytes."""
+        with self._open(command, params, None, timeout, True, what) as response:
+            chunks: list[bytes] = []
+            size = 0
+            try:
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise BlockTooLarge(
+                            f"{self._label(command, params, what)}: more than {limit} bytes"
+                            f" (stopped reading after {size})"
+                        )
+                    chunks.append(chunk)
+            except httpx.HTTPError as exc:
+                label = self._label(command, params, what)
+                raise _unavailable(label, exc, timeout or self.timeout) from exc
+            return b"".join(chunks)
+
+    def lines(
+        self, command: str, params: dict[str, Any], *, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
+        """POST ``command`` and parse its answer as JSON lines (kubo's streamed lists)."""
+        response = self.call(command, params, timeout=timeout)
+        out = []
+        for line in response.text.splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                doc = json.loads(line)
+                if isinstance(doc, dict):
+                    out.append(doc)
+        return out
 
     def close(self) -> None:
+        self.closed = True
         self._client.close()
 
 
+def _unavailable(label: str, exc: httpx.HTTPError, timeout: float) -> StoreUnavailable:
+    if isinstance(exc, httpx.TimeoutException):
+        return StoreUnavailable(f"{label}: no answer within {timeout:.1f} s ({type(exc).__name__})")
+    return StoreUnavailable(f"{label} failed: {type(exc).__name__}: {exc}")
+
+
 def _error_message(response: httpx.Response) -> str:
+    body = b""
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > 4096:  # an error is a short JSON document; never read a long answer
+            break
     try:
-        doc = response.json()
+        doc = json.loads(body)
         return str(doc.get("Message", doc))
     except (json.JSONDecodeError, ValueError, AttributeError):
-        return response.text[:200]
+        return body[:200].decode("utf-8", errors="replace")
 
 
 class IpfsStore:
-    """ContentStore on an IPFS daemon. Blocks are pinned when put by this gateway."""
+    """ContentStore on a kubo daemon. Blocks are pinned when put by this gateway.
+
+    Besides the port it offers what the retention policy needs (``PrunableStore``):
+    ``unpin``, ``pinned``, ``gc`` (kubo's ``repo/gc``) and ``disk_bytes``.
+    """
 
     def __init__(
         self, rpc: IpfsRpc, *, max_block_bytes: int = DEFAULT_MAX_BLOCK, get_timeout: float = 5.0
@@ -133,31 +234,21 @@ class IpfsStore:
         self.rpc = rpc
         self.max_block_bytes = max_block_bytes
         self.get_timeout = get_timeout
-        self._legacy_put: bool | None = None  # None: not yet known which dialect the daemon speaks
 
     def put(self, data: bytes) -> str:
         check_size(data, self.max_block_bytes)
         expected = cid_of(data)
-        dialects = [False, True] if self._legacy_put is None else [self._legacy_put]
-        problem = ""
-        for legacy in dialects:
-            params = {"mhtype": "sha2-256", "cid-base": "base32", "pin": "true"}
-            params.update({"format": "raw", "version": "1"} if legacy else {"cid-codec": "raw"})
-            try:
-                response = self.rpc.call(
-                    "block/put", params, data=data, retry_errors=self._legacy_put is not None
-                )
-            except StoreUnavailable as exc:
-                if exc.__cause__ is not None:  # the daemon is unreachable: no dialect will help
-                    raise
-                problem = str(exc)
-                continue
+        params = {"cid-codec": "raw", "mhtype": "sha2-256", "cid-base": "base32", "pin": "true"}
+        response = self.rpc.call("block/put", params, data=data, what=expected)
+        try:
             key = response.json().get("Key")
-            if key == expected:
-                self._legacy_put = legacy
-                return expected
-            problem = f"IPFS stored a block as {key!r}, expected {expected}"
-        raise StoreUnavailable(problem)
+        except (json.JSONDecodeError, ValueError, AttributeError) as exc:
+            raise StoreUnavailable(
+                f"IPFS block/put {expected}: answer is not JSON: {response.text[:200]!r}"
+            ) from exc
+        if key != expected:
+            raise StoreUnavailable(f"IPFS stored a block as {key!r}, expected {expected}")
+        return expected
 
     def get(self, cid: str, *, timeout: float | None = None) -> bytes:
         try:
@@ -165,12 +256,12 @@ class IpfsStore:
         except Rejected as exc:
             raise BlockNotFound(str(exc)) from exc
         wait = self.get_timeout if timeout is None else timeout
-        response = self.rpc.call(
-            "block/get", {"arg": cid, "timeout": f"{max(wait, 0.1):.1f}s"}, timeout=wait + 2.0
+        data = self.rpc.read(
+            "block/get",
+            {"arg": cid, "timeout": f"{max(wait, 0.1):.1f}s"},
+            limit=self.max_block_bytes,
+            timeout=wait + 2.0,
         )
-        data = response.content
-        if len(data) > self.max_block_bytes:
-            raise BlockTooLarge(f"block {cid} of {len(data)} bytes exceeds {self.max_block_bytes}")
         verify_block(cid, data)
         return data
 
@@ -179,8 +270,35 @@ class IpfsStore:
             "pin/add", {"arg": check_cid(cid), "cid-base": "base32"}, timeout=self.get_timeout + 2.0
         )
 
+    def unpin(self, cid: str) -> None:
+        """Unpin ``cid``; a CID that is not pinned is not an error."""
+        try:
+            self.rpc.call("pin/rm", {"arg": check_cid(cid)}, retry_errors=False)
+        except StoreUnavailable as exc:
+            if "not pinned" not in str(exc):
+                raise
+
+    def pinned(self) -> set[str]:
+        params = {"type": "recursive", "stream": "true", "cid-base": "base32"}
+        return {str(doc["Cid"]) for doc in self.rpc.lines("pin/ls", params) if "Cid" in doc}
+
+    def gc(self) -> int:
+        """kubo's ``repo/gc``: delete every unpinned block; return how many went."""
+        docs = self.rpc.lines("repo/gc", {"quiet": "false"}, timeout=max(self.rpc.timeout, 60.0))
+        errors = [str(doc["Error"]) for doc in docs if doc.get("Error")]
+        if errors:
+            raise StoreUnavailable(f"IPFS repo/gc at {self.rpc.api_url}: {errors[0]}")
+        return sum(1 for doc in docs if doc.get("Key"))
+
+    def disk_bytes(self) -> int:
+        doc = self.rpc.call("repo/stat", {"size-only": "true"}).json()
+        return int(doc.get("RepoSize", 0))
+
     def node_id(self) -> str:
         return str(self.rpc.call("id", {}).json()["ID"])
+
+    def close(self) -> None:
+        self.rpc.close()
 
 
 class IpfsPubsubTransport:
@@ -203,7 +321,9 @@ class IpfsPubsubTransport:
         if len(data) > MAX_MESSAGE_BYTES:
             raise TransportError(f"gossip message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}")
         try:
-            self.rpc.call("pubsub/pub", {"arg": multibase_encode(topic.encode())}, data=data)
+            self.rpc.call(
+                "pubsub/pub", {"arg": multibase_encode(topic.encode())}, data=data, what=repr(topic)
+            )
         except (StoreUnavailable, BlockNotFound) as exc:
             raise TransportError(f"cannot publish on {topic!r}: {exc}") from exc
 
@@ -241,6 +361,8 @@ class _Subscription:
         self.reconnect_s = reconnect_s
         self.open = threading.Event()
         self.reconnects = 0
+        self.malformed = 0  # stream lines that were not a message for this topic
+        self.last_error = ""  # why the stream last failed (empty while open)
         self._stop = threading.Event()
         self._client: httpx.Client | None = None
         self._response: httpx.Response | None = None
@@ -269,15 +391,20 @@ class _Subscription:
             try:
                 with self._client.stream("POST", "pubsub/sub", params={"arg": arg}) as response:
                     if response.status_code != 200:
-                        raise TransportError(f"pubsub/sub {self.topic!r}: {response.status_code}")
+                        raise TransportError(
+                            f"IPFS pubsub/sub {self.topic!r} at {self.api_url} answered "
+                            f"{response.status_code}: {_error_message(response)}"
+                        )
                     self._response = response
                     self.open.set()
+                    self.last_error = ""
                     for line in response.iter_lines():
                         if self._stop.is_set():
                             return
-                        self._deliver(line)
+                        self._deliver(line, arg)
             except Exception as exc:  # any failure: drop the stream and open a new one
                 if not self._stop.is_set():
+                    self.last_error = f"{type(exc).__name__}: {exc}"
                     log.debug("pubsub stream for %r failed: %s", self.topic, exc)
             finally:
                 self.open.clear()
@@ -286,20 +413,28 @@ class _Subscription:
             if not self._stop.wait(self.reconnect_s):
                 self.reconnects += 1
 
-    def _deliver(self, line: str) -> None:
+    def _deliver(self, line: str, arg: str) -> None:
+        """One JSON line of kubo's stream: ``{"from", "data", "seqno", "topicIDs"}``."""
         line = line.strip()
         if not line:
             return
         try:
             doc = json.loads(line)
         except json.JSONDecodeError:
+            self.malformed += 1
             log.debug("pubsub line on %r is not JSON: %.80r", self.topic, line)
             return
         if not isinstance(doc, dict) or "data" not in doc:
-            return  # js-ipfs opens every stream with "{}"
+            self.malformed += 1
+            return
+        topics = doc.get("topicIDs")
+        if isinstance(topics, list) and topics and arg not in topics:
+            self.malformed += 1  # kubo delivers only the topic asked for: not ours is a fault
+            return
         try:
             data = multibase_decode(str(doc["data"]))
         except (ValueError, TypeError):
+            self.malformed += 1
             log.debug("pubsub data on %r is not multibase", self.topic)
             return
         for handler in list(self.handlers):

@@ -359,12 +359,15 @@ class PeerNode:
         self._stop.set()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Finish the current round and stop; the transport is closed."""
+        """Finish the current round and stop; the transport and the store are closed."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-        self.transport.close()
+        try:
+            self.transport.close()
+        finally:
+            self.store.close()
 
     # --- views for the API ----------------------------------------------------------------
 

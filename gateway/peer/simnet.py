@@ -60,3 +60,6 @@ class NetworkStore:
 
     def pin(self, cid: str) -> None:
         self.local.pin(cid)
+
+    def close(self) -> None:
+        """Nothing to release: the network outlives its peers."""

@@ -38,6 +38,10 @@ class ContentStore(Protocol):
         """Keep ``cid`` from being garbage-collected."""
         ...
 
+    def close(self) -> None:
+        """Release connections (the node calls it when it stops); idempotent."""
+        ...
+
 
 def check_size(data: bytes, limit: int, what: str = "block") -> None:
     if len(data) > limit:
@@ -98,6 +102,9 @@ class LocalBlockStore:
             raise BlockNotFound(f"cannot pin {cid}: not in {self.root}")
         (self.root / "pins" / cid).touch()
 
+    def close(self) -> None:
+        """Nothing to release: every call opens and closes its own file."""
+
 
 class MemoryStore:
     """Blocks in a dict: the local store's semantics without a filesystem (experiments)."""
@@ -131,3 +138,6 @@ class MemoryStore:
             raise BlockNotFound(f"cannot pin {cid}: not in this memory store")
         with self._lock:
             self._pins.add(cid)
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -19,6 +19,7 @@ from gateway.peer import (
     IpfsStore,
     PeerNode,
     StoreUnavailable,
+    TransportError,
     cid_of,
     decode_entry,
 )
@@ -254,3 +255,78 @@ def test_a_node_stopped_and_restarted_catches_up(rig: Rig) -> None:
     finally:
         for node in (a, b, c):
             node.stop()
+
+
+def test_kubo_stores_raw_blocks_under_our_cid_and_pins_them(rig: Rig) -> None:
+    """kubo: ``block/put?cid-codec=raw&mhtype=sha2-256&pin=true`` keys and pins the block."""
+    store = store_of(rig.nodes[0])
+    data = b"\x00\xffweights" * 100
+    cid = store.put(data)
+    assert cid == cid_of(data)
+    stat = rig.nodes[0].rpc("block/stat", arg=cid)
+    assert stat == {"Key": cid, "Size": len(data)}
+    assert cid in store.pinned()
+
+
+def test_get_stops_reading_at_the_size_bound(rig: Rig) -> None:
+    """kubo streams ``block/get`` chunked, without a length: the bound is applied while reading."""
+    big = bytes(range(256)) * 1024  # 256 KiB
+    cid = store_of(rig.nodes[0]).put(big)
+    small = store_of(rig.nodes[1], max_block_bytes=1000)
+    with pytest.raises(BlockTooLarge, match=rf"{cid}.*more than 1000 bytes \(stopped reading"):
+        small.get(cid, timeout=10)
+    assert store_of(rig.nodes[1]).get(cid, timeout=10) == big
+
+
+def test_errors_and_timeouts_name_the_cid(rig: Rig) -> None:
+    """kubo answers 500 ``context deadline exceeded`` when its ``timeout`` expires."""
+    store = store_of(rig.nodes[1])
+    missing = cid_of(b"no node has this block")
+    with pytest.raises(BlockNotFound, match=missing):
+        store.get(missing, timeout=0.5)
+    with pytest.raises(StoreUnavailable, match=rf"{missing}.*no answer within 0\.5 s"):
+        store.rpc.read("block/get", {"arg": missing, "timeout": "20s"}, limit=10, timeout=0.5)
+    dead = IpfsStore(IpfsRpc("http://127.0.0.1:9", retries=0))
+    with pytest.raises(StoreUnavailable, match=rf"{cid_of(b'x')} at http://127\.0\.0\.1:9"):
+        dead.put(b"x")
+    with pytest.raises(TransportError, match="'gone/topic'"):
+        IpfsPubsubTransport("http://127.0.0.1:9").publish("gone/topic", b"x")
+
+
+def test_pubsub_carries_any_topic_and_bytes_multibase_encoded(rig: Rig) -> None:
+    """kubo: topics and data are multibase on the RPC; ``pubsub/sub`` streams JSON lines."""
+    topic, other = "learnae/ü+ /x?", "learnae/other"
+    sender = IpfsPubsubTransport(rig.nodes[0].api_url)
+    receiver = IpfsPubsubTransport(rig.nodes[1].api_url)
+    got: list[bytes] = []
+    wrong: list[bytes] = []
+    try:
+        receiver.subscribe(topic, got.append)
+        receiver.subscribe(other, wrong.append)
+        assert wait_until(lambda: receiver.connected(topic) and receiver.connected(other))
+        arg = multibase_encode(topic.encode())
+
+        def sender_sees_receiver() -> bool:
+            peers = sender.rpc.call("pubsub/peers", {"arg": arg}).json()
+            return rig.nodes[1].peer_id in (peers.get("Strings") or [])
+
+        assert wait_until(sender_sees_receiver)
+        payload = bytes(range(256))
+        assert wait_until(lambda: (sender.publish(topic, payload), bool(got))[1], step=0.3)
+        assert set(got) == {payload}
+        assert wrong == []
+    finally:
+        sender.close()
+        receiver.close()
+    assert not receiver.connected(topic)
+    assert sender.rpc.closed and receiver.rpc.closed
+
+
+def test_stopping_a_node_closes_its_http_clients(rig: Rig) -> None:
+    node = peer_node(rig.nodes[0], "closing", 1.0)
+    node.run_round()
+    node.stop()
+    assert node.store.rpc.closed  # type: ignore[attr-defined]
+    assert node.transport.rpc.closed  # type: ignore[attr-defined]
+    with pytest.raises(StoreUnavailable, match="closed"):
+        node.store.put(b"after stop")
