@@ -225,6 +225,14 @@ class PeerView:
     def self_id(self) -> str:
         return str(self.part.peer_id)
 
+    def store_status(self) -> dict[str, Any] | None:
+        """The content store's disk use against ``peer.max_store_bytes`` (None before a round)."""
+        node = self.part.node
+        retention = None if node is None else node.retention
+        if retention is None or (retention.gc_runs == 0 and retention.bytes == 0):
+            return None
+        return dict(retention.status().as_dict())
+
     def _records(self) -> list[Any]:
         node = self.part.node
         return [] if node is None else list(node.directory.records.values())

@@ -118,6 +118,9 @@ class PeerSection:
     shard_epoch_s: float = 60.0  # peers are regrouped into shards this often
     announce_interval_s: float = 10.0
     round_interval_s: float = 30.0  # pause between rounds
+    keep_rounds: int = 50  # own entries + weights kept pinned (how far back peers can catch up)
+    gc_interval_s: float = 600.0  # the content store's garbage collection runs this often
+    max_store_bytes: int = 1073741824  # disk the content store may use; /healthz degraded above
 
 
 @dataclass(frozen=True)
@@ -259,6 +262,12 @@ def config_from_dict(doc: dict[str, Any], env: dict[str, str] | None = None) -> 
         raise ConfigError(f"mqtt.port = {config.mqtt.port!r} is outside 1..65535")
     if not 0 <= config.api.port <= 65535:
         raise ConfigError(f"api.port = {config.api.port!r} is outside 0..65535")
+    if config.peer.keep_rounds < 1:
+        raise ConfigError(f"peer.keep_rounds = {config.peer.keep_rounds!r} must be at least 1")
+    if config.peer.gc_interval_s <= 0:
+        raise ConfigError(f"peer.gc_interval_s = {config.peer.gc_interval_s!r} must be > 0")
+    if config.peer.max_store_bytes < 1:
+        raise ConfigError(f"peer.max_store_bytes = {config.peer.max_store_bytes!r} must be > 0")
     return config
 
 

@@ -31,6 +31,11 @@ class Health(BaseModel):
     uptime_s: float
     parts: list[str]
     ingest: dict[str, Any] = Field(default_factory=dict)
+    peer_store: dict[str, Any] | None = Field(
+        default=None,
+        description="content store disk use: bytes, bound (peer.max_store_bytes), over_bound, "
+        "pinned blocks, gc runs; null without a peer round yet",
+    )
 
 
 class DevicePublic(BaseModel):

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.peer.entry import Entry, decode_entry
-from gateway.peer.errors import Rejected, StoreError
+from gateway.peer.errors import BlockNotFound, Rejected, StoreError
 from gateway.peer.gossip import HeadClaim
 from gateway.peer.metrics import PeerMetrics, short
 from gateway.peer.store import ContentStore
@@ -129,6 +129,8 @@ class PeerDirectory:
             except StoreError as exc:
                 rec.fetch_failures += 1
                 self.metrics.fetch_failures.labels(short(peer_id), type(exc).__name__).inc()
+                if fetched and isinstance(exc, BlockNotFound):
+                    break  # history pruned by its owner (keep_rounds): a gap, as when out of budget
                 return rec.head_entry
             self.bytes_fetched += len(data)
             self.entries_fetched += 1

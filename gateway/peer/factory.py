@@ -21,7 +21,7 @@ def build_store(config: GatewayConfig) -> ContentStore:
             rpc, max_block_bytes=peer.max_block_bytes, get_timeout=peer.fetch_timeout_s
         )
     root = peer.blocks_dir or config.gateway.data_dir / "blocks"
-    return LocalBlockStore(root, max_block_bytes=peer.max_block_bytes)
+    return LocalBlockStore(root, max_block_bytes=peer.max_block_bytes, owner=config.gateway.id)
 
 
 def build_transport(config: GatewayConfig) -> Transport:

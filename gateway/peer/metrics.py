@@ -36,6 +36,37 @@ class PeerMetrics:
         self.known_peers = Gauge(
             "learnae_peer_known_peers", "Peers of the session heard of", registry=registry
         )
+        self.store_bytes = Gauge(
+            "learnae_peer_store_bytes",
+            "Disk used by the content store (kubo: repo/stat RepoSize), as last measured",
+            registry=registry,
+        )
+        self.store_bound = Gauge(
+            "learnae_peer_store_bound_bytes",
+            "peer.max_store_bytes: above it /healthz reports degraded",
+            registry=registry,
+        )
+        self.pinned_blocks = Gauge(
+            "learnae_peer_pinned_blocks",
+            "Blocks the retention policy keeps pinned",
+            registry=registry,
+        )
+        self.gc_runs = Counter(
+            "learnae_peer_gc_runs_total",
+            "Garbage collections of the content store",
+            registry=registry,
+        )
+        self.gc_removed = Counter(
+            "learnae_peer_gc_removed_blocks_total",
+            "Blocks deleted by the content store's garbage collection",
+            registry=registry,
+        )
+        self.store_errors = Counter(
+            "learnae_peer_store_errors_total",
+            "Failed pin, unpin, gc and disk-use calls of the retention policy, by operation",
+            ["op"],
+            registry=registry,
+        )
 
 
 def short(peer_id: str) -> str:

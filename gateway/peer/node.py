@@ -38,6 +38,7 @@ from gateway.peer.gossip import (
 )
 from gateway.peer.identity import Identity
 from gateway.peer.metrics import PeerMetrics, short
+from gateway.peer.retention import retention_for
 from gateway.peer.store import ContentStore
 from gateway.peer.trainer import LocalTrainer, Weights
 from gateway.peer.transport import Transport
@@ -119,6 +120,7 @@ class PeerNode:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.retention = retention_for(store, self.settings, state_dir, self.metrics)
         self._restore()
         self.refresh_gossip()
 
@@ -259,7 +261,22 @@ class PeerNode:
             self.history.append(info)
         self.metrics.rounds.inc()
         self.metrics.round.set(own_round)
+        self._retain(info)
         return info
+
+    def _retain(self, info: RoundInfo) -> None:
+        """Pin own recent blocks and the others' heads in use, unpin the rest, GC when due."""
+        if self.retention is None:
+            return
+        in_use = {
+            peer: (head, self._cache[peer][0])
+            for peer, head in self._fused_heads.items()
+            if head and peer in self._cache
+        }
+        try:
+            self.retention.after_round((info.weights_cid, info.entry_cid), in_use)
+        except Exception:  # disk bookkeeping must never end the round loop
+            log.exception("content store retention failed after round %d", info.round)
 
     def _choose(self, own_round: int) -> list[PeerRecord]:
         """Up to ``fuse_peers`` of the freshest peers, drawn at random from twice as many."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -51,15 +52,29 @@ def check_size(data: bytes, limit: int, what: str = "block") -> None:
 class LocalBlockStore:
     """A directory of blocks, one file per CID; writes are atomic (temp file + rename).
 
-    Pinning is recorded as an empty marker file; nothing here garbage-collects,
-    the marker exists so a later pruning step knows what to keep.
+    Pinning is recorded as an empty marker file, ``pins/<owner>/<cid>`` (``pins/<cid>``
+    without an owner): several gateways on one machine may share the directory, each
+    pinning and unpinning only its own markers. ``gc`` deletes every block that no
+    owner pins and that is older than ``gc_grace_s`` (a block another gateway has just
+    put and not yet pinned is left alone).
     """
 
-    def __init__(self, root: Path, *, max_block_bytes: int = DEFAULT_MAX_BLOCK) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        max_block_bytes: int = DEFAULT_MAX_BLOCK,
+        gc_grace_s: float = 60.0,
+        owner: str = "",
+    ) -> None:
         self.root = Path(root)
         self.max_block_bytes = max_block_bytes
+        self.gc_grace_s = gc_grace_s
+        if owner and (not owner.replace("-", "").replace("_", "").isalnum()):
+            raise ValueError(f"blockstore pin owner {owner!r} must be letters, digits, - or _")
+        self._pins = self.root / "pins" / owner if owner else self.root / "pins"
         (self.root / "blocks").mkdir(parents=True, exist_ok=True)
-        (self.root / "pins").mkdir(parents=True, exist_ok=True)
+        self._pins.mkdir(parents=True, exist_ok=True)
 
     def _path(self, cid: str) -> Path:
         return self.root / "blocks" / check_cid(cid)
@@ -100,14 +115,48 @@ class LocalBlockStore:
     def pin(self, cid: str) -> None:
         if not self.has(cid):
             raise BlockNotFound(f"cannot pin {cid}: not in {self.root}")
-        (self.root / "pins" / cid).touch()
+        (self._pins / cid).touch()
+
+    def unpin(self, cid: str) -> None:
+        (self._pins / check_cid(cid)).unlink(missing_ok=True)
+
+    def gc(self) -> int:
+        """Delete unpinned blocks older than the grace period; return how many went."""
+        pins = {p.name for p in (self.root / "pins").rglob("*") if p.is_file()}
+        cutoff = time.time() - self.gc_grace_s
+        removed = 0
+        try:
+            for path in (self.root / "blocks").iterdir():
+                if path.name in pins or path.name.startswith(".tmp-"):
+                    continue
+                try:
+                    if path.stat().st_mtime <= cutoff:
+                        path.unlink()
+                        removed += 1
+                except FileNotFoundError:  # another gateway sharing the directory got it first
+                    continue
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot collect garbage in {self.root}: {exc}") from exc
+        return removed
+
+    def disk_bytes(self) -> int:
+        total = 0
+        for path in (self.root / "blocks").iterdir():
+            try:
+                total += path.stat().st_size
+            except FileNotFoundError:
+                continue
+        return total
 
     def close(self) -> None:
         """Nothing to release: every call opens and closes its own file."""
 
 
 class MemoryStore:
-    """Blocks in a dict: the local store's semantics without a filesystem (experiments)."""
+    """Blocks in a dict: the local store's semantics without a filesystem (experiments).
+
+    It never forgets (no ``gc``): tests and experiments share one as the network.
+    """
 
     def __init__(self, *, max_block_bytes: int = DEFAULT_MAX_BLOCK) -> None:
         self.max_block_bytes = max_block_bytes

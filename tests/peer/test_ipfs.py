@@ -330,3 +330,36 @@ def test_stopping_a_node_closes_its_http_clients(rig: Rig) -> None:
     assert node.transport.rpc.closed  # type: ignore[attr-defined]
     with pytest.raises(StoreUnavailable, match="closed"):
         node.store.put(b"after stop")
+
+
+def test_kubo_keeps_the_own_window_pinned_and_collects_the_rest(rig: Rig) -> None:
+    """kubo: ``pin/rm`` then ``repo/gc`` deletes the block; ``refs/local`` lists what is left;
+    ``repo/stat`` RepoSize is the disk use."""
+    kubo = rig.nodes[2]
+    node = PeerNode(
+        identity=Identity.generate(),
+        store=store_of(kubo),
+        transport=IpfsPubsubTransport(kubo.api_url),
+        trainer=StepTrainer(7.0),
+        settings=replace(SETTINGS, session="retain", keep_rounds=2, gc_interval_s=1e-6),
+        registry=CollectorRegistry(),
+        seed=1,
+    )
+    try:
+        for _ in range(4):
+            node.run_round()
+        rounds = node.rounds()
+        kept = {cid for r in rounds[2:] for cid in (r.entry_cid, r.weights_cid)}
+        gone = {cid for r in rounds[:2] for cid in (r.entry_cid, r.weights_cid)}
+        store = node.store
+        assert isinstance(store, IpfsStore)
+        assert {c for c in store.pinned() if c.startswith("bafk")} >= kept
+        assert not {c for c in store.pinned()} & gone
+        local = {line["Ref"] for line in store.rpc.lines("refs/local", {"cid-base": "base32"})}
+        assert kept <= local and not gone & local
+        assert node.retention is not None
+        status = node.retention.status()
+        assert status.bytes == int(kubo.rpc("repo/stat", **{"size-only": "true"})["RepoSize"])
+        assert status.gc_runs == 4 and status.removed >= 4
+    finally:
+        node.stop()

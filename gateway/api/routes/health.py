@@ -33,6 +33,12 @@ def healthz(context: ContextDep, response: Response) -> Health:
         except Exception as exc:
             reasons.append(f"ingest stats failed: {exc}")
         reasons.extend(ingest_problems(stats))
+    peer_store = _peer_store(context)
+    if peer_store is not None and peer_store.get("over_bound"):
+        reasons.append(
+            f"peer content store uses {peer_store['bytes']} bytes, above "
+            f"peer.max_store_bytes = {peer_store['bound']}"
+        )
     if reasons:
         response.status_code = 503
     return Health(
@@ -43,7 +49,20 @@ def healthz(context: ContextDep, response: Response) -> Health:
         uptime_s=round(time.time() - context.started_at, 3),
         parts=context.parts(),
         ingest=stats,
+        peer_store=peer_store,
     )
+
+
+def _peer_store(context: ContextDep) -> dict[str, object] | None:
+    """The peer's content store disk use, when the peer layer runs and has measured it."""
+    status = getattr(context.peers, "store_status", None)
+    if status is None:
+        return None
+    try:
+        result = status()
+    except Exception:  # the health answer must not fail because the peer part does
+        return None
+    return result if isinstance(result, dict) else None
 
 
 def ingest_problems(stats: Mapping[str, object]) -> list[str]:
