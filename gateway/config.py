@@ -121,6 +121,7 @@ class PeerSection:
     keep_rounds: int = 50  # own entries + weights kept pinned (how far back peers can catch up)
     gc_interval_s: float = 600.0  # the content store's garbage collection runs this often
     max_store_bytes: int = 1073741824  # disk the content store may use; /healthz degraded above
+    ipfs_repo: Path | None = None  # kubo's repository directory: disk use measured from its files
 
 
 @dataclass(frozen=True)

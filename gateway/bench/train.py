@@ -8,7 +8,8 @@ machine is noisy). BLAS threads (numpy, via threadpoolctl) and torch threads are
 to ``--threads``. Tasks: scikit-learn's digits (classification) and a next-hour forecast on
 the bundled AirQuality recording. The float32 TFLite export of both numpy models is run in
 the LiteRT interpreter and compared with numpy. torch and scikit-learn are imported here
-only (the ``bench`` extra).
+only (the ``bench`` extra). Without PyTorch (``make test`` does not install it; ``make bench``
+does) numpy is measured alone: every torch figure is null and ``"torch"`` says why.
 """
 
 from __future__ import annotations
@@ -103,18 +104,22 @@ def _compare(
         t0 = time.perf_counter()
         np_weights = train(spec, start, x, y, config).weights
         np_times.append((time.perf_counter() - t0) / config.epochs)
+        if torch is None:  # numpy alone
+            _progress(f"{name} run {r + 1}/{repeats}: numpy {np_times[-1] * 1e3:.1f} ms/epoch")
+            continue
         torch_weights, seconds = _torch_train(torch, spec, start, x, y, config)
         torch_times.append(seconds / config.epochs)
         _progress(
             f"{name} run {r + 1}/{repeats}: numpy {np_times[-1] * 1e3:.1f} ms/epoch, "
             f"torch {torch_times[-1] * 1e3:.1f} ms/epoch"
         )
-    a, b = statistics.median(np_times), statistics.median(torch_times)
+    a = statistics.median(np_times)
+    b = statistics.median(torch_times) if torch_times else None
     return {
         "numpy_s_per_epoch": a,
         "torch_s_per_epoch": b,
-        "ratio": a / b,
-        "weights": (np_weights, torch_weights),
+        "ratio": None if b is None else a / b,
+        "weights": (np_weights, None if torch is None else torch_weights),
     }
 
 
@@ -149,14 +154,20 @@ def _airquality(window: int, tiny: bool) -> tuple[np.ndarray, ...]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.epochs < 1:  # times are per epoch
         raise ValueError(f"--epochs {args.epochs}: must be at least 1")
-    import torch
+    try:
+        import torch
+    except ImportError:  # the bench extra is not installed: numpy alone, and the result says so
+        torch = None
     from threadpoolctl import threadpool_limits
 
     from gateway.learning.metrics import accuracy, mse
     from gateway.learning.tflite_export import export_tflite, run_tflite
 
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
+    if torch is not None:
+        torch.manual_seed(args.seed)
+        torch.set_num_threads(args.threads)
+    else:
+        _progress("bench train: PyTorch is not installed (make bench): measuring numpy alone")
     epochs = 2 if args.tiny else args.epochs
     repeats = 1 if args.tiny else max(args.repeats, 1)
     config = TrainConfig(
@@ -167,7 +178,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "epochs": epochs,
         "batch_size": args.batch_size,
         "repeats": repeats,
-        "torch_version": torch.__version__,
+        "torch_version": None if torch is None else torch.__version__,
+        "torch": "compared" if torch is not None
+        else "not installed (make bench installs the bench extra): numpy measured alone",
         "tiny": bool(args.tiny),
     }
     with threadpool_limits(limits=args.threads):
@@ -180,7 +193,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         probs = predict(spec_c, np_w, xte)
         result.update(cmp_c)
         result["numpy_accuracy"] = accuracy(probs.argmax(1), yte)
-        result["torch_accuracy"] = accuracy(predict(spec_c, torch_w, xte).argmax(1), yte)
+        result["torch_accuracy"] = (
+            None if torch_w is None else accuracy(predict(spec_c, torch_w, xte).argmax(1), yte)
+        )
         tfl_c = export_tflite(spec_c, np_w)
         err_c = float(np.abs(run_tflite(tfl_c, xte) - probs).max())
         q_c = run_tflite(export_tflite(spec_c, np_w, calibration=xtr[:500]), xte)
@@ -197,7 +212,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["forecast"] = {
             **cmp_f,
             "numpy_test_mse": mse(pred, yte),
-            "torch_test_mse": mse(predict(spec_f, torch_wf, xte), yte),
+            "torch_test_mse": (
+                None if torch_wf is None else mse(predict(spec_f, torch_wf, xte), yte)
+            ),
             "persistence_test_mse": mse(last, yte),
             "train_windows": len(ytr),
         }

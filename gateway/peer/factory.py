@@ -18,7 +18,10 @@ def build_store(config: GatewayConfig) -> ContentStore:
     if peer.store == "ipfs":
         rpc = IpfsRpc(peer.ipfs_api, timeout=peer.fetch_timeout_s + 5.0, retries=peer.retries)
         return IpfsStore(
-            rpc, max_block_bytes=peer.max_block_bytes, get_timeout=peer.fetch_timeout_s
+            rpc,
+            max_block_bytes=peer.max_block_bytes,
+            get_timeout=peer.fetch_timeout_s,
+            repo_path=peer.ipfs_repo,
         )
     root = peer.blocks_dir or config.gateway.data_dir / "blocks"
     return LocalBlockStore(root, max_block_bytes=peer.max_block_bytes, owner=config.gateway.id)

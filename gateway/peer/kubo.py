@@ -310,8 +310,14 @@ class KuboNode:
             os.kill(process.pid, signal.SIGKILL)
             process.wait(timeout=5)
 
-    def rpc(self, command: str, timeout: float = 20.0, **params: Any) -> Any:
-        response = httpx.post(f"{self.api_url}/api/v0/{command}", params=params, timeout=timeout)
+    def rpc(
+        self, command: str, query: dict[str, str] | None = None, *, timeout: float = 20.0,
+        **params: str,
+    ) -> Any:
+        """POST an RPC command; its JSON answer (None when empty)."""
+        response = httpx.post(
+            f"{self.api_url}/api/v0/{command}", params={**(query or {}), **params}, timeout=timeout
+        )
         response.raise_for_status()
         return response.json() if response.content else None
 
@@ -325,8 +331,15 @@ class KuboNode:
     def peers(self) -> list[str]:
         return [p.get("Peer", "") for p in (self.rpc("swarm/peers") or {}).get("Peers") or []]
 
-    def repo_bytes(self) -> int:
-        return int(self.rpc("repo/stat")["RepoSize"])
+    def disk_bytes(self) -> int:
+        """The repository's files on disk."""
+        from gateway.peer.ipfs import directory_bytes
+
+        return directory_bytes(self.repo)
+
+    def repo_size(self) -> int:
+        """kubo's ``repo/stat`` ``RepoSize`` (its own running count, see ``IpfsStore``)."""
+        return int(self.rpc("repo/stat", {"size-only": "true"})["RepoSize"])
 
 
 class KuboRig:

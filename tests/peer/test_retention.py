@@ -163,3 +163,21 @@ def test_healthz_and_metrics_show_the_disk_use_and_degrade_above_the_bound(
         assert degraded.status_code == 503
         assert "above peer.max_store_bytes = 10000" in degraded.json()["reason"]
     context.store.close()
+
+
+def test_the_kubo_store_measures_its_repository_when_told_where_it_is(tmp_path: Path) -> None:
+    from gateway.peer import IpfsStore, build_store
+
+    (tmp_path / "repo" / "blocks").mkdir(parents=True)
+    (tmp_path / "repo" / "blocks" / "b").write_bytes(b"x" * 1234)
+    (tmp_path / "repo" / "config").write_bytes(b"{}")
+    config = config_from_dict(
+        {"peer": {"store": "ipfs", "ipfs_repo": str(tmp_path / "repo")}}, env={}
+    )
+    store = build_store(config)
+    try:
+        assert isinstance(store, IpfsStore) and store.repo_path == tmp_path / "repo"
+        assert store.disk_bytes() == 1236  # the files, without asking the daemon
+    finally:
+        store.close()
+    assert config_from_dict({}, env={}).peer.ipfs_repo is None
