@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from gateway.config import PeerSection
     from gateway.peer import Identity, IpfsPubsubTransport, IpfsRpc, IpfsStore, PeerNode
     from gateway.peer.gossip import topic_for
-    from gateway.peer.ipfs import multibase_encode
+    from gateway.peer.ipfs import directory_bytes, multibase_encode
     from gateway.peer.kubo import KUBO_VERSION, KuboRig, kubo_missing_reason
 
     if args.rounds < 1:
@@ -135,6 +135,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         fused: list[list[tuple[str, float]]] = [[] for _ in nodes]  # (weights CID, fusion time)
         repo_50: list[int | None] = [None] * len(nodes)  # bytes of the repository's files
         size_50: list[int | None] = [None] * len(nodes)  # kubo's RepoSize
+        blocks_50: list[int | None] = [None] * len(nodes)  # flatfs alone (the blocks)
         round_ends: list[list[float]] = [[] for _ in nodes]
         lock = threading.Lock()
         errors: list[str] = []
@@ -158,6 +159,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if done == 50:
                     repo_50[i] = kubo.disk_bytes()
                     size_50[i] = kubo.repo_size()
+                    blocks_50[i] = directory_bytes(kubo.repo / "blocks")
                 if done % 25 == 0 and i == 0:
                     _say(f"round {done}/{args.rounds}")
                 time.sleep(args.round_interval)
@@ -176,6 +178,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if node.retention is not None:
                 node.retention.collect()
         repo_end = [k.disk_bytes() for k in rig.nodes]
+        blocks_end = [directory_bytes(k.repo / "blocks") for k in rig.nodes]
         size_end = [k.repo_size() for k in rig.nodes]
         pinned = [len([c for c in n.store.pinned() if c.startswith("bafk")]) for n in nodes]
         gc_runs = [n.retention.gc_runs if n.retention else 0 for n in nodes]
@@ -213,6 +216,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "repo_bytes_end": max(repo_end),
         "repo_bytes_after_50_rounds_per_node": repo_50,
         "repo_bytes_end_per_node": repo_end,
+        "blocks_bytes_end_per_node": blocks_end,
+        "blocks_bytes_after_50_rounds_per_node": blocks_50,
         "kubo_repo_size_after_50_rounds_per_node": size_50,
         "kubo_repo_size_end_per_node": size_end,
         "pinned_blocks_end_per_node": pinned,
