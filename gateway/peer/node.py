@@ -155,7 +155,8 @@ class PeerNode:
         """Gossip this peer's head (again): lost announcements are repaired by repetition."""
         if self.head is None:
             return
-        data = encode_claim(HeadClaim(self.session, self.peer_id, self.head, self.round - 1))
+        claim = HeadClaim(self.session, self.peer_id, self.head, self.round - 1)
+        data = encode_claim(claim, self.identity)
         self.refresh_gossip()
         topic = self._shard_topic()
         try:
