@@ -96,7 +96,8 @@ class PeerSection:
     enabled: bool = False
     session: str = "learnae"  # training session id: peers fuse only within one session
     store: Literal["local", "ipfs"] = "local"  # local: data_dir/blocks; ipfs: kubo RPC API
-    transport: Literal["udp", "ipfs"] = "udp"  # udp: loopback peers listed in udp_peers
+    # udp: loopback peers listed in udp_peers; ledger: heads only from [ledger] announcements
+    transport: Literal["udp", "ipfs", "ledger"] = "udp"
     ipfs_api: str = "http://127.0.0.1:5001"
     blocks_dir: Path | None = None  # local store; default data_dir/blocks; gateways on one
     # machine may share one directory (blocks are content-addressed and written atomically)

@@ -37,6 +37,7 @@ from gateway.peer.gossip import (
     topic_for,
 )
 from gateway.peer.identity import Identity
+from gateway.peer.ledgers import Ledger, LedgerLink, LedgerMetrics, NoLedger
 from gateway.peer.metrics import PeerMetrics, short
 from gateway.peer.store import ContentStore
 from gateway.peer.trainer import LocalTrainer, Weights
@@ -77,6 +78,8 @@ class PeerNode:
         registry: CollectorRegistry | None = None,
         seed: int | None = None,
         clock: Callable[[], float] = time.time,
+        ledger: Ledger | None = None,
+        anchor_every: int = 10,
     ) -> None:
         self.identity = identity
         self.peer_id = identity.peer_id
@@ -104,6 +107,16 @@ class PeerNode:
             metrics=self.metrics,
             fetch_timeout=self.settings.fetch_timeout_s,
             clock=clock,
+        )
+        # heads from a ledger: every round when it is the transport, else every anchor_every
+        self.ledger = LedgerLink(
+            ledger or NoLedger(),
+            session=self.session,
+            own_peer=self.peer_id,
+            every_round=self.settings.transport == "ledger",
+            anchor_every=anchor_every,
+            reject=self.directory.reject,
+            metrics=LedgerMetrics(registry),
         )
         self.round = 0
         self.head: str | None = None
@@ -151,9 +164,18 @@ class PeerNode:
             return
         self.directory.observe(claim)
 
+    def follow_ledger(self) -> None:
+        """Send what waits in the ledger outbox, then take in the heads announced there."""
+        self.ledger.flush()
+        for claim in self.ledger.poll():
+            self.directory.observe(claim)
+
     def announce(self) -> None:
-        """Gossip this peer's head (again): lost announcements are repaired by repetition."""
-        if self.head is None:
+        """Gossip this peer's head (again): lost announcements are repaired by repetition.
+        The ledger is followed too; with ``transport = "ledger"`` it is the only channel."""
+        if self.ledger.active:
+            self.follow_ledger()
+        if self.head is None or self.settings.transport == "ledger":
             return
         claim = HeadClaim(self.session, self.peer_id, self.head, self.round - 1)
         data = encode_claim(claim, self.identity)
@@ -240,6 +262,7 @@ class PeerNode:
         with self._lock:
             self.head, self.round = entry_cid, self.round + 1
         self._save()
+        self.ledger.publish(entry_cid, entry)
         self.announce()
 
         fused, parents, peers, rejected = self._fuse(trained, outcome.samples, own_round)
@@ -366,6 +389,7 @@ class PeerNode:
             self._thread.join(timeout)
             self._thread = None
         self.transport.close()
+        self.ledger.ledger.close()
 
     # --- views for the API ----------------------------------------------------------------
 
