@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup demo test lint mosquitto ipfs-rig browser test-deps clean
+.PHONY: setup demo test lint mosquitto ipfs-rig browser test-deps clean evm-rig
 
 setup: $(INSTALLED) mosquitto
 
@@ -27,9 +27,13 @@ browser:
 ipfs-rig:
 	@bash tools/ipfs-rig/install.sh
 
-# Python packages, Debian packages and the js-ipfs rig install side by side.
+# solc and anvil from npm (pinned by tools/evm/package-lock.json) into .cache/evm.
+evm-rig:
+	@bash tools/evm/install.sh
+
+# Python packages, Debian packages, the js-ipfs rig and the EVM rig install side by side.
 test-deps:
-	@$(MAKE) --no-print-directory -j3 $(INSTALLED) browser ipfs-rig
+	@$(MAKE) --no-print-directory -j4 $(INSTALLED) browser ipfs-rig evm-rig
 
 demo: setup
 	$(PY) -m gateway demo --duration $${DURATION:-60}

@@ -145,6 +145,21 @@ class HomeAssistantSection:
 
 
 @dataclass(frozen=True)
+class LedgerSection:
+    # none: heads by gossip only; iota-evm: the Announcements contract on IOTA EVM
+    kind: Literal["none", "iota-evm"] = "none"
+    rpc_url: str = "http://127.0.0.1:8545"  # the EVM node's JSON-RPC endpoint
+    chain_id: int = 8822  # IOTA EVM mainnet; checked against the node before first use
+    contract: str = ""  # 0x address of the deployed contract (`learnae-gateway ledger deploy`)
+    key_file: Path | None = None  # EVM key to import (0600); default data_dir/ledger_evm.key
+    anchor_every: int = 10  # with another transport: announce every Nth round
+    max_fee: float = 100.0  # gwei per gas: announcements wait while the base fee is above it
+    priority_fee: float = 1.0  # gwei per gas tip
+    confirmations: int = 2  # blocks below the head before an announcement is read
+    receipt_timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     gateway: GatewaySection = field(default_factory=GatewaySection)
     mqtt: MqttSection = field(default_factory=MqttSection)
@@ -154,6 +169,7 @@ class GatewayConfig:
     peer: PeerSection = field(default_factory=PeerSection)
     api: ApiSection = field(default_factory=ApiSection)
     homeassistant: HomeAssistantSection = field(default_factory=HomeAssistantSection)
+    ledger: LedgerSection = field(default_factory=LedgerSection)
 
     @property
     def db_path(self) -> Path:
@@ -260,7 +276,39 @@ def config_from_dict(doc: dict[str, Any], env: dict[str, str] | None = None) -> 
         raise ConfigError(f"mqtt.port = {config.mqtt.port!r} is outside 1..65535")
     if not 0 <= config.api.port <= 65535:
         raise ConfigError(f"api.port = {config.api.port!r} is outside 0..65535")
+    _check_ledger(config)
     return config
+
+
+def _check_ledger(config: GatewayConfig) -> None:
+    """The [ledger] values that the generic loader cannot judge alone."""
+    ledger = config.ledger
+    scheme, sep, rest = ledger.rpc_url.partition("://")
+    if scheme not in ("http", "https") or not sep or not rest.split("/")[0]:
+        raise ConfigError(f"ledger.rpc_url = {ledger.rpc_url!r} is not an http(s) URL")
+    if not 1 <= ledger.chain_id < 2**63:
+        raise ConfigError(f"ledger.chain_id = {ledger.chain_id!r} must be a positive integer")
+    if ledger.anchor_every < 1:
+        raise ConfigError(f"ledger.anchor_every = {ledger.anchor_every!r} must be at least 1")
+    if not 0 < ledger.max_fee <= 1_000_000:
+        raise ConfigError(f"ledger.max_fee = {ledger.max_fee!r} gwei must be in (0, 1000000]")
+    if ledger.priority_fee > ledger.max_fee:
+        raise ConfigError(
+            f"ledger.priority_fee = {ledger.priority_fee!r} exceeds ledger.max_fee = "
+            f"{ledger.max_fee!r}"
+        )
+    if ledger.confirmations > 1000:
+        raise ConfigError(f"ledger.confirmations = {ledger.confirmations!r} exceeds 1000")
+    if not ledger.receipt_timeout_s > 0:
+        raise ConfigError(f"ledger.receipt_timeout_s = {ledger.receipt_timeout_s!r} must be > 0")
+    contract = ledger.contract
+    well_formed = len(contract) == 42 and contract[:2] == "0x"
+    if contract and not (well_formed and all(c in "0123456789abcdefABCDEF" for c in contract[2:])):
+        raise ConfigError(f"ledger.contract = {contract!r} is not a 0x + 40 hex address")
+    if ledger.kind == "iota-evm" and not contract:
+        raise ConfigError("ledger.contract = '' must be set when ledger.kind = 'iota-evm'")
+    if config.peer.transport == "ledger" and ledger.kind == "none":
+        raise ConfigError("peer.transport = 'ledger' needs a ledger: ledger.kind = 'none'")
 
 
 def load_config(path: str | Path, env: dict[str, str] | None = None) -> GatewayConfig:

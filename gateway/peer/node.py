@@ -203,6 +203,7 @@ class PeerNode:
         self.head, self.round = doc["head"], int(doc["round"]) + 1
         try:
             entry = decode_entry(self.store.get(self.head, timeout=self.settings.fetch_timeout_s))
+            self.ledger.resume(self.head, entry)  # in case a crash came before it went out
             self.weights = decode_weights(
                 self.store.get(entry.weights, timeout=self.settings.fetch_timeout_s),
                 max_bytes=4 * self.settings.max_block_bytes,

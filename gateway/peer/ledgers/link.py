@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from gateway.peer.cid import check_cid
 from gateway.peer.entry import Entry
-from gateway.peer.errors import LedgerError, Rejected
+from gateway.peer.errors import LedgerError, LedgerUnavailable, Rejected
 from gateway.peer.gossip import SESSION_RE, HeadClaim
 from gateway.peer.identity import check_peer_id, verify
 from gateway.peer.ledgers.base import ORIGIN, Announcement, Ledger, Position, binding_message
@@ -120,6 +120,13 @@ class LedgerLink:
                 self.dropped += 1
         self.flush()
 
+    def resume(self, entry_cid: str, entry: Entry) -> None:
+        """Queue a restored head again without sending yet: if it went out before a crash,
+        the adapter knows it (the EVM journal) and does not send it twice."""
+        if self.active and (self.every_round or entry.round % self.anchor_every == 0):
+            with self._lock:
+                self.outbox.append((entry_cid, entry))
+
     def flush(self) -> int:
         """Send queued announcements in order until one fails; return how many went out."""
         sent = 0
@@ -130,9 +137,17 @@ class LedgerLink:
                 entry_cid, entry = self.outbox[0]
             try:
                 receipt = self.ledger.announce(entry_cid, entry)
-            except LedgerError as exc:
+            except LedgerUnavailable as exc:  # kept at the head of the queue for later
                 self.metrics.announced.labels("failed").inc()
                 log.warning("announcing round %d on the ledger failed: %s", entry.round, exc)
+                break
+            except LedgerError as exc:  # refused for good (reverted, misconfigured): drop it
+                self.metrics.announced.labels("refused").inc()
+                log.error("ledger refused the announcement of round %d: %s", entry.round, exc)
+                with self._lock:
+                    if self.outbox and self.outbox[0][0] == entry_cid:
+                        self.outbox.popleft()
+                        self.dropped += 1
                 break
             with self._lock:
                 if self.outbox and self.outbox[0][0] == entry_cid:

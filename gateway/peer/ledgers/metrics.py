@@ -10,7 +10,7 @@ class LedgerMetrics:
         registry = REGISTRY if registry is None else registry
         self.announced = Counter(
             "learnae_ledger_announcements_total",
-            "This peer's announcements to the ledger, by result (sent, failed)",
+            "Announcements sent by this peer, by result (sent, failed: retried, refused)",
             ["result"],
             registry=registry,
         )
