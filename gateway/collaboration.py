@@ -250,6 +250,29 @@ class PeerView:
             out.append(item)
         return out
 
+    def ledger(self, limit: int) -> dict[str, Any] | None:
+        """What the node's ledger link holds (for ``GET /api/ledger``); None before it runs."""
+        node = self.part.node
+        if node is None:
+            return None
+        link, own = node.ledger, self.self_id()
+
+        def anchored(a: Any) -> dict[str, Any]:
+            return {"peer_id": a.peer, "round": a.round, "entry_cid": a.entry_cid, "tx": a.tx,
+                    "block": a.position[0], "log_index": a.position[1], "time": a.time,
+                    "sender": a.sender, "is_self": a.peer == own}
+
+        return {
+            "kind": link.ledger.kind, "enabled": link.active, "transport": link.every_round,
+            "anchor_every": link.anchor_every,
+            "items": [anchored(a) for a in link.anchored_entries(limit)],
+            "pending": len(link.outbox), "rejected": dict(link.rejected),
+            "forked_peers": sorted(link.forked),
+            "evidence": [{"peer_id": e.peer, "session": e.session, "round": e.round,
+                          "entries": [anchored(e.first), anchored(e.second)]}
+                         for e in link.fork_evidence()],
+        }
+
     def rounds(self, limit: int) -> list[dict[str, Any]]:
         node = self.part.node
         rows: list[dict[str, Any]] = []
