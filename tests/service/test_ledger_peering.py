@@ -183,3 +183,94 @@ def ledger_contract(gw: GatewayProcess) -> str:
     import tomllib
 
     return str(tomllib.loads(gw.config_path.read_text())["ledger"]["contract"])
+
+
+def _own_rounds_on_chain(anvil: Anvil, contract_address: str,
+                         peer_id: str) -> list[tuple[int, str]]:
+    """(round, tx) of every announcement naming ``peer_id``, in chain order."""
+    w3, contract = _contract(anvil, contract_address)
+    event = contract.events.Announced()
+    logs = w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest", "address": contract.address,
+                            "topics": [event.topic, None, Web3.keccak(text=peer_id)]})
+    out = []
+    for item in logs:
+        args = event.process_log(item)["args"]
+        out.append((int(args["round"]), "0x" + bytes(item["transactionHash"]).hex()))
+    return out
+
+
+def _journal(gw: GatewayProcess) -> dict[str, Any]:
+    import json
+
+    path = gw.config_path.parent / "data" / "ledger_journal.json"
+    return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
+def test_sigkill_during_an_announcement_loses_none_and_sends_none_twice(
+    tmp_path: Path, broker: PrivateBroker, prefix: str, anvil: Anvil,
+    gateway_process: type[GatewayProcess],
+) -> None:
+    (gw,) = _gateways(tmp_path, broker, prefix, anvil, gateway_process, n=1)
+    gw.start()
+    _feed(broker, prefix, 1)
+    client = httpx.Client(base_url=gw.url or "", timeout=10)
+    peer_id = client.get("/api/peers").json()["self_id"]
+    contract = ledger_contract(gw)
+    wait_for(lambda: len(_own_rounds_on_chain(anvil, contract, peer_id)) >= 2, timeout=120,
+             what="two rounds announced")
+    anvil.rpc("evm_setAutomine", False)  # the next announcement waits for its receipt
+    pending = wait_for(lambda: _journal(gw).get("pending"), timeout=60,
+                       what="an announcement signed, sent and awaiting its receipt")
+    gw.kill()  # SIGKILL while the receipt is awaited
+    client.close()
+    (stuck,) = pending
+    assert stuck["tx"] not in {tx for _, tx in _own_rounds_on_chain(anvil, contract, peer_id)}
+    gw.start()
+    anvil.rpc("evm_setAutomine", True)
+    anvil.mine(1)
+    wait_for(lambda: max(r for r, _ in _own_rounds_on_chain(anvil, contract, peer_id))
+             >= stuck["round"] + 2, timeout=120, what="rounds after the restart announced")
+    on_chain = _own_rounds_on_chain(anvil, contract, peer_id)
+    rounds = [r for r, _ in on_chain]
+    assert rounds == list(range(len(rounds)))  # none lost, none twice, in order
+    assert (stuck["round"], stuck["tx"]) in on_chain  # the journaled transaction itself
+    gw.stop()
+
+
+def test_evm_node_down_for_a_while_then_announcements_go_out(
+    tmp_path: Path, broker: PrivateBroker, prefix: str, gateway_process: type[GatewayProcess],
+) -> None:
+    reason = rig_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    state = tmp_path / "chain-state.json"
+    anvil = Anvil(tmp_path / "anvil", state=state).start()
+    try:
+        (gw,) = _gateways(tmp_path, broker, prefix, anvil, gateway_process, n=1)
+        gw.start()
+        _feed(broker, prefix, 1)
+        client = httpx.Client(base_url=gw.url or "", timeout=10)
+        peer_id = client.get("/api/peers").json()["self_id"]
+        contract = ledger_contract(gw)
+        wait_for(lambda: _own_rounds_on_chain(anvil, contract, peer_id), timeout=120,
+                 what="a first round announced")
+        anvil.stop()  # the chain is written to --state
+        before = len(client.get("/api/rounds", params={"peer": peer_id}).json())
+
+        def trained_meanwhile() -> bool:
+            done = client.get("/api/rounds", params={"peer": peer_id}).json()
+            return len(done) >= before + 2 and client.get("/api/ledger").json()["pending"] >= 2
+
+        wait_for(trained_meanwhile, timeout=120, what="rounds trained while the chain was down")
+        anvil = Anvil(tmp_path / "anvil", port=anvil.port, state=state).start()
+        latest = max(r["round"] for r in client.get("/api/rounds",
+                                                    params={"peer": peer_id}).json())
+        wait_for(lambda: max(r for r, _ in _own_rounds_on_chain(anvil, contract, peer_id))
+                 >= latest, timeout=120, what="the waiting announcements sent")
+        rounds = [r for r, _ in _own_rounds_on_chain(anvil, contract, peer_id)]
+        assert rounds == list(range(len(rounds)))
+        assert client.get("/api/ledger").json()["pending"] <= 1
+        client.close()
+        gw.stop()
+    finally:
+        anvil.stop()

@@ -259,13 +259,14 @@ class EvmLedger:
             except LedgerUnavailable:
                 raise
             except LedgerError as exc:
-                text = str(exc).lower()
-                if "nonce too low" in text and self._lookup(tx) is None:
+                if self._known(tx):
+                    pass  # sent before a restart and still in the node's pool: await it
+                elif "nonce too low" in str(exc).lower() and self._lookup(tx) is None:
                     # the nonce was used by another of this account's transactions: sign anew
                     del self.journal.pending[entry_cid]
                     self.journal.save()
                     raise LedgerUnavailable(f"nonce {record['nonce']} taken; re-signing") from exc
-                if "already known" not in text:
+                else:
                     raise
             try:
                 found = self.w3.eth.wait_for_transaction_receipt(
@@ -298,6 +299,17 @@ class EvmLedger:
                 return None
 
         return self._rpc("eth_getTransactionReceipt", get)
+
+    def _known(self, tx: str) -> bool:
+        from web3.exceptions import TransactionNotFound
+
+        def get() -> bool:
+            try:
+                return self.w3.eth.get_transaction(tx) is not None  # type: ignore[arg-type]
+            except TransactionNotFound:
+                return False
+
+        return self._rpc("eth_getTransactionByHash", get)
 
     def _receipt_of(self, tx: str) -> Receipt:
         found = self._lookup(tx)
