@@ -276,18 +276,21 @@ class PeerView:
     def rounds(self, limit: int) -> list[dict[str, Any]]:
         node = self.part.node
         rows: list[dict[str, Any]] = []
+        anchored: set[str] = set()
         if node is not None:
+            anchored = {a.entry_cid for a in node.ledger.anchored_entries(10_000)}
             for info in node.rounds(limit):
                 rows.append({"peer_id": self.self_id(), "round": info.round, "time": info.time,
                              "samples": info.samples, "metrics": dict(info.metrics),
                              "weights_cid": info.weights_cid, "entry_cid": info.entry_cid,
                              "parents": list(info.parents),
-                             "fused_peers": list(info.fused_peers)})
+                             "fused_peers": list(info.fused_peers),
+                             "anchored": info.entry_cid in anchored})
         for rec in self._records():
             for cid, entry in list(rec.chain.items()):
                 rows.append({"peer_id": entry.peer, "round": entry.round, "time": entry.time,
                              "samples": entry.samples, "metrics": dict(entry.metrics),
                              "weights_cid": entry.weights, "entry_cid": cid,
-                             "parents": list(entry.parents)})
+                             "parents": list(entry.parents), "anchored": cid in anchored})
         rows.sort(key=lambda r: (r["time"] or 0.0, r["round"]))
         return rows[-limit:]

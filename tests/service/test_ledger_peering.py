@@ -126,6 +126,10 @@ def test_three_gateways_find_each_other_on_the_chain_and_refuse_forgeries(
     assert all(a["tx"].startswith("0x") and a["block"] > 0 for a in ledger["items"])
     own = [a for a in ledger["items"] if a["is_self"]]
     assert [a["round"] for a in own] == list(range(len(own)))  # every round, once, in order
+    rows = clients[0].get("/api/rounds").json()
+    marked = {r["entry_cid"] for r in rows if r["anchored"]}
+    assert marked and marked <= {a["entry_cid"] for a in ledger["items"]}
+    assert {r["peer_id"] for r in rows if r["anchored"]} == set(ids)
     metrics = clients[0].get("/metrics").text
     gas = [line for line in metrics.splitlines()
            if line.startswith("learnae_ledger_gas_per_announcement ")]
