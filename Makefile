@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup demo test lint mosquitto ipfs-rig browser test-deps clean evm-rig
+.PHONY: setup demo test lint mosquitto ipfs-rig browser test-deps clean evm-rig iota-ts
 
 setup: $(INSTALLED) mosquitto
 
@@ -31,9 +31,14 @@ ipfs-rig:
 evm-rig:
 	@bash tools/evm/install.sh
 
-# Python packages, Debian packages, the js-ipfs rig and the EVM rig install side by side.
+# npm @iota/iota-sdk@1.15.1 (pinned by tools/iota/package-lock.json) into .cache/iota-ts:
+# the TypeScript SDK that the layer-1 adapter's golden tests compare against under Node 20.
+iota-ts:
+	@bash tools/iota/install.sh
+
+# Python packages, Debian packages, the js-ipfs rig and the EVM and IOTA rigs side by side.
 test-deps:
-	@$(MAKE) --no-print-directory -j4 $(INSTALLED) browser ipfs-rig evm-rig
+	@$(MAKE) --no-print-directory -j5 $(INSTALLED) browser ipfs-rig evm-rig iota-ts
 
 demo: setup
 	$(PY) -m gateway demo --duration $${DURATION:-60}

@@ -146,14 +146,17 @@ class HomeAssistantSection:
 
 @dataclass(frozen=True)
 class LedgerSection:
-    # none: heads by gossip only; iota-evm: the Announcements contract on IOTA EVM
-    kind: Literal["none", "iota-evm"] = "none"
-    rpc_url: str = "http://127.0.0.1:8545"  # the EVM node's JSON-RPC endpoint
-    chain_id: int = 8822  # IOTA EVM mainnet; checked against the node before first use
-    contract: str = ""  # 0x address of the deployed contract (`learnae-gateway ledger deploy`)
-    key_file: Path | None = None  # EVM key to import (0600); default data_dir/ledger_evm.key
+    # none: heads by gossip only; iota-evm: the Announcements contract on IOTA EVM;
+    # iota: the learnae Move package on IOTA layer 1 (through its GraphQL endpoint)
+    kind: Literal["none", "iota-evm", "iota"] = "none"
+    rpc_url: str = "http://127.0.0.1:8545"  # EVM JSON-RPC endpoint, or layer 1's GraphQL URL
+    chain_id: int = 8822  # IOTA EVM mainnet (checked against the node before first use);
+    # for iota: the network's chain identifier read as a hex integer (bound into announcements)
+    contract: str = ""  # EVM: 0x + 40 hex (`ledger deploy`); iota: package id, 0x + 64 hex
+    key_file: Path | None = None  # key to import (0600); default data_dir/ledger_evm.key
+    # (iota: data_dir/ledger_iota.key)
     anchor_every: int = 10  # with another transport: announce every Nth round
-    max_fee: float = 100.0  # gwei per gas: announcements wait while the base fee is above it
+    max_fee: float = 100.0  # EVM: gwei per gas; iota: NANOS per gas unit; above it, wait
     priority_fee: float = 1.0  # gwei per gas tip
     confirmations: int = 2  # blocks below the head before an announcement is read
     receipt_timeout_s: float = 60.0
@@ -302,11 +305,12 @@ def _check_ledger(config: GatewayConfig) -> None:
     if not ledger.receipt_timeout_s > 0:
         raise ConfigError(f"ledger.receipt_timeout_s = {ledger.receipt_timeout_s!r} must be > 0")
     contract = ledger.contract
-    well_formed = len(contract) == 42 and contract[:2] == "0x"
+    digits = 64 if ledger.kind == "iota" else 40
+    well_formed = len(contract) == 2 + digits and contract[:2] == "0x"
     if contract and not (well_formed and all(c in "0123456789abcdefABCDEF" for c in contract[2:])):
-        raise ConfigError(f"ledger.contract = {contract!r} is not a 0x + 40 hex address")
-    if ledger.kind == "iota-evm" and not contract:
-        raise ConfigError("ledger.contract = '' must be set when ledger.kind = 'iota-evm'")
+        raise ConfigError(f"ledger.contract = {contract!r} is not a 0x + {digits} hex address")
+    if ledger.kind != "none" and not contract:
+        raise ConfigError(f"ledger.contract = '' must be set when ledger.kind = {ledger.kind!r}")
     if config.peer.transport == "ledger" and ledger.kind == "none":
         raise ConfigError("peer.transport = 'ledger' needs a ledger: ledger.kind = 'none'")
 

@@ -39,6 +39,20 @@ def build_ledger(config: GatewayConfig, identity: Identity) -> Ledger:
     ledger = config.ledger
     if ledger.kind == "none":
         return NoLedger()
+    if ledger.kind == "iota":
+        from gateway.peer.ledgers import evmkey, iota
+
+        seed = evmkey.load_or_create(
+            config.gateway.data_dir, ledger.key_file, name=iota.KEY_FILE
+        ).key
+        layer1 = iota.IotaSettings(
+            graphql_url=ledger.rpc_url,
+            package=ledger.contract,
+            chain_id=ledger.chain_id,
+            max_gas_price=int(ledger.max_fee),
+            retries=config.peer.retries,
+        )
+        return iota.IotaLedger(layer1, seed=bytes(seed), identity=identity)
     from gateway.peer.ledgers import evmkey
     from gateway.peer.ledgers.evm import EvmLedger, EvmSettings
 

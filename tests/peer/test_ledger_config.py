@@ -28,7 +28,9 @@ def test_defaults_and_a_full_evm_section() -> None:
 @pytest.mark.parametrize(
     ("ledger", "message"),
     [
-        ({"kind": "iota"}, "ledger.kind = 'iota' is not one of"),
+        ({"kind": "iota-l2"}, "ledger.kind = 'iota-l2' is not one of"),
+        ({"kind": "iota", "contract": CONTRACT}, "is not a 0x + 64 hex address"),
+        ({"kind": "iota"}, "ledger.contract = '' must be set when ledger.kind = 'iota'"),
         ({"rpc_url": "ftp://x"}, "ledger.rpc_url = 'ftp://x' is not an http(s) URL"),
         ({"rpc_url": "http://"}, "ledger.rpc_url = 'http://' is not an http(s) URL"),
         ({"chain_id": 0}, "ledger.chain_id = 0 must be a positive integer"),
@@ -50,6 +52,26 @@ def test_bad_values_are_named(ledger: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as raised:
         _load(ledger)
     assert message in str(raised.value)
+
+
+def test_an_iota_section_builds_the_layer1_adapter(tmp_path: object) -> None:
+    from gateway.peer.factory import build_ledger
+    from gateway.peer.identity import Identity
+    from gateway.peer.ledgers import evmkey
+    from gateway.peer.ledgers.iota import KEY_FILE, IotaLedger
+
+    package = "0x" + "ab" * 32
+    config = config_from_dict({
+        "gateway": {"data_dir": str(tmp_path)},
+        "ledger": {"kind": "iota", "contract": package, "rpc_url": "http://127.0.0.1:9/graphql",
+                   "chain_id": 0x6364AAD5, "max_fee": 1500},
+    }, env={})
+    ledger = build_ledger(config, Identity.generate())
+    assert isinstance(ledger, IotaLedger)
+    assert ledger.settings.package == package and ledger.settings.max_gas_price == 1500
+    key = evmkey.load_key(tmp_path / KEY_FILE)  # type: ignore[operator]
+    assert ledger.seed == bytes(key.key)
+    ledger.close()
 
 
 def test_ledger_transport_needs_a_ledger() -> None:

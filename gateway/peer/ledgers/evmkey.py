@@ -43,13 +43,18 @@ def write_key(path: Path, key_hex: str) -> None:
         handle.write(key_hex + "\n")
 
 
-def load_or_create(data_dir: Path, key_file: Path | None = None) -> LocalAccount:
-    """The configured key file, else ``data_dir/ledger_evm.key`` (created 0600 if missing)."""
+def load_or_create(
+    data_dir: Path, key_file: Path | None = None, *, name: str = KEY_FILE
+) -> LocalAccount:
+    """The configured key file, else ``data_dir/<name>`` (created 0600 if missing).
+
+    The same 32-byte secret format serves the IOTA layer-1 account (``ledger_iota.key``,
+    an ed25519 seed): only its ``key`` bytes are used there."""
     if key_file is not None:
         if not key_file.exists():
             raise LedgerError(f"ledger.key_file = {str(key_file)!r} does not exist")
         return load_key(key_file)
-    path = Path(data_dir) / KEY_FILE
+    path = Path(data_dir) / name
     if not path.exists():
         write_key(path, "0x" + secrets.token_hex(32))
     return load_key(path)
