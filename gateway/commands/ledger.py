@@ -2,8 +2,9 @@
 
 ``deploy --rpc-url URL --key-file F`` deploys the Announcements contract with a
 funded EVM key and prints its address (put it in ``[ledger] contract``).
-``address --config FILE`` prints the gateway's own EVM account (created in
-data_dir on first use), the one to fund so it can pay for announcements.
+``address --config FILE`` prints the gateway's own account (EVM, or IOTA layer 1
+with ``kind = "iota"``; created in data_dir on first use), the one to fund so it
+can pay for announcements.
 """
 
 from __future__ import annotations
@@ -58,8 +59,16 @@ def run(args: argparse.Namespace) -> int:
             }
         else:
             config = load_config(args.config)
-            account = evmkey.load_or_create(config.gateway.data_dir, config.ledger.key_file)
-            result = {"address": account.address}
+            if config.ledger.kind == "iota":  # a layer-1 (ed25519) account
+                from gateway.peer.ledgers import iota
+
+                seed = evmkey.load_or_create(
+                    config.gateway.data_dir, config.ledger.key_file, name=iota.KEY_FILE
+                ).key
+                result = {"address": iota.sender_of(bytes(seed)), "kind": "iota"}
+            else:
+                account = evmkey.load_or_create(config.gateway.data_dir, config.ledger.key_file)
+                result = {"address": account.address, "kind": "iota-evm"}
     except (ConfigError, LedgerError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

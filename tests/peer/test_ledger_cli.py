@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.peer.ledgers import evmkey
+from gateway.peer.ledgers.iota import sender_of
 
 from .evm_rig import CHAIN_ID, DEV_KEY, REPO, Anvil, rig_missing_reason
 
@@ -49,6 +50,14 @@ def test_deploy_then_the_gateway_address(anvil: Anvil, tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     address = json.loads(shown.stdout.strip().splitlines()[-1])["address"]
     assert address == evmkey.load_key(tmp_path / "data" / evmkey.KEY_FILE).address
+    layer1 = tmp_path / "iota.toml"
+    layer1.write_text(f'[gateway]\ndata_dir = "{tmp_path / "data"}"\n[ledger]\nkind = "iota"\n'
+                      f'contract = "0x{"ab" * 32}"\n')
+    shown = _cli("address", "--config", str(layer1), "--json")
+    assert shown.returncode == 0, shown.stderr
+    doc = json.loads(shown.stdout.strip().splitlines()[-1])
+    seed = evmkey.load_key(tmp_path / "data" / "ledger_iota.key").key
+    assert doc == {"address": sender_of(bytes(seed)), "kind": "iota"}
 
 
 def test_deploy_refuses_a_wrong_chain_and_an_exposed_key(anvil: Anvil, tmp_path: Path) -> None:
