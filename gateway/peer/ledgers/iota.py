@@ -269,9 +269,9 @@ class IotaLedger:
     # --- in -----------------------------------------------------------------------------
 
     def announcements(self, session: str, since: Position = ORIGIN) -> Iterator[Announcement]:
+        # The cursor is this adapter's own: each call continues after the last event read
+        # (of any session), whatever ``since`` says; positions count the events read.
         with self._lock:
-            if since == ORIGIN:  # a reader starting over
-                self._cursor, self._count = None, 0
             found: list[Announcement] = []
             while True:
                 data = self._query(
