@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup demo test lint mosquitto kubo browser test-deps bench clean
+.PHONY: setup demo test lint mosquitto kubo browser test-deps bench clean evm-rig iota-ts
 
 setup: $(INSTALLED) mosquitto
 
@@ -28,9 +28,18 @@ browser:
 kubo:
 	@bash tools/kubo/install.sh
 
-# Python packages, Debian packages and kubo install side by side.
+# solc and anvil from npm (pinned by tools/evm/package-lock.json) into .cache/evm.
+evm-rig:
+	@bash tools/evm/install.sh
+
+# npm @iota/iota-sdk@1.15.1 (pinned by tools/iota/package-lock.json) into .cache/iota-ts:
+# the TypeScript SDK that the layer-1 adapter's golden tests compare against under Node 20.
+iota-ts:
+	@bash tools/iota/install.sh
+
+# Python packages, Debian packages, kubo and the EVM and IOTA rigs build side by side.
 test-deps:
-	@$(MAKE) --no-print-directory -j3 $(INSTALLED) browser kubo
+	@$(MAKE) --no-print-directory -j5 $(INSTALLED) browser kubo evm-rig iota-ts
 
 demo: setup
 	$(PY) -m gateway demo --duration $${DURATION:-60}

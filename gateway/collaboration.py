@@ -258,21 +258,47 @@ class PeerView:
             out.append(item)
         return out
 
+    def ledger(self, limit: int) -> dict[str, Any] | None:
+        """What the node's ledger link holds (for ``GET /api/ledger``); None before it runs."""
+        node = self.part.node
+        if node is None:
+            return None
+        link, own = node.ledger, self.self_id()
+
+        def anchored(a: Any) -> dict[str, Any]:
+            return {"peer_id": a.peer, "round": a.round, "entry_cid": a.entry_cid, "tx": a.tx,
+                    "block": a.position[0], "log_index": a.position[1], "time": a.time,
+                    "sender": a.sender, "is_self": a.peer == own}
+
+        return {
+            "kind": link.ledger.kind, "enabled": link.active, "transport": link.every_round,
+            "anchor_every": link.anchor_every,
+            "items": [anchored(a) for a in link.anchored_entries(limit)],
+            "pending": len(link.outbox), "rejected": dict(link.rejected),
+            "forked_peers": sorted(link.forked),
+            "evidence": [{"peer_id": e.peer, "session": e.session, "round": e.round,
+                          "entries": [anchored(e.first), anchored(e.second)]}
+                         for e in link.fork_evidence()],
+        }
+
     def rounds(self, limit: int) -> list[dict[str, Any]]:
         node = self.part.node
         rows: list[dict[str, Any]] = []
+        anchored: set[str] = set()
         if node is not None:
+            anchored = {a.entry_cid for a in node.ledger.anchored_entries(10_000)}
             for info in node.rounds(limit):
                 rows.append({"peer_id": self.self_id(), "round": info.round, "time": info.time,
                              "samples": info.samples, "metrics": dict(info.metrics),
                              "weights_cid": info.weights_cid, "entry_cid": info.entry_cid,
                              "parents": list(info.parents),
-                             "fused_peers": list(info.fused_peers)})
+                             "fused_peers": list(info.fused_peers),
+                             "anchored": info.entry_cid in anchored})
         for rec in self._records():
             for cid, entry in list(rec.chain.items()):
                 rows.append({"peer_id": entry.peer, "round": entry.round, "time": entry.time,
                              "samples": entry.samples, "metrics": dict(entry.metrics),
                              "weights_cid": entry.weights, "entry_cid": cid,
-                             "parents": list(entry.parents)})
+                             "parents": list(entry.parents), "anchored": cid in anchored})
         rows.sort(key=lambda r: (r["time"] or 0.0, r["round"]))
         return rows[-limit:]

@@ -96,7 +96,8 @@ class PeerSection:
     enabled: bool = False
     session: str = "learnae"  # training session id: peers fuse only within one session
     store: Literal["local", "ipfs"] = "local"  # local: data_dir/blocks; ipfs: kubo RPC API
-    transport: Literal["udp", "ipfs"] = "udp"  # udp: loopback peers listed in udp_peers
+    # udp: loopback peers listed in udp_peers; ledger: heads only from [ledger] announcements
+    transport: Literal["udp", "ipfs", "ledger"] = "udp"
     ipfs_api: str = "http://127.0.0.1:5001"
     blocks_dir: Path | None = None  # local store; default data_dir/blocks; gateways on one
     # machine may share one directory (blocks are content-addressed and written atomically)
@@ -148,6 +149,24 @@ class HomeAssistantSection:
 
 
 @dataclass(frozen=True)
+class LedgerSection:
+    # none: heads by gossip only; iota-evm: the Announcements contract on IOTA EVM;
+    # iota: the learnae Move package on IOTA layer 1 (through its GraphQL endpoint)
+    kind: Literal["none", "iota-evm", "iota"] = "none"
+    rpc_url: str = "http://127.0.0.1:8545"  # EVM JSON-RPC endpoint, or layer 1's GraphQL URL
+    chain_id: int = 8822  # IOTA EVM mainnet (checked against the node before first use);
+    # for iota: the network's chain identifier read as a hex integer (bound into announcements)
+    contract: str = ""  # EVM: 0x + 40 hex (`ledger deploy`); iota: package id, 0x + 64 hex
+    key_file: Path | None = None  # key to import (0600); default data_dir/ledger_evm.key
+    # (iota: data_dir/ledger_iota.key)
+    anchor_every: int = 10  # with another transport: announce every Nth round
+    max_fee: float = 100.0  # EVM: gwei per gas; iota: NANOS per gas unit; above it, wait
+    priority_fee: float = 1.0  # gwei per gas tip
+    confirmations: int = 2  # blocks below the head before an announcement is read
+    receipt_timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     gateway: GatewaySection = field(default_factory=GatewaySection)
     mqtt: MqttSection = field(default_factory=MqttSection)
@@ -157,6 +176,7 @@ class GatewayConfig:
     peer: PeerSection = field(default_factory=PeerSection)
     api: ApiSection = field(default_factory=ApiSection)
     homeassistant: HomeAssistantSection = field(default_factory=HomeAssistantSection)
+    ledger: LedgerSection = field(default_factory=LedgerSection)
 
     @property
     def db_path(self) -> Path:
@@ -269,7 +289,40 @@ def config_from_dict(doc: dict[str, Any], env: dict[str, str] | None = None) -> 
         raise ConfigError(f"peer.gc_interval_s = {config.peer.gc_interval_s!r} must be > 0")
     if config.peer.max_store_bytes < 1:
         raise ConfigError(f"peer.max_store_bytes = {config.peer.max_store_bytes!r} must be > 0")
+    _check_ledger(config)
     return config
+
+
+def _check_ledger(config: GatewayConfig) -> None:
+    """The [ledger] values that the generic loader cannot judge alone."""
+    ledger = config.ledger
+    scheme, sep, rest = ledger.rpc_url.partition("://")
+    if scheme not in ("http", "https") or not sep or not rest.split("/")[0]:
+        raise ConfigError(f"ledger.rpc_url = {ledger.rpc_url!r} is not an http(s) URL")
+    if not 1 <= ledger.chain_id < 2**63:
+        raise ConfigError(f"ledger.chain_id = {ledger.chain_id!r} must be a positive integer")
+    if ledger.anchor_every < 1:
+        raise ConfigError(f"ledger.anchor_every = {ledger.anchor_every!r} must be at least 1")
+    if not 0 < ledger.max_fee <= 1_000_000:
+        raise ConfigError(f"ledger.max_fee = {ledger.max_fee!r} gwei must be in (0, 1000000]")
+    if ledger.priority_fee > ledger.max_fee:
+        raise ConfigError(
+            f"ledger.priority_fee = {ledger.priority_fee!r} exceeds ledger.max_fee = "
+            f"{ledger.max_fee!r}"
+        )
+    if ledger.confirmations > 1000:
+        raise ConfigError(f"ledger.confirmations = {ledger.confirmations!r} exceeds 1000")
+    if not ledger.receipt_timeout_s > 0:
+        raise ConfigError(f"ledger.receipt_timeout_s = {ledger.receipt_timeout_s!r} must be > 0")
+    contract = ledger.contract
+    digits = 64 if ledger.kind == "iota" else 40
+    well_formed = len(contract) == 2 + digits and contract[:2] == "0x"
+    if contract and not (well_formed and all(c in "0123456789abcdefABCDEF" for c in contract[2:])):
+        raise ConfigError(f"ledger.contract = {contract!r} is not a 0x + {digits} hex address")
+    if ledger.kind != "none" and not contract:
+        raise ConfigError(f"ledger.contract = '' must be set when ledger.kind = {ledger.kind!r}")
+    if config.peer.transport == "ledger" and ledger.kind == "none":
+        raise ConfigError("peer.transport = 'ledger' needs a ledger: ledger.kind = 'none'")
 
 
 def load_config(path: str | Path, env: dict[str, str] | None = None) -> GatewayConfig:

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from gateway.api.cache import ResponseCache
 from gateway.api.deps import ServiceContext
 from gateway.api.routes import dashboard, devices, health, metrics, model, peers
+from gateway.api.routes import ledger as ledger_routes
 from gateway.metrics import ApiMetrics
 
 __all__ = ["GatewayApp", "create_app"]
@@ -52,6 +53,7 @@ def create_app(context: ServiceContext) -> GatewayApp:
     app.add_middleware(LimitsAndMetrics, context=context)
     for router in (health, devices, model, peers, metrics, dashboard):
         app.include_router(router.router)
+    app.include_router(ledger_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

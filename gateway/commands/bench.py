@@ -11,7 +11,7 @@ import argparse
 import importlib
 import json
 
-TARGETS = ("firmware", "ingest", "train", "api", "peer")
+TARGETS = ("firmware", "ingest", "train", "api", "peer", "ledger")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

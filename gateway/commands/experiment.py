@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-SCENARIOS = ("none", "offline", "partition", "churn", "byzantine")
+SCENARIOS = ("none", "offline", "partition", "churn", "byzantine", "ledger_only")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,6 +9,12 @@ fetched, which keeps the cost per round flat however long a peer was away.
 
 A chain that does not extend the verified head is a fork of that peer's log
 and is rejected: a peer signs one history.
+
+A peer keeps up to ``KEEP_CLAIMS`` pending claims per peer (those above its
+verified head), not only the highest: a claim whose CID cannot be fetched is
+tried again a few times (``MAX_CLAIM_FAILURES``) and meanwhile the next lower
+claim is tried, so an unfetchable head, even one genuinely signed, never hides
+the rounds after the last verified one.
 """
 
 from __future__ import annotations
@@ -27,13 +33,16 @@ from gateway.peer.store import ContentStore
 
 KEEP_ENTRIES = 64
 KEEP_BAD = 64
+KEEP_CLAIMS = 8
+MAX_CLAIM_FAILURES = 3
+TRIES_PER_SYNC = 2
 
 
 @dataclass
 class PeerRecord:
     peer_id: str
-    claimed_head: str | None = None
-    claimed_round: int = -1
+    claims: dict[str, int] = field(default_factory=dict)  # pending head CID -> claimed round
+    claim_failures: Counter[str] = field(default_factory=Counter)
     last_seen: float = 0.0
     head: str | None = None
     head_entry: Entry | None = None
@@ -42,6 +51,25 @@ class PeerRecord:
     rejected: Counter[str] = field(default_factory=Counter)
     fetch_failures: int = 0
     gaps: int = 0
+
+    @property
+    def verified_round(self) -> int:
+        return self.head_entry.round if self.head_entry is not None else -1
+
+    @property
+    def claimed_head(self) -> str | None:
+        """The highest pending claim, else the verified head."""
+        if self.claims:
+            return max(self.claims.items(), key=lambda item: item[1])[0]
+        return self.head
+
+    @property
+    def claimed_round(self) -> int:
+        return max(self.claims.values()) if self.claims else self.verified_round
+
+    def drop_claim(self, cid: str) -> None:
+        self.claims.pop(cid, None)
+        self.claim_failures.pop(cid, None)
 
 
 @dataclass(frozen=True)
@@ -95,10 +123,13 @@ class PeerDirectory:
         with self._lock:
             rec = self._record(claim.peer)
             rec.last_seen = self.clock()
-            if claim.head in rec.bad or claim.head == rec.head:
+            if claim.head in rec.bad or claim.head in rec.chain or claim.head == rec.head:
                 return
-            if claim.round > rec.claimed_round or rec.claimed_head is None:
-                rec.claimed_head, rec.claimed_round = claim.head, claim.round
+            if claim.round <= rec.verified_round:
+                return  # older than what is verified: nothing to learn from it
+            rec.claims[claim.head] = claim.round
+            while len(rec.claims) > KEEP_CLAIMS:  # keep the freshest claims
+                rec.drop_claim(min(rec.claims.items(), key=lambda item: item[1])[0])
 
     def reject(self, peer_id: str, reason: str, message: str = "") -> None:
         with self._lock:
@@ -109,18 +140,28 @@ class PeerDirectory:
         rec.bad[cid] = reason
         while len(rec.bad) > KEEP_BAD:
             rec.bad.popitem(last=False)
-        if rec.claimed_head == cid:  # fall back to what was verified
-            rec.claimed_head = rec.head
-            rec.claimed_round = rec.head_entry.round if rec.head_entry else -1
+        with self._lock:
+            rec.drop_claim(cid)  # fall back to the other claims and what was verified
         self.reject(rec.peer_id, reason, message)
 
     def sync(self, peer_id: str, budget: int = 8) -> Entry | None:
-        """Verify ``peer_id``'s claimed head (walking ``prev`` at most ``budget`` entries);
-        return its verified head entry, or None when nothing verified is known."""
+        """Verify ``peer_id``'s freshest claim (walking ``prev`` at most ``budget`` entries);
+        return its verified head entry, or None when nothing verified is known.
+
+        A claim whose entry cannot be fetched is kept for a later try and the next
+        lower pending claim is tried instead (``TRIES_PER_SYNC`` claims per call).
+        """
         rec = self._record(peer_id)
-        target = rec.claimed_head
-        if target is None or target == rec.head or target in rec.bad:
-            return rec.head_entry
+        with self._lock:
+            pending = sorted(rec.claims.items(), key=lambda item: item[1], reverse=True)
+        for target, claimed_round in pending[:TRIES_PER_SYNC]:
+            if self._sync_claim(rec, target, claimed_round, budget) != "unfetchable":
+                break
+        return rec.head_entry
+
+    def _sync_claim(self, rec: PeerRecord, target: str, claimed_round: int, budget: int) -> str:
+        """Try to verify one claim: "verified", "rejected" or "unfetchable"."""
+        peer_id = rec.peer_id
         fetched: list[tuple[str, Entry]] = []
         cid: str | None = target
         while cid is not None and cid not in rec.chain and len(fetched) < max(budget, 1):
@@ -131,28 +172,34 @@ class PeerDirectory:
                 self.metrics.fetch_failures.labels(short(peer_id), type(exc).__name__).inc()
                 if fetched and isinstance(exc, BlockNotFound):
                     break  # history pruned by its owner (keep_rounds): a gap, as when out of budget
-                return rec.head_entry
+                with self._lock:
+                    rec.claim_failures[target] += 1
+                    if rec.claim_failures[target] >= MAX_CLAIM_FAILURES:
+                        rec.drop_claim(target)
+                return "unfetchable"
             self.bytes_fetched += len(data)
             self.entries_fetched += 1
             try:
                 entry = decode_entry(data)
-                self._check_link(peer_id, entry, fetched, rec.claimed_round)
+                self._check_link(peer_id, entry, fetched, claimed_round)
             except Rejected as exc:
                 self._mark_bad(rec, target, exc.reason, str(exc))
-                return rec.head_entry
+                return "rejected"
             fetched.append((cid, entry))
             cid = entry.prev
         if not fetched:
-            return rec.head_entry
+            with self._lock:
+                rec.drop_claim(target)
+            return "rejected"
         lowest = fetched[-1][1]
         if rec.head is not None and rec.head_entry is not None:
             joined = cid is not None and cid in rec.chain
             if joined and cid != rec.head:
                 self._mark_bad(rec, target, "fork", f"chain branches off at {cid}")
-                return rec.head_entry
+                return "rejected"
             if not joined and (cid is None or lowest.round <= rec.head_entry.round):
                 self._mark_bad(rec, target, "fork", f"chain does not contain {rec.head}")
-                return rec.head_entry
+                return "rejected"
             if not joined:
                 rec.gaps += 1
         elif cid is not None and cid not in rec.chain:
@@ -164,7 +211,10 @@ class PeerDirectory:
                 rec.chain.popitem(last=False)
             rec.head, rec.head_entry = target, fetched[0][1]
             rec.last_seen = max(rec.last_seen, self.clock())
-        return rec.head_entry
+            for cid_, rnd in list(rec.claims.items()):  # claims now behind the verified head
+                if rnd <= rec.head_entry.round or cid_ in rec.chain:
+                    rec.drop_claim(cid_)
+        return "verified"
 
     def _check_link(
         self, peer_id: str, entry: Entry, fetched: list[tuple[str, Entry]], claimed_round: int
@@ -183,7 +233,7 @@ class PeerDirectory:
 
     def candidates(self) -> list[PeerRecord]:
         with self._lock:
-            return [r for r in self.records.values() if r.claimed_head is not None]
+            return [r for r in self.records.values() if r.claims or r.head is not None]
 
     def info(self) -> list[PeerInfo]:
         with self._lock:

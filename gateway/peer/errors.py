@@ -7,6 +7,8 @@ PeerError
 │   └── StoreUnavailable  the store did not answer (timeout, refused, HTTP error)
 ├── TransportError        gossip could not be sent or received
 ├── Rejected              an entry, weights blob or gossip message failed validation
+├── LedgerError           a ledger failed or refused an announcement
+│   └── LedgerUnavailable the ledger's node did not answer (retryable)
 └── UnsafeConfig          a test node's config breaks the network-safety rules
 """
 
@@ -47,3 +49,11 @@ class Rejected(PeerError):
 
 class UnsafeConfig(PeerError):
     """A node configuration that could reach beyond loopback."""
+
+
+class LedgerError(PeerError):
+    """A ledger (IOTA EVM, in-process) failed or refused an announcement."""
+
+
+class LedgerUnavailable(LedgerError):
+    """The ledger's node could not be reached in time; the announcement may be retried."""

@@ -7,10 +7,11 @@ from prometheus_client import CollectorRegistry
 from gateway.config import GatewayConfig
 from gateway.peer.identity import Identity
 from gateway.peer.ipfs import IpfsPubsubTransport, IpfsRpc, IpfsStore
+from gateway.peer.ledgers import Ledger, NoLedger
 from gateway.peer.node import PeerNode
 from gateway.peer.store import ContentStore, LocalBlockStore
 from gateway.peer.trainer import LocalTrainer
-from gateway.peer.transport import Transport, UdpTransport, parse_endpoints
+from gateway.peer.transport import NullTransport, Transport, UdpTransport, parse_endpoints
 
 
 def build_store(config: GatewayConfig) -> ContentStore:
@@ -29,9 +30,48 @@ def build_store(config: GatewayConfig) -> ContentStore:
 
 def build_transport(config: GatewayConfig) -> Transport:
     peer = config.peer
+    if peer.transport == "ledger":  # heads come from [ledger] announcements only
+        return NullTransport()
     if peer.transport == "ipfs":
         return IpfsPubsubTransport(peer.ipfs_api, timeout=peer.fetch_timeout_s)
     return UdpTransport(port=peer.udp_port, peers=parse_endpoints(peer.udp_peers))
+
+
+def build_ledger(config: GatewayConfig, identity: Identity) -> Ledger:
+    """The [ledger] adapter; web3 is imported only when an EVM ledger is configured."""
+    ledger = config.ledger
+    if ledger.kind == "none":
+        return NoLedger()
+    if ledger.kind == "iota":
+        from gateway.peer.ledgers import evmkey, iota
+
+        seed = evmkey.load_or_create(
+            config.gateway.data_dir, ledger.key_file, name=iota.KEY_FILE
+        ).key
+        layer1 = iota.IotaSettings(
+            graphql_url=ledger.rpc_url,
+            package=ledger.contract,
+            chain_id=ledger.chain_id,
+            max_gas_price=int(ledger.max_fee),
+            retries=config.peer.retries,
+        )
+        return iota.IotaLedger(layer1, seed=bytes(seed), identity=identity)
+    from gateway.peer.ledgers import evmkey
+    from gateway.peer.ledgers.evm import EvmLedger, EvmSettings
+
+    data_dir = config.gateway.data_dir
+    settings = EvmSettings(
+        rpc_url=ledger.rpc_url,
+        chain_id=ledger.chain_id,
+        contract=ledger.contract,
+        max_fee_wei=int(ledger.max_fee * 10**9),
+        priority_fee_wei=int(ledger.priority_fee * 10**9),
+        confirmations=ledger.confirmations,
+        receipt_timeout_s=ledger.receipt_timeout_s,
+        retries=config.peer.retries,
+    )
+    account = evmkey.load_or_create(data_dir, ledger.key_file)
+    return EvmLedger(settings, account=account, identity=identity, state_dir=data_dir)
 
 
 def build_peer_node(
@@ -50,6 +90,8 @@ def build_peer_node(
             settings=config.peer,
             state_dir=data_dir,
             registry=registry,
+            ledger=build_ledger(config, identity),
+            anchor_every=config.ledger.anchor_every,
         )
     except BaseException:  # the socket, threads and HTTP clients would outlive a failed start
         transport.close()

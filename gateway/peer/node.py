@@ -37,6 +37,7 @@ from gateway.peer.gossip import (
     topic_for,
 )
 from gateway.peer.identity import Identity
+from gateway.peer.ledgers import Ledger, LedgerLink, LedgerMetrics, NoLedger
 from gateway.peer.metrics import PeerMetrics, short
 from gateway.peer.retention import retention_for
 from gateway.peer.store import ContentStore
@@ -78,6 +79,8 @@ class PeerNode:
         registry: CollectorRegistry | None = None,
         seed: int | None = None,
         clock: Callable[[], float] = time.time,
+        ledger: Ledger | None = None,
+        anchor_every: int = 10,
     ) -> None:
         self.identity = identity
         self.peer_id = identity.peer_id
@@ -105,6 +108,16 @@ class PeerNode:
             metrics=self.metrics,
             fetch_timeout=self.settings.fetch_timeout_s,
             clock=clock,
+        )
+        # heads from a ledger: every round when it is the transport, else every anchor_every
+        self.ledger = LedgerLink(
+            ledger or NoLedger(),
+            session=self.session,
+            own_peer=self.peer_id,
+            every_round=self.settings.transport == "ledger",
+            anchor_every=anchor_every,
+            reject=self.directory.reject,
+            metrics=LedgerMetrics(registry),
         )
         self.round = 0
         self.head: str | None = None
@@ -153,11 +166,21 @@ class PeerNode:
             return
         self.directory.observe(claim)
 
+    def follow_ledger(self) -> None:
+        """Send what waits in the ledger outbox, then take in the heads announced there."""
+        self.ledger.flush()
+        for claim in self.ledger.poll():
+            self.directory.observe(claim)
+
     def announce(self) -> None:
-        """Gossip this peer's head (again): lost announcements are repaired by repetition."""
-        if self.head is None:
+        """Gossip this peer's head (again): lost announcements are repaired by repetition.
+        The ledger is followed too; with ``transport = "ledger"`` it is the only channel."""
+        if self.ledger.active:
+            self.follow_ledger()
+        if self.head is None or self.settings.transport == "ledger":
             return
-        data = encode_claim(HeadClaim(self.session, self.peer_id, self.head, self.round - 1))
+        claim = HeadClaim(self.session, self.peer_id, self.head, self.round - 1)
+        data = encode_claim(claim, self.identity)
         self.refresh_gossip()
         topic = self._shard_topic()
         try:
@@ -182,6 +205,7 @@ class PeerNode:
         self.head, self.round = doc["head"], int(doc["round"]) + 1
         try:
             entry = decode_entry(self.store.get(self.head, timeout=self.settings.fetch_timeout_s))
+            self.ledger.resume(self.head, entry)  # in case a crash came before it went out
             self.weights = decode_weights(
                 self.store.get(entry.weights, timeout=self.settings.fetch_timeout_s),
                 max_bytes=4 * self.settings.max_block_bytes,
@@ -241,6 +265,7 @@ class PeerNode:
         with self._lock:
             self.head, self.round = entry_cid, self.round + 1
         self._save()
+        self.ledger.publish(entry_cid, entry)
         self.announce()
 
         fused, parents, peers, rejected = self._fuse(trained, outcome.samples, own_round)
@@ -383,6 +408,7 @@ class PeerNode:
             self._thread = None
         try:
             self.transport.close()
+            self.ledger.ledger.close()
         finally:
             self.store.close()
 

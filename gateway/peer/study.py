@@ -9,7 +9,10 @@ skip some (they run at different speeds); no barrier, no coordinator.
 Scenarios disturb the network: ``offline`` (a quarter of the peers gone for
 the middle third), ``partition`` (two halves cut apart, then healed), ``churn``
 (peers leave and join at random), ``byzantine`` (one peer publishes scaled or
-NaN weights; run with the default fusion and with a robust one).
+NaN weights; run with the default fusion and with a robust one), and
+``ledger_only``: no gossip at all, every head comes from an in-process ledger
+with the same interface as the IOTA EVM one (``MemoryChain``), as in LEARNAE's
+original design; an offline peer cannot reach the ledger either.
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ from gateway.config import PeerSection
 from gateway.learning.mlp import MLPSpec, TrainConfig, init_weights, predict, train
 from gateway.peer.fusion import weighted_mean
 from gateway.peer.identity import Identity
+from gateway.peer.ledgers import MemoryChain
 from gateway.peer.node import PeerNode
 from gateway.peer.simnet import SimNetwork
 from gateway.peer.trainer import TrainOutcome, Weights
 from gateway.peer.transport import LocalHub
 from gateway.peer.weights import encode_weights, raw_float32_bytes
 
-SCENARIOS = ("none", "offline", "partition", "churn", "byzantine")
+SCENARIOS = ("none", "offline", "partition", "churn", "byzantine", "ledger_only")
 
 
 @dataclass(frozen=True)
@@ -223,6 +227,7 @@ def _schedule(name: str, cfg: StudyConfig) -> Schedule:
         "partition": partition,
         "churn": churn,
         "byzantine": none,
+        "ledger_only": none,
     }[name]
 
 
@@ -242,6 +247,7 @@ def run_scenario(
     n = cfg.peers
     rng = np.random.default_rng(cfg.seed + 7)
     hub, net = LocalHub(seed=cfg.seed), SimNetwork()
+    tick = [0]
     online, group = [True] * n, [0] * n
     names = [f"p{i:02d}" for i in range(n)]
     index = {name: i for i, name in enumerate(names)}
@@ -251,6 +257,9 @@ def run_scenario(
         return online[i] and online[j] and group[i] == group[j]
 
     hub.reachable = net.reachable = reachable
+    chain = MemoryChain(clock=lambda: float(tick[0])) if name == "ledger_only" else None
+    if chain is not None:
+        chain.reachable = lambda peer: online[index[peer]]
     settings = PeerSection(
         enabled=True,
         session="digits",
@@ -262,16 +271,17 @@ def run_scenario(
         fetch_timeout_s=0.1,
         staleness_half_life=cfg.staleness_half_life,
         shard_epoch_s=1.0,
+        transport="ledger" if chain is not None else "udp",
     )
-    tick = [0]
     nodes: list[PeerNode] = []
     honest = list(range(1, n)) if byzantine else list(range(n))
     for i, shard in enumerate(data.shards):
         kind = ByzantineTrainer if byzantine and i == 0 else ShardTrainer
         trainer = kind(spec, data.x_train[shard], data.y_train[shard], cfg, seed=cfg.seed + i)
+        identity = Identity.from_seed(f"study/{cfg.seed}/{i}".encode())
         nodes.append(
             PeerNode(
-                identity=Identity.from_seed(f"study/{cfg.seed}/{i}".encode()),
+                identity=identity,
                 store=net.store_for(names[i]),
                 transport=hub.endpoint(names[i]),
                 trainer=trainer,
@@ -279,6 +289,7 @@ def run_scenario(
                 registry=CollectorRegistry(),
                 seed=cfg.seed * 1000 + i,
                 clock=lambda: float(tick[0]),  # one shard epoch per tick
+                ledger=None if chain is None else chain.endpoint(names[i], identity),
             )
         )
     schedule = _schedule(name, cfg)
@@ -326,6 +337,8 @@ def run_scenario(
     sample = nodes[honest[0]].weights
     assert sample is not None
     extra: dict[str, object] = {}
+    if chain is not None:
+        extra["ledger_announcements"] = len(chain.records)
     if byzantine:
         attacker = nodes[0].peer_id
         extra["attacker_models_fused"] = sum(

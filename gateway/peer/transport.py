@@ -197,3 +197,19 @@ class UdpTransport:
         self._closed.set()
         self._sock.close()
         self._thread.join(timeout=2)
+
+
+class NullTransport:
+    """No gossip at all: for ``transport = "ledger"``, where heads come from the ledger."""
+
+    def publish(self, topic: str, data: bytes) -> None:
+        return None
+
+    def subscribe(self, topic: str, handler: Handler) -> None:
+        return None
+
+    def unsubscribe(self, topic: str) -> None:
+        return None
+
+    def close(self) -> None:
+        return None

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.config import PeerSection
 from gateway.peer import Identity, LocalHub, MemoryStore, PeerNode, TrainOutcome
+from gateway.peer.ledgers import Ledger
 from gateway.peer.store import ContentStore
 from gateway.peer.transport import Transport
 
@@ -48,8 +49,11 @@ SETTINGS = PeerSection(
 def make_node(
     store: ContentStore,
     transport: Transport,
+    /,
     trainer: StepTrainer | None = None,
     identity: Identity | None = None,
+    ledger: Ledger | None = None,
+    anchor_every: int = 10,
     **changes: object,
 ) -> PeerNode:
     return PeerNode(
@@ -60,6 +64,8 @@ def make_node(
         settings=replace(SETTINGS, **changes),  # type: ignore[arg-type]
         registry=CollectorRegistry(),
         seed=0,
+        ledger=ledger,
+        anchor_every=anchor_every,
     )
 
 

@@ -27,7 +27,7 @@ def test_reduced_resilience_study_via_cli() -> None:
             "--rounds",
             "8",
             "--scenarios",
-            "none,partition,byzantine",
+            "none,partition,byzantine,ledger_only",
         ],
         cwd=REPO,
         capture_output=True,
@@ -39,7 +39,13 @@ def test_reduced_resilience_study_via_cli() -> None:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["peers"] == 4 and result["rounds"] == 8
     assert 0.9 < result["centralized_accuracy"] <= 1.0
-    assert set(result["scenarios"]) == {"none", "partition", "byzantine_default", "byzantine"}
+    assert set(result["scenarios"]) == {
+        "none",
+        "partition",
+        "byzantine_default",
+        "byzantine",
+        "ledger_only",
+    }
     for name, scenario in result["scenarios"].items():
         assert {
             "mean_accuracy",
@@ -58,6 +64,11 @@ def test_reduced_resilience_study_via_cli() -> None:
     # the scaled (finite) models pass validation and reach fusion: robust fusion must cope
     assert result["scenarios"]["byzantine"]["attacker_models_fused"] > 0
     assert "attacker_models_fused" not in result["scenarios"]["none"]
+    # heads from the in-process ledger alone: as good as gossip (within 0.5 points)
+    ledger_only, gossip = result["scenarios"]["ledger_only"], result["scenarios"]["none"]
+    assert abs(ledger_only["ratio_to_centralized"] - gossip["ratio_to_centralized"]) <= 0.005
+    assert ledger_only["ledger_announcements"] >= 4 * 8 * 0.5  # one per completed round
+    assert "ledger_announcements" not in gossip
     assert result["batch_size"] == 8 and result["epochs"] == 4
     assert 0.5 < result["server_average_ratio"] <= 1.1
     wire = result["wire"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
@@ -21,8 +22,9 @@ from gateway.peer import (
     encode_weights,
     sign_entry,
 )
+from gateway.peer.cid import cid_of
 from gateway.peer.errors import TransportError
-from gateway.peer.gossip import HeadClaim, encode_claim, topic_for
+from gateway.peer.gossip import HeadClaim, claim_message, encode_claim, topic_for
 from gateway.peer.transport import parse_endpoints
 
 from .conftest import SETTINGS, StepTrainer, make_node
@@ -124,9 +126,62 @@ def _forge(
 
 
 def _claim(hub: LocalHub, identity: Identity, head: str, rnd: int) -> None:
+    """Gossip a claim signed by ``identity`` (which the tests use as the claimed peer)."""
     hub.endpoint("forger").publish(
-        topic_for("test"), encode_claim(HeadClaim("test", identity.peer_id, head, rnd))
+        topic_for("test"), encode_claim(HeadClaim("test", identity.peer_id, head, rnd), identity)
     )
+
+
+def _forged_claim(victim: str, head: str, rnd: int, signer: Identity | None) -> bytes:
+    """A claim in ``victim``'s name: unsigned (format 1) or signed by another key."""
+    doc: dict[str, object] = {"v": 1, "session": "test", "peer": victim, "head": head, "round": rnd}
+    if signer is not None:
+        doc["v"] = 2
+        message = claim_message(HeadClaim("test", victim, head, rnd))
+        doc["sig"] = base64.b64encode(signer.sign(message)).decode()
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def test_forged_claims_with_a_high_round_do_not_hide_a_genuine_head(
+    hub: LocalHub, shared_store: MemoryStore
+) -> None:
+    a = make_node(shared_store, hub.endpoint("a"))
+    b = make_node(shared_store, hub.endpoint("b"), StepTrainer(1.0))
+    a.run_round()
+    b.run_round()
+    unfetchable = cid_of(b"no such entry")
+    forger = hub.endpoint("forger")
+    forger.publish(topic_for("test"), _forged_claim(a.peer_id, unfetchable, 1000, None))
+    forger.publish(
+        topic_for("test"), _forged_claim(a.peer_id, unfetchable, 1001, Identity.generate())
+    )
+    a.run_round()  # a's genuine claim for round 1
+    b.run_round()
+    peers = {p.peer_id: p for p in b.peers()}
+    assert peers[a.peer_id].latest_round == 1 and peers[a.peer_id].claimed_round == 1
+    assert peers["unknown"].rejected == {"unsigned_claim": 1, "bad_claim_signature": 1}
+    assert b.rounds()[-1].fused_peers == (a.peer_id,)
+
+
+def test_an_unfetchable_signed_claim_does_not_hide_later_heads(
+    hub: LocalHub, shared_store: MemoryStore
+) -> None:
+    key = Identity.generate()
+    a = make_node(shared_store, hub.endpoint("a"), identity=key)
+    b = make_node(shared_store, hub.endpoint("b"), StepTrainer(1.0))
+    a.run_round()
+    b.run_round()
+    _claim(hub, key, cid_of(b"a block that never reached the store"), 1000)
+    a.run_round()  # genuine round 1, claimed after the unfetchable round 1000
+    b.run_round()
+    (known,) = b.peers()
+    assert known.latest_round == 1 and known.fetch_failures == 1
+    for _ in range(3):  # the unfetchable claim is retried a bounded number of times
+        a.run_round()
+        b.run_round()
+    (known,) = b.peers()
+    assert known.latest_round == 4 and known.claimed_round == 4
+    assert known.fetch_failures == 3  # then given up
 
 
 def test_fork_of_a_peers_chain_is_rejected(hub: LocalHub, shared_store: MemoryStore) -> None:

@@ -89,7 +89,7 @@ def test_a_peer_publishes_only_entries_and_weights() -> None:
     for transport in transports:
         assert transport.sent
         for topic, message in transport.sent:
-            claim = decode_claim(message)  # exactly {v, session, peer, head, round}
+            claim = decode_claim(message)  # exactly {v, session, peer, head, round, sig}, verified
             assert topic == "learnae/v1/privacy/0"
             assert claim.peer in ids and claim.session == "privacy"
             assert store.has(claim.head)

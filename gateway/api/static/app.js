@@ -120,7 +120,7 @@ function renderCurve(rounds) {
     if (!Number.isFinite(v)) continue;
     metricName = metricName || k;
     if (!byPeer.has(r.peer_id)) byPeer.set(r.peer_id, []);
-    byPeer.get(r.peer_id).push([r.round, v]);
+    byPeer.get(r.peer_id).push([r.round, v, r.anchored === true]);
   }
   $("training-empty").hidden = byPeer.size > 0;
   if (byPeer.size === 0) { chart.replaceChildren(); legend.replaceChildren(); return; }
@@ -149,9 +149,13 @@ function renderCurve(rounds) {
     points.sort((a, c) => a[0] - c[0]);
     node.appendChild(svg("polyline", { stroke: color, "data-peer": peer,
       points: points.map(p => `${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join(" ") }));
-    for (const p of points) node.appendChild(svg("circle", { cx: sx(p[0]), cy: sy(p[1]), r: 2, fill: color }));
+    // rounds anchored on the ledger are drawn as larger rings
+    for (const p of points) node.appendChild(svg("circle", p[2]
+      ? { cx: sx(p[0]), cy: sy(p[1]), r: 4, fill: "none", stroke: color, class: "anchored" }
+      : { cx: sx(p[0]), cy: sy(p[1]), r: 2, fill: color }));
     const last = points[points.length - 1];
-    const item = el("span", { style: `--c: ${color}` }, `${peer.slice(0, 16)}: ${metricName} ${fmt(last[1])} (round ${last[0]})`);
+    const anchored = points.filter(p => p[2]).length;
+    const item = el("span", { style: `--c: ${color}` }, `${peer.slice(0, 16)}: ${metricName} ${fmt(last[1])} (round ${last[0]}${anchored ? `, ${anchored} anchored` : ""})`);
     items.push(item);
   });
   chart.replaceChildren(node);

@@ -1,0 +1,261 @@
+"""A peer's link to a ledger: its own announcements out, everyone's verified claims in.
+
+Out: ``publish`` announces an entry when the policy says so (every round when
+the ledger is the transport, every ``anchor_every`` rounds otherwise). An
+announcement the ledger could not take (node unreachable) waits in a bounded
+outbox and goes out, in order, on a later ``flush``: training never waits for
+the ledger.
+
+In: ``poll`` reads announcements after the last position read and checks each
+one before it becomes a head claim:
+
+- fields well formed, else ``malformed_announcement``;
+- ``binding`` is the named peer's signature over (chain id, contract, session,
+  round, entry CID, sender), else ``bad_binding`` (counted under ``unknown``:
+  the named peer did not make it);
+- the same (peer, round, entry) in another transaction is ``replayed_announcement``;
+- a different entry for the same (peer, session, round) is equivocation: fork
+  evidence that is kept, shown and counted against the peer.
+
+The same transaction read twice (after a reorg is re-read) is not a replay.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.peer.cid import check_cid
+from gateway.peer.entry import Entry
+from gateway.peer.errors import LedgerError, LedgerUnavailable, Rejected
+from gateway.peer.gossip import SESSION_RE, HeadClaim
+from gateway.peer.identity import check_peer_id, verify
+from gateway.peer.ledgers.base import ORIGIN, Announcement, Ledger, Position, binding_message
+from gateway.peer.ledgers.metrics import LedgerMetrics
+
+log = logging.getLogger(__name__)
+KEEP_ANCHORED = 1000
+KEEP_EVIDENCE = 64
+MAX_OUTBOX = 256
+MAX_READ_PER_POLL = 10_000
+
+RejectFn = Callable[[str, str, str], None]  # (peer label, reason, message)
+
+
+@dataclass(frozen=True)
+class Anchored:
+    """An announcement accepted from the ledger, as the API shows it."""
+
+    peer: str
+    round: int
+    entry_cid: str
+    tx: str
+    position: Position
+    time: float
+    sender: str
+
+
+@dataclass(frozen=True)
+class Equivocation:
+    """Two different entries anchored for one (peer, session, round): a fork, signed twice."""
+
+    peer: str
+    session: str
+    round: int
+    first: Anchored
+    second: Anchored
+
+
+class LedgerLink:
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        session: str,
+        own_peer: str,
+        every_round: bool,
+        anchor_every: int,
+        reject: RejectFn,
+        metrics: LedgerMetrics,
+    ) -> None:
+        if anchor_every < 1:
+            raise ValueError(f"anchor_every = {anchor_every!r} must be at least 1")
+        self.ledger = ledger
+        self.session = session
+        self.own_peer = own_peer
+        self.every_round = every_round
+        self.anchor_every = anchor_every
+        self.reject = reject
+        self.metrics = metrics
+        self.position: Position = ORIGIN
+        self.outbox: deque[tuple[str, Entry]] = deque()
+        self.anchored: deque[Anchored] = deque(maxlen=KEEP_ANCHORED)
+        self.evidence: deque[Equivocation] = deque(maxlen=KEEP_EVIDENCE)
+        self.forked: set[str] = set()
+        self.rejected: dict[str, int] = {}
+        self.dropped = 0
+        self._by_round: dict[tuple[str, int], Anchored] = {}
+        self._txs: set[str] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def active(self) -> bool:
+        return self.ledger.kind != "none"
+
+    # --- out ----------------------------------------------------------------------------
+
+    def publish(self, entry_cid: str, entry: Entry) -> None:
+        """Announce ``entry`` if the policy asks for it this round (queued, then flushed)."""
+        if not self.active:
+            return
+        if not (self.every_round or entry.round % self.anchor_every == 0):
+            return
+        with self._lock:
+            self.outbox.append((entry_cid, entry))
+            while len(self.outbox) > MAX_OUTBOX:  # the oldest anchors matter least
+                self.outbox.popleft()
+                self.dropped += 1
+        self.flush()
+
+    def resume(self, entry_cid: str, entry: Entry) -> None:
+        """Queue a restored head again without sending yet: if it went out before a crash,
+        the adapter knows it (the EVM journal) and does not send it twice."""
+        if self.active and (self.every_round or entry.round % self.anchor_every == 0):
+            with self._lock:
+                self.outbox.append((entry_cid, entry))
+
+    def flush(self) -> int:
+        """Send queued announcements in order until one fails; return how many went out."""
+        sent = 0
+        while True:
+            with self._lock:
+                if not self.outbox:
+                    break
+                entry_cid, entry = self.outbox[0]
+            try:
+                receipt = self.ledger.announce(entry_cid, entry)
+            except LedgerUnavailable as exc:  # kept at the head of the queue for later
+                self.metrics.announced.labels("failed").inc()
+                log.warning("announcing round %d on the ledger failed: %s", entry.round, exc)
+                break
+            except LedgerError as exc:  # refused for good (reverted, misconfigured): drop it
+                self.metrics.announced.labels("refused").inc()
+                log.error("ledger refused the announcement of round %d: %s", entry.round, exc)
+                with self._lock:
+                    if self.outbox and self.outbox[0][0] == entry_cid:
+                        self.outbox.popleft()
+                        self.dropped += 1
+                break
+            with self._lock:
+                if self.outbox and self.outbox[0][0] == entry_cid:
+                    self.outbox.popleft()
+            self.metrics.announced.labels("sent").inc()
+            self.metrics.gas.inc(receipt.gas_used)
+            self.metrics.last_gas.set(receipt.gas_used)
+            self.metrics.fees.inc(receipt.fee_wei)
+            sent += 1
+        self.metrics.pending.set(len(self.outbox))
+        return sent
+
+    # --- in -----------------------------------------------------------------------------
+
+    def poll(self) -> list[HeadClaim]:
+        """Read new announcements; return the verified claims of other peers, oldest first."""
+        if not self.active:
+            return []
+        claims: list[HeadClaim] = []
+        try:
+            for count, item in enumerate(self.ledger.announcements(self.session, self.position)):
+                self.position = max(self.position, item.position)
+                claim = self._accept(item)
+                if claim is not None and claim.peer != self.own_peer:
+                    claims.append(claim)
+                if count + 1 >= MAX_READ_PER_POLL:
+                    break
+        except LedgerError as exc:
+            log.warning("reading the ledger failed: %s", exc)
+        return claims
+
+    def rewind(self, position: Position) -> None:
+        """Read again from after ``position`` (a deeper reorg was detected by the adapter)."""
+        self.position = min(self.position, position)
+
+    def _count(self, peer: str, reason: str, message: str) -> None:
+        with self._lock:
+            self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        self.metrics.rejected.labels(reason).inc()
+        self.reject(peer, reason, message)
+
+    def _accept(self, item: Announcement) -> HeadClaim | None:
+        if item.tx in self._txs:
+            return None  # the same transaction read again
+        try:
+            if item.session != self.session or not SESSION_RE.match(item.session):
+                raise Rejected("malformed_announcement", f"session {item.session!r}")
+            check_peer_id(item.peer)
+            check_cid(item.entry_cid)
+            if not 0 <= item.round < 2**31:
+                raise Rejected("malformed_announcement", f"round {item.round!r}")
+        except Rejected as exc:
+            self._count("unknown", "malformed_announcement", str(exc))
+            return None
+        message = binding_message(
+            item.chain_id, item.contract, item.session, item.round, item.entry_cid, item.sender
+        )
+        try:
+            verify(item.peer, item.binding, message)
+        except Rejected as exc:
+            self._count("unknown", "bad_binding", f"announcement in {item.tx}: {exc}")
+            return None
+        record = Anchored(
+            peer=item.peer,
+            round=item.round,
+            entry_cid=item.entry_cid,
+            tx=item.tx,
+            position=item.position,
+            time=item.time,
+            sender=item.sender,
+        )
+        with self._lock:
+            self._txs.add(item.tx)
+            earlier = self._by_round.get((item.peer, item.round))
+        if earlier is not None and earlier.entry_cid == item.entry_cid:
+            self._count(item.peer, "replayed_announcement", f"{item.tx} repeats {earlier.tx}")
+            return None
+        if earlier is not None:
+            with self._lock:
+                self.evidence.append(
+                    Equivocation(item.peer, item.session, item.round, earlier, record)
+                )
+                self.forked.add(item.peer)
+            self.metrics.equivocations.inc()
+            self._count(
+                item.peer,
+                "equivocation",
+                f"round {item.round}: {earlier.entry_cid} ({earlier.tx}) and "
+                f"{item.entry_cid} ({item.tx})",
+            )
+            return None
+        with self._lock:
+            self._by_round[(item.peer, item.round)] = record
+            self.anchored.append(record)
+        self.metrics.seen.inc()
+        return HeadClaim(item.session, item.peer, item.entry_cid, item.round)
+
+    # --- views --------------------------------------------------------------------------
+
+    def anchored_entries(self, limit: int = 100) -> list[Anchored]:
+        with self._lock:
+            return list(self.anchored)[-limit:]
+
+    def fork_evidence(self) -> list[Equivocation]:
+        with self._lock:
+            return list(self.evidence)
+
+    def anchored_rounds(self) -> set[str]:
+        """Entry CIDs of this peer's own rounds read back from the ledger."""
+        with self._lock:
+            return {a.entry_cid for a in self.anchored if a.peer == self.own_peer}
