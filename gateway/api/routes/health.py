@@ -13,7 +13,8 @@ from gateway.api.schemas import Health, ModelPublic, Overview
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=Health)
+@router.get("/healthz", response_model=Health,
+            responses={503: {"model": Health, "description": "degraded; `reason` says why"}})
 def healthz(context: ContextDep, response: Response) -> Health:
     """200 when the store is readable and ingest can take readings; 503 (same body, with a
     ``reason``) when the store cannot be read, the ingest writer cannot write it, or the
