@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "flash": ("gateway.commands.flash", "copy the firmware to a board with mpremote"),
     "bench": ("gateway.commands.bench", "measure firmware, ingest, training or API"),
     "experiment": ("gateway.commands.experiment", "run the LEARNAE resilience study"),
+    "install": ("gateway.commands.install", "set this machine up to run the gateway service"),
+    "uninstall": ("gateway.commands.uninstall", "undo install (data kept unless --purge)"),
 }
 
 
