@@ -54,7 +54,10 @@ def ingest_problems(stats: Mapping[str, object]) -> list[str]:
     if stats.get("store") == "unavailable":
         problems.append(f"ingest store unavailable: {stats.get('store_error') or 'unknown error'}")
     if "subscribed" in stats and not stats["subscribed"]:
-        problems.append(f"ingest not connected to the MQTT broker (state {stats.get('state')!r})")
+        problem = f"ingest not connected to the MQTT broker (state {stats.get('state')!r})"
+        if stats.get("mqtt_error"):
+            problem += f": {stats['mqtt_error']}"
+        problems.append(problem)
     return problems
 
 
