@@ -20,9 +20,10 @@ $(INSTALLED): pyproject.toml
 mosquitto:
 	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || tools/apt-install.sh mosquitto
 
-# The test suite also drives headless Chromium; one apt run installs both.
+# The test suite also drives headless Chromium and checks the systemd unit with
+# systemd-analyze (package systemd); one apt run installs them all.
 browser:
-	@tools/apt-install.sh mosquitto chromium
+	@tools/apt-install.sh mosquitto chromium systemd
 
 # kubo built from its Go module into .cache/kubo/bin (reused when already built).
 kubo:

@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("gateway.commands.bench", "measure firmware, ingest, training or API"),
     "experiment": ("gateway.commands.experiment", "run the LEARNAE resilience study"),
     "ledger": ("gateway.commands.ledger", "deploy the iota-evm contract, show the EVM account"),
+    "install": ("gateway.commands.install", "set this machine up to run the gateway service"),
+    "uninstall": ("gateway.commands.uninstall", "undo install (data kept unless --purge)"),
 }
 
 

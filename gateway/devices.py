@@ -13,7 +13,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from gateway.mosquitto_auth import password_hash
+from gateway.system.passwords import password_hash
 from shared.config import validate_device_config
 from shared.topics import check_device_id, check_prefix
 

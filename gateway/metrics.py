@@ -19,7 +19,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:  # pragma: no cover
-    from gateway.api.deps import ServiceContext
+    from gateway.api.context import ServiceContext
 
 log = logging.getLogger("learnae.metrics")
 

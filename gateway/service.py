@@ -25,9 +25,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.config import GatewayConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gateway.api.context import ServiceContext
 
 log = logging.getLogger("learnae.service")
 
@@ -319,19 +322,40 @@ class GatewayService:
 
         if config.api.enabled:
             from gateway.api.app import create_app
-            from gateway.api.deps import ServiceContext
 
             self.token = ensure_token(config)
-            context = ServiceContext.for_service(self)
+            context = self.api_context()
             self.api = ApiServer(create_app(context), config.api.host, config.api.port,
                                  on_stop=context.store.close)
             self._start("api", self.api)
             log.info("api: %s (dashboard at /, OpenAPI at /openapi.json)", self.api.url)
 
+    def api_context(self) -> ServiceContext:
+        """The API's view of this service (``gateway.api.context.ServiceContext``).
+
+        The service hands the API its parts; the API never imports the service.
+        """
+        from gateway.api.context import ServiceContext, StoreReader
+        from gateway.api.sources import model_source_for
+
+        assert self.token is not None
+        return ServiceContext(
+            config=self.config,
+            token=self.token,
+            store=StoreReader(self.config.db_path),
+            publisher=self.ingestor,
+            models=model_source_for(self.config.db_path),
+            peers=self.peer_source,
+            registry=self.registry,
+            parts=self.parts,
+            ingest_stats=getattr(self.ingestor, "stats", None),
+            started_at=self.started_at or time.time(),
+        )
+
     def _make_trainer(self) -> Any:
         """The learning package's scheduler, fed from a read-only store connection."""
         scheduler_cls = _import("gateway.learning.scheduler", "TrainingScheduler", "training")
-        from gateway.api.deps import StoreReader
+        from gateway.api.context import StoreReader
 
         reader = StoreReader(self.config.db_path)
         max_readings = self.config.training.max_readings or None
@@ -362,7 +386,7 @@ class GatewayService:
     def _make_peer(self) -> Any:
         """The LEARNAE round loop (gateway.peer) fed by this gateway's learner."""
         _import("gateway.peer", "build_peer_node", "peering")
-        from gateway.api.deps import StoreReader
+        from gateway.api.context import StoreReader
         from gateway.collaboration import GatewayTrainer, PeerPart, PeerView
 
         reader = StoreReader(self.config.db_path)

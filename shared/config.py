@@ -146,7 +146,7 @@ def merge_remote_config(current, doc):
     """
     check_dict("remote config", doc)
     check_unknown("remote config", doc, REMOTE_KEYS + ("v",))  # noqa: RUF005
-    if "v" in doc and doc["v"] != SCHEMA_VERSION:
+    if "v" in doc and (not is_int(doc["v"]) or doc["v"] != SCHEMA_VERSION):
         raise ProtocolError("v %r is not supported (expected %d)" % (doc["v"], SCHEMA_VERSION))
     out = {}
     for key in current:

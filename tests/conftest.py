@@ -11,7 +11,7 @@ from gateway_rig import GatewayProcess
 
 from gateway import micropython_host
 from gateway.broker import PrivateBroker
-from gateway.mosquitto_auth import write_acl, write_password_file
+from gateway.system import write_acl, write_password_file
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from gateway.api.cache import ResponseCache
+from gateway.api.contract import complete_contract
 from gateway.api.deps import ServiceContext
 from gateway.api.routes import dashboard, devices, health, metrics, model, peers
 from gateway.api.routes import ledger as ledger_routes
@@ -29,6 +30,13 @@ class GatewayApp(FastAPI):
     """
 
     response_cache: ResponseCache
+    max_page: int = 1000
+
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI's document with the answers every route can give (``gateway.api.contract``)."""
+        if self.openapi_schema is None:
+            self.openapi_schema = complete_contract(super().openapi(), max_page=self.max_page)
+        return self.openapi_schema
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if self.response_cache.handles(scope):
@@ -46,6 +54,7 @@ def create_app(context: ServiceContext) -> GatewayApp:
         redoc_url=None,
     )
     app.state.context = context
+    app.max_page = context.config.api.max_page
     api_metrics = context.api_metrics = ApiMetrics(context.registry)
     api_metrics.context = context
     app.response_cache = ResponseCache(lambda: context.config.api.cache_ms / 1000.0,

@@ -136,3 +136,42 @@ class Overview(BaseModel):
     model: ModelPublic | None
     models: list[ModelPublic] = Field(description="latest model of each device")
     peers: PeersPublic
+
+
+class ErrorDetail(BaseModel):
+    """The body of every error answer except validation errors (422, ``HTTPValidationError``)."""
+
+    detail: str = Field(description="what was wrong, naming the offending value")
+
+
+def _int(lo: int, hi: int, text: str) -> dict[str, Any]:
+    return {"type": "integer", "minimum": lo, "maximum": hi, "description": text}
+
+
+_BOUND = {"anyOf": [{"type": "number", "minimum": -3.3e38, "maximum": 3.3e38}, {"type": "null"}]}
+
+REMOTE_CONFIG_SCHEMA: dict[str, Any] = {
+    "title": "RemoteConfig",
+    "description": (
+        "The keys a device takes at run time (`shared.config.REMOTE_KEYS`), each optional. "
+        "The protocol's validator checks them (422, naming the field); it also refuses a "
+        "threshold whose low exceeds its high. Thresholds may name only channels the "
+        "device has reported (409)."),
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "v": {"type": "integer", "const": 1, "description": "config schema version"},
+        "period_ms": _int(0, 86_400_000, "sampling period"),
+        "batch_size": _int(1, 255, "readings per published batch"),
+        "power_mode": {"type": "string", "enum": ["always_on", "deep_sleep"]},
+        "status_every_s": _int(1, 86_400, "seconds between status messages"),
+        "thresholds": {
+            "type": "object",
+            "description": "per channel `[low, high]` (null: no limit); outside it a reading "
+                           "is marked as an anomaly on the board",
+            "additionalProperties": {"type": "array", "minItems": 2, "maxItems": 2,
+                                     "items": _BOUND},
+        },
+    },
+}
+INTEGER_KEYS = ("v", "period_ms", "batch_size", "status_every_s")

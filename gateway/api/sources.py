@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from gateway.api.deps import ModelSource, PeerSource
-    from gateway.service import GatewayService
+    from gateway.api.context import ModelSource
 
 log = logging.getLogger("learnae.api")
 
@@ -135,17 +134,14 @@ def export_model(version: Any, fmt: str) -> bytes:
     raise ValueError(f"model format {fmt!r} is not one of tflite, edge")
 
 
-def model_source_for(service: GatewayService) -> ModelSource | None:
+def model_source_for(db_path: Path) -> ModelSource | None:
+    """The registry in the gateway's database, or None where the learning package is absent."""
     try:
         import gateway.learning.registry  # noqa: F401
     except ImportError:
         log.warning("model registry not available; /api/model answers 404")
         return None
-    return RegistryModels(service.config.db_path)
-
-
-def peer_source_for(service: GatewayService) -> PeerSource | None:
-    return getattr(service, "peer_source", None)
+    return RegistryModels(db_path)
 
 
 def remote_config_validator(channels: list[str]) -> Callable[[Any], Any]:

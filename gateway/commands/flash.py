@@ -17,11 +17,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+import hardware.boards as hardware_boards
 from gateway import micropython_host
 from shared.config import validate_device_config
 
-REPO = Path(__file__).resolve().parent.parent.parent
-BOARDS_DIR = REPO / "hardware" / "boards"
+BOARDS_DIR = hardware_boards.BOARDS_DIR  # a package, so that the release carries it
 FIRMWARE_DIR = micropython_host.FIRMWARE_DIR
 PROTOCOL_DIR = micropython_host.PROTOCOL_ROOT / "shared"
 SOURCE_ONLY = ("main.py",)

@@ -169,6 +169,7 @@ class Ingestor:
         return {
             "state": self._state,
             "subscribed": self.subscribed,
+            "mqtt_error": self._source.last_error if self._source is not None else None,
             "store": "ok" if w.store_ok else "unavailable",
             "store_error": w.last_error,
             "messages": totals.get("messages", 0),

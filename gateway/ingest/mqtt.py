@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -68,6 +69,13 @@ class MqttSource:
         client.max_queued_messages_set(0)
         client.reconnect_delay_set(0.1, 2.0)  # type: ignore[arg-type]  # floats work: sleep()
         client.on_connect = self._connected
+        client.on_connect_fail = self._connect_failed
+        # paho reports a socket error after the handshake (TLS 1.3 refuses a client
+        # certificate there) only to its logger; ERROR level keeps the hot path's
+        # debug lines unformatted
+        self._socket_error: str | None = None
+        self._paho_logger = _socket_error_logger(self)
+        client.enable_logger(self._paho_logger)
         client.on_disconnect = self._disconnected
         client.on_subscribe = self._subscribed
         client.on_message = self._message
@@ -103,6 +111,8 @@ class MqttSource:
             self.client.disconnect()
         finally:
             self.client.loop_stop()
+            self.client.disable_logger()
+            _release_logger(self._paho_logger)
         self.connected.clear()
 
     # ------------------------------------------------------------ use
@@ -127,6 +137,13 @@ class MqttSource:
                  self.section.port, getattr(flags, "session_present", None))
         client.subscribe([(sub, 1) for sub in self.subscriptions])
 
+    def _connect_failed(self, client: mqtt.Client, userdata: Any) -> None:
+        """paho calls this from inside its ``except OSError``: the error is at hand."""
+        error = describe_connect_error(sys.exc_info()[1], self.section)
+        if error != self.last_error:
+            log.error("%s; retrying", error)
+        self.last_error = error
+
     def _subscribed(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any,
                     properties: Any) -> None:
         bad = [r for r in reasons if getattr(r, "is_failure", False)]
@@ -143,6 +160,11 @@ class MqttSource:
                       properties: Any) -> None:
         self.generation += 1  # anything still in hand from that connection must not be acked
         self.connected.clear()
+        error, self._socket_error = self._socket_error, None
+        if error is not None and not self._paused:
+            self.last_error = describe_lost_connection(error, self.section)
+            log.error("%s; reconnecting", self.last_error)
+            return
         if self._on_state:
             self._on_state(False)
         if not self._paused:
@@ -153,3 +175,54 @@ class MqttSource:
             return
         self._deliver(msg.mid, msg.qos, msg.topic, msg.payload, time.time(), self.generation,
                       msg.retain)
+
+
+def describe_connect_error(exc: BaseException | None, section: MqttSection) -> str:
+    """Why a connection attempt failed, naming the broker and, for TLS, the settings."""
+    where = f"MQTT broker {section.host}:{section.port}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (f"TLS: the certificate of {where} was refused ({exc.verify_message}; "
+                f"mqtt.tls_ca = {str(section.tls_ca)!r})")
+    if isinstance(exc, ssl.SSLError):
+        reason = exc.reason or str(exc)
+        if "ALERT" in reason.upper():
+            return (f"TLS: {where} refused this gateway's certificate ({reason}; "
+                    f"mqtt.tls_cert = {str(section.tls_cert)!r})")
+        return f"TLS handshake with {where} failed ({reason})"
+    if isinstance(exc, OSError):
+        return f"cannot connect to {where}: {exc.strerror or exc}"
+    return f"cannot connect to {where}: {exc!r}"
+
+
+def describe_lost_connection(error: str, section: MqttSection) -> str:
+    """Why the broker closed the connection, from paho's socket error text."""
+    where = f"MQTT broker {section.host}:{section.port}"
+    if "ALERT" in error.upper():
+        return (f"TLS: {where} refused this gateway's certificate ({error}; "
+                f"mqtt.tls_cert = {str(section.tls_cert)!r})")
+    return f"connection to {where} lost: {error}"
+
+
+class _SocketErrors(logging.Handler):
+    def __init__(self, source: MqttSource) -> None:
+        super().__init__(logging.ERROR)
+        self.source = source
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("failed to receive on socket: "):
+            self.source._socket_error = message.removeprefix("failed to receive on socket: ")
+
+
+def _socket_error_logger(source: MqttSource) -> logging.Logger:
+    logger = logging.getLogger(f"gateway.ingest.paho.{id(source)}")
+    logger.setLevel(logging.ERROR)
+    logger.propagate = False
+    logger.handlers[:] = [_SocketErrors(source)]
+    return logger
+
+
+def _release_logger(logger: logging.Logger) -> None:
+    """Loggers live as long as the process unless taken out of logging's registry."""
+    logger.handlers.clear()
+    logging.Logger.manager.loggerDict.pop(logger.name, None)

@@ -1,4 +1,4 @@
-"""The locked-down broker from gateway/mosquitto/: a device speaks only for itself."""
+"""The locked-down broker from gateway/system/: a device speaks only for itself."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.broker import PrivateBroker, free_port, wait_for_port
-from gateway.mosquitto import render_acl, render_broker_config
-from gateway.mosquitto_auth import write_password_file
+from gateway.system import render_acl, render_broker_config, write_password_file
 from shared.codec import Batch, encode_binary
 
 from .helpers import publisher, status, wait_for, write_config

@@ -17,8 +17,7 @@ from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.broker import free_port, wait_for_port
-from gateway.mosquitto import render_acl, render_broker_config
-from gateway.mosquitto_auth import write_password_file
+from gateway.system import render_acl, render_broker_config, write_password_file
 from shared.codec import Batch, encode_binary
 
 from .helpers import status, wait_for, write_config

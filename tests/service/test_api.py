@@ -72,8 +72,13 @@ def test_healthz_is_503_with_a_reason_while_ingest_cannot_take_readings(
             wait_for(lambda: not ingestor.stats()["subscribed"], 20, "disconnect seen")
             gone = client.get("/healthz")
             assert gone.status_code == 503
-            assert gone.json()["reason"] == (
+            assert gone.json()["reason"].startswith(
                 "ingest not connected to the MQTT broker (state 'started')")
+            # the next attempt's error is appended, naming the broker
+            wait_for(lambda: "Connection refused" in client.get("/healthz").json()["reason"],
+                     20, "the refused reconnect in the reason")
+            assert f"cannot connect to MQTT broker 127.0.0.1:{own.port}: Connection refused" \
+                in client.get("/healthz").json()["reason"]
             overview = client.get("/api/overview")  # the dashboard still loads
             assert (overview.status_code, overview.json()["status"]) == (200, "degraded")
     finally:
@@ -167,7 +172,8 @@ def test_put_config_publishes_it_retained(api_client: TestClient, broker: Privat
     [
         ({"wifi": {"ssid": "x"}}, "wifi"),
         ({"period_ms": "fast"}, "period_ms 'fast' is not an integer"),
-        ({"thresholds": {"co2": [0, 1]}}, "thresholds channel 'co2' is not one of temp, hum"),
+        ({"thresholds": {"temp": [2, 1]}}, "thresholds['temp'] low 2.0 exceeds high 1.0"),
+        ({"v": True}, "v True is not supported"),
         ({"power_mode": "turbo"}, "power_mode 'turbo'"),
     ],
 )
@@ -177,6 +183,28 @@ def test_put_config_rejects_bad_configs_naming_the_field(
     response = api_client.put("/api/devices/dev-a/config", json=body, headers=auth())
     assert response.status_code == 422
     assert reason in response.json()["detail"][0]["msg"]
+
+
+def test_put_config_thresholds_of_unreported_channels_conflict(api_client: TestClient) -> None:
+    url = "/api/devices/dev-a/config"
+    response = api_client.put(url, json={"thresholds": {"co2": [0, 1]}}, headers=auth())
+    assert response.status_code == 409
+    assert response.json()["detail"] == (
+        "thresholds channel 'co2' is not one of the channels device 'dev-a' reports (temp, hum)")
+    # a malformed config is refused as such, whatever channel it names
+    both = api_client.put(url, json={"thresholds": {"co2": [0, 1]}, "period_ms": -1},
+                          headers=auth())
+    assert both.status_code == 422
+    assert "period_ms -1 is outside 0..86400000" in both.json()["detail"][0]["msg"]
+
+
+def test_put_config_takes_integral_numbers_as_integers(api_client: TestClient,
+                                                        broker: PrivateBroker,
+                                                        prefix: str) -> None:
+    response = api_client.put("/api/devices/dev-b/config", json={"period_ms": 5000.0},
+                              headers=auth())
+    assert response.status_code == 202
+    assert retained(broker, f"{prefix}/dev-b/config") == b'{"period_ms":5000}'
 
 
 def test_put_config_malformed_bodies(api_client: TestClient) -> None:

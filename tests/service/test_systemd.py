@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from gateway.config import ApiSection, GatewayConfig
+from gateway.system import render_unit
 
-UNIT = Path(__file__).resolve().parents[2] / "gateway" / "systemd" / "learnae-gateway.service"
+EXEC = Path("/opt/learnae/venv/bin/learnae-gateway")
+UNIT_TEXT = render_unit(EXEC)
 
 
 def settings(text: str) -> dict[str, list[str]]:
@@ -24,7 +26,7 @@ def settings(text: str) -> dict[str, list[str]]:
 
 
 def test_unit_has_restart_state_user_and_hardening() -> None:
-    unit = settings(UNIT.read_text())
+    unit = settings(UNIT_TEXT)
     expected = {
         "Type": ["notify"], "Restart": ["on-failure"], "StateDirectory": ["learnae"],
         "User": ["learnae"], "Group": ["learnae"], "NoNewPrivileges": ["yes"],
@@ -49,9 +51,8 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
     if not script.exists():
         pytest.skip(f"{script} is missing (install the project with pip -e)")
     # verify checks that ExecStart exists: point it at this checkout's console script
-    text = UNIT.read_text().replace("/opt/learnae/venv/bin/learnae-gateway", str(script))
-    copy = tmp_path / UNIT.name
-    copy.write_text(text)
+    copy = tmp_path / "learnae-gateway.service"
+    copy.write_text(render_unit(script))
     result = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr

@@ -10,8 +10,11 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query, Response, statu
 
 from gateway.api.deps import ContextDep, TokenDep
 from gateway.api.schemas import (
+    INTEGER_KEYS,
+    REMOTE_CONFIG_SCHEMA,
     ConfigAccepted,
     DevicePublic,
+    ErrorDetail,
     Page,
     QuarantinePublic,
     SamplePublic,
@@ -22,7 +25,13 @@ from shared.topics import check_device_id, topic
 
 router = APIRouter(prefix="/api", tags=["devices"])
 
-DeviceId = Annotated[str, Path(description="device id: 1-32 of a-z 0-9 - _", max_length=64)]
+# shared.topics.check_device_id, as JSON Schema; documented only, so that the check
+# itself stays the protocol's, whose message names the offending id
+DEVICE_ID_SCHEMA = {"pattern": r"^[a-z0-9_-]{1,32}$"}
+DeviceId = Annotated[str, Path(description="device id: 1-32 of a-z 0-9 - _",
+                               json_schema_extra=DEVICE_ID_SCHEMA)]
+NO_DEVICE: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorDetail, "description": "the gateway has not heard of the device"}}
 Limit = Annotated[int, Query(ge=1, description="items per page (at most api.max_page)")]
 Offset = Annotated[int, Query(ge=0)]
 
@@ -73,7 +82,7 @@ def _device_dict(info: Any) -> dict[str, Any]:
             "status": info.status, "duplicates": info.duplicates, "rejected": info.rejected}
 
 
-@router.get("/devices/{device_id}", response_model=DevicePublic)
+@router.get("/devices/{device_id}", response_model=DevicePublic, responses=NO_DEVICE)
 def get_device(context: ContextDep, device_id: DeviceId) -> DevicePublic:
     info = context.store.get().device(_device_id(device_id))
     if info is None:
@@ -81,7 +90,7 @@ def get_device(context: ContextDep, device_id: DeviceId) -> DevicePublic:
     return device_public(info)
 
 
-@router.get("/devices/{device_id}/samples", response_model=SamplesPage)
+@router.get("/devices/{device_id}/samples", response_model=SamplesPage, responses=NO_DEVICE)
 def list_samples(
     context: ContextDep,
     device_id: DeviceId,
@@ -117,15 +126,19 @@ def list_samples(
     "/devices/{device_id}/config",
     response_model=ConfigAccepted,
     status_code=status.HTTP_202_ACCEPTED,
-    responses={401: {"description": "no bearer token"}, 403: {"description": "wrong token"},
+    responses={409: {"model": ErrorDetail,
+                     "description": "a threshold names a channel the device has not reported"},
                422: {"description": "config rejected; the reason names the field"},
-               503: {"description": "the gateway's MQTT client is not connected"}},
+               503: {"model": ErrorDetail,
+                     "description": "the gateway's MQTT client is not connected"}},
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": REMOTE_CONFIG_SCHEMA}}}},
 )
 def put_config(
     context: ContextDep,
     _: TokenDep,
     device_id: DeviceId,
-    config: Annotated[dict[str, Any], Body(description="device config JSON object")],
+    config: Annotated[dict[str, Any], Body(description="the keys to change")],
 ) -> ConfigAccepted:
     """Validate a device config and publish it retained on ``<prefix>/<id>/config``.
 
@@ -134,14 +147,28 @@ def put_config(
     """
     device_id = _device_id(device_id)
     metrics = context.api_metrics
+    # JSON Schema's integers include 5.0; the protocol's validator takes ints only
+    doc = {k: int(v) if k in INTEGER_KEYS and isinstance(v, float) and v.is_integer() else v
+           for k, v in config.items()}
+    channels = _channels(context, device_id)
+    named = doc.get("thresholds")
+    named = [n for n in named if isinstance(n, str)] if isinstance(named, dict) else []
     try:
-        validated = validate_config(config, _channels(context, device_id))
+        # every check but the channels first: a malformed config is a 422 whatever it names
+        validated = validate_config(doc, channels + [n for n in named if n not in channels])
     except ProtocolError as exc:
         metrics.config_pushes.labels("rejected").inc()
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail=[{"loc": ["body"], "msg": str(exc), "type": "value_error"}],
         ) from exc
+    unknown = sorted(set(named) - set(channels))
+    if unknown:
+        metrics.config_pushes.labels("rejected").inc()
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"thresholds channel {unknown[0]!r} is not one of the channels device "
+                   f"{device_id!r} reports ({', '.join(channels) or 'none yet'})")
     if context.publisher is None:
         metrics.config_pushes.labels("unavailable").inc()
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,

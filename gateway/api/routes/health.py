@@ -13,7 +13,8 @@ from gateway.api.schemas import Health, ModelPublic, Overview
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=Health)
+@router.get("/healthz", response_model=Health,
+            responses={503: {"model": Health, "description": "degraded; `reason` says why"}})
 def healthz(context: ContextDep, response: Response) -> Health:
     """200 when the store is readable and ingest can take readings; 503 (same body, with a
     ``reason``) when the store cannot be read, the ingest writer cannot write it, or the
@@ -72,7 +73,10 @@ def ingest_problems(stats: Mapping[str, object]) -> list[str]:
     if stats.get("store") == "unavailable":
         problems.append(f"ingest store unavailable: {stats.get('store_error') or 'unknown error'}")
     if "subscribed" in stats and not stats["subscribed"]:
-        problems.append(f"ingest not connected to the MQTT broker (state {stats.get('state')!r})")
+        problem = f"ingest not connected to the MQTT broker (state {stats.get('state')!r})"
+        if stats.get("mqtt_error"):
+            problem += f": {stats['mqtt_error']}"
+        problems.append(problem)
     return problems
 
 

@@ -6,26 +6,28 @@ optional ``device``; without it, the most recently trained model is meant.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from gateway.api.deps import ContextDep
-from gateway.api.routes.devices import _device_id
-from gateway.api.schemas import ModelPublic
+from gateway.api.routes.devices import DEVICE_ID_SCHEMA, _device_id
+from gateway.api.schemas import ErrorDetail, ModelPublic
 
 router = APIRouter(prefix="/api", tags=["model"])
 
 NO_MODEL = "no model yet: the first training round has not finished"
 EXTENSIONS = {"tflite": "tflite", "edge": "lem"}
-Device = Annotated[str | None, Query(max_length=64, description="device id (default: newest)")]
+Device = Annotated[str | None, Query(json_schema_extra=DEVICE_ID_SCHEMA,
+                                     description="device id (default: newest)")]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorDetail, "description": NO_MODEL}}
 
 
 def _device(device: str | None) -> str | None:
     return None if device is None else _device_id(device)
 
 
-@router.get("/model", response_model=ModelPublic, responses={404: {"description": NO_MODEL}})
+@router.get("/model", response_model=ModelPublic, responses=NOT_FOUND)
 def get_model(context: ContextDep, device: Device = None) -> ModelPublic:
     """The latest model (of ``device`` if given): version, metrics, data range, downloads."""
     device = _device(device)
@@ -57,14 +59,14 @@ def _artifact(context: ContextDep, fmt: str, device: str | None) -> Response:
 
 
 @router.get("/model.tflite", response_class=Response,
-            responses={200: {"content": {"application/octet-stream": {}}}, 404: {}})
+            responses={200: {"content": {"application/octet-stream": {}}}, **NOT_FOUND})
 def get_model_tflite(context: ContextDep, device: Device = None) -> Response:
     """The model as a TFLite flatbuffer (runs in ai-edge-litert / TFLite Micro)."""
     return _artifact(context, "tflite", device)
 
 
 @router.get("/model.lem", response_class=Response,
-            responses={200: {"content": {"application/octet-stream": {}}}, 404: {}})
+            responses={200: {"content": {"application/octet-stream": {}}}, **NOT_FOUND})
 def get_model_edge(context: ContextDep, device: Device = None) -> Response:
     """The model in the boards' LEM1 format (docs/protocol.md), as pushed to devices."""
     return _artifact(context, "edge", device)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -35,3 +36,17 @@ def write_acl(path: Path, acl: dict[str, list[str]]) -> None:
     for name, lines in sorted(acl.items()):
         blocks.append("\n".join([f"user {name}", *lines]))
     path.write_text("\n\n".join(blocks) + "\n")
+
+
+def verify_password(hashed: str, password: str) -> bool:
+    """Whether ``hashed`` (``$7$iterations$salt$hash``, as written above) is ``password``'s."""
+    parts = hashed.split("$")
+    if len(parts) != 5 or parts[1] != "7" or not parts[2].isdigit():
+        return False
+    try:
+        salt = base64.b64decode(parts[3], validate=True)
+        digest = base64.b64decode(parts[4], validate=True)
+    except ValueError:
+        return False
+    computed = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, int(parts[2]), len(digest))
+    return hmac.compare_digest(computed, digest)

@@ -1,4 +1,5 @@
-"""Fill in the Mosquitto templates next to this module (broker.conf, tls.conf, acl.conf).
+"""Fill in the templates next to this module: Mosquitto's (broker.conf for a broker of
+its own, conf.d.conf for the distribution's, tls.conf, acl.conf) and the systemd unit.
 
 `device add` (gateway/commands/device.py) adds one user block per device to
 the same password and ACL files; the ``pattern`` lines here already confine
@@ -29,21 +30,45 @@ def render_broker_config(*, directory: Path, port: int = 1883, bind: str = "127.
     """The broker config; ``tls_port`` adds a TLS listener (``cafile``/``certfile``/
     ``keyfile`` required). Paths default to files under ``directory``. Started as root,
     Mosquitto drops to ``run_as`` (default: the ``mosquitto`` user)."""
-    tls_block = ""
-    if tls_port is not None:
-        missing = [n for n, v in (("cafile", cafile), ("certfile", certfile),
-                                  ("keyfile", keyfile)) if v is None]
-        if missing:
-            raise ValueError(f"a TLS listener on port {tls_port} needs {', '.join(missing)}")
-        tls_block = _template("tls.conf").substitute(
-            tls_port=tls_port, tls_bind=tls_bind, cafile=cafile, certfile=certfile,
-            keyfile=keyfile, require_certificate="true" if require_certificate else "false")
+    tls_block = _tls_block(tls_port, tls_bind, cafile, certfile, keyfile, require_certificate)
     return _template("broker.conf").substitute(
         password_file=password_file or directory / "passwd",
         acl_file=acl_file or directory / "acl",
         persistence_dir=directory, log_file=directory / "mosquitto.log",
         max_queued=max_queued, port=port, bind=bind, tls_block=tls_block,
         user_line=f"user {run_as}" if run_as else "")
+
+
+def _tls_block(tls_port: int | None, tls_bind: str, cafile: Path | None,
+               certfile: Path | None, keyfile: Path | None, require_certificate: bool) -> str:
+    if tls_port is None:
+        return ""
+    missing = [n for n, v in (("cafile", cafile), ("certfile", certfile),
+                              ("keyfile", keyfile)) if v is None]
+    if missing:
+        raise ValueError(f"a TLS listener on port {tls_port} needs {', '.join(missing)}")
+    return _template("tls.conf").substitute(
+        tls_port=tls_port, tls_bind=tls_bind, cafile=cafile, certfile=certfile,
+        keyfile=keyfile, require_certificate="true" if require_certificate else "false")
+
+
+def render_broker_snippet(*, password_file: Path, acl_file: Path, port: int = 1883,
+                          bind: str = "127.0.0.1", max_queued: int = 100000,
+                          tls_port: int | None = None, tls_bind: str = "0.0.0.0",
+                          cafile: Path | None = None, certfile: Path | None = None,
+                          keyfile: Path | None = None, require_certificate: bool = False) -> str:
+    """The ``conf.d`` file for the distribution's Mosquitto (which keeps its own
+    persistence, log and user settings); ``tls_port`` adds a TLS listener."""
+    return _template("conf.d.conf").substitute(
+        password_file=password_file, acl_file=acl_file, max_queued=max_queued, port=port,
+        bind=bind, tls_block=_tls_block(tls_port, tls_bind, cafile, certfile, keyfile,
+                                        require_certificate))
+
+
+def render_unit(exec_path: Path, config_path: Path = Path("/etc/learnae/gateway.toml")) -> str:
+    """The systemd unit running ``exec_path run --config config_path``."""
+    return _template("learnae-gateway.service").substitute(exec_path=exec_path,
+                                                           config_path=config_path)
 
 
 def render_acl(prefix: str, gateway_user: str) -> str:

@@ -1,0 +1,103 @@
+"""What the API needs from the gateway, declared on the API's side.
+
+The service builds a ``ServiceContext`` from its running parts and hands it to
+``create_app``; nothing in ``gateway.api`` imports ``gateway.service`` (a test
+walks the imports), so the API can be built and tested without a service, and
+the service depends on the API, never the other way round.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from gateway.config import GatewayConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from prometheus_client import CollectorRegistry
+
+__all__ = ["ModelSource", "PeerSource", "Publisher", "ServiceContext", "StoreReader"]
+
+
+class Publisher(Protocol):
+    """Retained MQTT messages (the ingestor's own client)."""
+
+    def publish_retained(self, topic: str, payload: bytes) -> None: ...
+
+
+class ModelSource(Protocol):
+    """The trained model as the API shows it (backed by the learning registry)."""
+
+    def current(self, device: str | None = None) -> dict[str, Any] | None: ...
+
+    def latest_per_device(self) -> list[dict[str, Any]]: ...
+
+    def artifact(self, fmt: str, device: str | None = None) -> bytes | None: ...
+
+    def history(self, limit: int) -> list[dict[str, Any]]: ...
+
+
+class PeerSource(Protocol):
+    """The LEARNAE round loop as the API shows it."""
+
+    def self_id(self) -> str: ...
+
+    def peers(self) -> list[dict[str, Any]]: ...
+
+    def rounds(self, limit: int) -> list[dict[str, Any]]: ...
+
+
+class StoreReader:
+    """One read-only store connection per thread (SQLite connections are not shared)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._opened: list[Any] = []
+
+    def get(self) -> Any:
+        store = getattr(self._local, "store", None)
+        if store is None:
+            from gateway.store import Store
+
+            store = Store.open(self.path, readonly=True)
+            self._local.store = store
+            with self._lock:
+                self._opened.append(store)
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            for store in self._opened:
+                with contextlib.suppress(Exception):  # another thread's connection may refuse
+                    store.close()
+            self._opened.clear()
+
+
+@dataclass
+class ServiceContext:
+    """Everything a handler may touch: config, token, stores, ports and callbacks.
+
+    Optional ports are None when their part is off (no ingest: 503 on publishing;
+    no model registry: 404 "no model yet"; no peering: ``peers.enabled = false``).
+    A new part the API shows is added here as one more optional field, filled in
+    by the service (``GatewayService.api_context``).
+    """
+
+    config: GatewayConfig
+    token: str
+    store: StoreReader
+    publisher: Publisher | None = None
+    models: ModelSource | None = None
+    peers: PeerSource | None = None
+    registry: CollectorRegistry | None = None
+    parts: Callable[[], list[str]] = list
+    ingest_stats: Callable[[], dict[str, Any]] | None = None
+    started_at: float = field(default_factory=time.time)
+    api_metrics: Any = None  # set by create_app

@@ -1,0 +1,1 @@
+"""Board files, shipped inside the release so ``learnae-gateway flash`` finds them."""
