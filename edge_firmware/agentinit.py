@@ -8,7 +8,7 @@ import buffer
 
 def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejected=None,
           rbuf=None, wdt=None, wdt_error=None):
-    # st: [boot, seq, state error] (state.load)
+    # st: [boot, seq, state error, drops] (state.load)
     a = agent
     a.conf = conf
     a.board = board
@@ -70,6 +70,7 @@ def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejecte
     shape(a, conf["batch_size"])
     b = conf["buffer"]
     a.buf = buffer.Buffer(len(a.enc), b["ram_batches"], b["spool_segments"], b["segment_bytes"])
+    a.buf.drops = st[3]  # a deep-sleep run's drops so far (0 after a real boot)
     try:  # deep sleep: the readings of the unfinished batch (sleepmode.sleep)
         with open("pending.bin", "rb") as f:
             head = f.read(2)

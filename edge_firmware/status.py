@@ -17,6 +17,15 @@ def _rssi(agent):
         sys.modules.pop("netif", None)
 
 
+def _spool_bad():
+    # spool segments skipped at a corrupted record (spool.py keeps the count)
+    try:
+        with open("spoolbad") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 0
+
+
 def dumps(agent, online=True):
     return json.dumps(status(agent, online))
 
@@ -37,6 +46,7 @@ def status(agent, online=True):
         "heap_peak": gc.mem_free() + gc.mem_alloc() - agent.heap_min_free,
         "buffer": len(agent.buf),
         "drops": agent.buf.drops,
+        "spool_bad": _spool_bad(),
         "rssi": _rssi(agent),
         "last_error": agent.last_error,
         "sensor_errors": agent.sensor_errors,
