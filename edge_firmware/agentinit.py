@@ -1,6 +1,7 @@
 # One-shot construction of the Agent (agent.py): run once at boot, then this
 # module is dropped, so its code is not resident while the agent runs.
 # shape() is also used by a config change that alters batch_size (extras.py).
+import os
 import time
 
 import buffer
@@ -109,3 +110,22 @@ def shape(a, batch_size):
     # the largest batch: period and anomaly bitmap present, every value float32
     a.enc = bytearray(20 + len(a.names) + (batch_size + 7) // 8 + 4 * c * batch_size)
 
+
+def buffer_setup(self, slot_size, ram_batches=8, spool_segments=8, segment_bytes=4096):
+    """Buffer.__init__ (buffer.py): run once per buffer, so not resident."""
+    self.slot_size = slot_size
+    self.ram = bytearray(slot_size * ram_batches)
+    self.mv = memoryview(self.ram)
+    self.lens = [0] * ram_batches
+    self.n_slots = ram_batches
+    self.head = 0  # oldest RAM slot
+    self.count = 0  # RAM slots in use
+    self.max_segments = spool_segments
+    self.segment_bytes = segment_bytes
+    self.drops = 0  # readings dropped because everything was full
+    self.spool = None  # a spool.Spool while the flash spool holds batches
+    self._peek_from = 0  # 0 nothing peeked, 1 spool, 2 RAM
+    for name in os.listdir():  # segments left by an earlier boot or a deep sleep
+        if name.startswith("spool_"):
+            self._spool()
+            break

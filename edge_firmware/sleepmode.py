@@ -46,7 +46,8 @@ def sleep(agent):
     import state
 
     buf = agent.buf
-    buf.spill_all()
+    while buf.count and buf.max_segments:  # RAM batches to the flash spool
+        buf.spill_one()
     while buf.count:  # no spool (spool_segments = 0): lost in the sleep, so counted
         off = buf.head * buf.slot_size
         if buf.ram[off] == 1:  # binary batch: byte 3 counts its readings
