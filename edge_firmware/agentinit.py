@@ -1,6 +1,7 @@
 # One-shot construction of the Agent (agent.py): run once at boot, then this
 # module is dropped, so its code is not resident while the agent runs.
 # shape() is also used by a config change that alters batch_size (extras.py).
+import os
 import time
 
 import buffer
@@ -8,7 +9,7 @@ import buffer
 
 def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejected=None,
           rbuf=None, wdt=None, wdt_error=None):
-    # st: [boot, seq, state error] (state.load)
+    # st: [boot, seq, state error, drops] (state.load)
     a = agent
     a.conf = conf
     a.board = board
@@ -70,6 +71,7 @@ def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejecte
     shape(a, conf["batch_size"])
     b = conf["buffer"]
     a.buf = buffer.Buffer(len(a.enc), b["ram_batches"], b["spool_segments"], b["segment_bytes"])
+    a.buf.drops = st[3]  # a deep-sleep run's drops so far (0 after a real boot)
     try:  # deep sleep: the readings of the unfinished batch (sleepmode.sleep)
         with open("pending.bin", "rb") as f:
             head = f.read(2)
@@ -108,3 +110,22 @@ def shape(a, batch_size):
     # the largest batch: period and anomaly bitmap present, every value float32
     a.enc = bytearray(20 + len(a.names) + (batch_size + 7) // 8 + 4 * c * batch_size)
 
+
+def buffer_setup(self, slot_size, ram_batches=8, spool_segments=8, segment_bytes=4096):
+    """Buffer.__init__ (buffer.py): run once per buffer, so not resident."""
+    self.slot_size = slot_size
+    self.ram = bytearray(slot_size * ram_batches)
+    self.mv = memoryview(self.ram)
+    self.lens = [0] * ram_batches
+    self.n_slots = ram_batches
+    self.head = 0  # oldest RAM slot
+    self.count = 0  # RAM slots in use
+    self.max_segments = spool_segments
+    self.segment_bytes = segment_bytes
+    self.drops = 0  # readings dropped because everything was full
+    self.spool = None  # a spool.Spool while the flash spool holds batches
+    self._peek_from = 0  # 0 nothing peeked, 1 spool, 2 RAM
+    for name in os.listdir():  # segments left by an earlier boot or a deep sleep
+        if name.startswith("spool_"):
+            self._spool()
+            break

@@ -9,29 +9,15 @@
 # A batch is removed only after its PUBACK (pop() after peek()), so a crash or
 # reset between publish and ack re-sends it; the gateway deduplicates on
 # (device, boot, seq). Spooled batches survive a reboot; RAM batches are moved
-# to the spool before a deep sleep (spill_all()).
-import os
+# to the spool before a deep sleep (spill_one() until none is left).
 import sys
 
 
 class Buffer:
-    def __init__(self, slot_size, ram_batches=8, spool_segments=8, segment_bytes=4096):
-        self.slot_size = slot_size
-        self.ram = bytearray(slot_size * ram_batches)
-        self.mv = memoryview(self.ram)
-        self.lens = [0] * ram_batches
-        self.n_slots = ram_batches
-        self.head = 0  # oldest RAM slot
-        self.count = 0  # RAM slots in use
-        self.max_segments = spool_segments
-        self.segment_bytes = segment_bytes
-        self.drops = 0  # readings dropped because everything was full
-        self.spool = None  # a spool.Spool while the flash spool holds batches
-        self._peek_from = 0  # 0 nothing peeked, 1 spool, 2 RAM
-        for name in os.listdir():  # segments left by an earlier boot or a deep sleep
-            if name.startswith("spool_"):
-                self._spool()
-                break
+    def __init__(self, *args):
+        # (slot_size, ram_batches=8, spool_segments=8, segment_bytes=4096): the
+        # one-shot setup lives in agentinit.py (as the client's in mqttinit.py)
+        __import__("agentinit").buffer_setup(self, *args)
 
     def _spool(self):
         if self.spool is None:
@@ -64,11 +50,6 @@ class Buffer:
         off = self.head * self.slot_size
         self._spool().append(self.mv[off:off + self.lens[self.head]], self.lens[self.head])
         self._pop_ram()
-
-    def spill_all(self):
-        """Move every RAM batch to flash (before a deep sleep or a planned reset)."""
-        while self.count and self.max_segments:
-            self.spill_one()
 
     def peek(self):
         """The oldest batch as a memoryview (valid until the next call), or None."""

@@ -14,11 +14,18 @@ def apply_conf(agent, new):
         __import__("agentinit").shape(agent, new["batch_size"])
         sys.modules.pop("agentinit", None)
         if len(agent.enc) > agent.buf.slot_size:
-            agent.buf.spill_all()
+            spill_all(agent.buf)
             b = new["buffer"]
             agent.buf = None
             agent.buf = __import__("buffer").Buffer(len(agent.enc), b["ram_batches"],
                                                     b["spool_segments"], b["segment_bytes"])
+            sys.modules.pop("agentinit", None)
+
+
+def spill_all(buf):
+    """Every RAM batch to flash (before a planned reset; sleepmode.py has its own)."""
+    while buf.count and buf.max_segments:
+        buf.spill_one()
 
 
 def take_pending_conf(agent):
@@ -41,7 +48,7 @@ def between_events(agent):
             return __import__("sleepmode").sleep(agent)
     if agent.reboot:
         agent.close_batch()
-        agent.buf.spill_all()
+        spill_all(agent.buf)
         __import__("state").save(agent.boot, agent.seq)
         agent.client.disconnect()
         machine.reset()

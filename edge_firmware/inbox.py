@@ -29,7 +29,7 @@ def _drop_schema():
                  "shared.errors"):
         _unload(name)
 
-COMMANDS = ("status", "reboot", "flush")
+COMMANDS = ("status", "reboot", "flush", "ota")
 
 
 def handle(agent, topic, msg, retained):
@@ -75,5 +75,15 @@ def handle(agent, topic, msg, retained):
                 agent.reboot = True
             elif cmd == "flush":
                 agent.close_batch()
+            elif cmd == "ota":  # an update: received after a reset (otarecv.py)
+                import os
+
+                try:  # noqa: SIM105
+                    os.mkdir("ota")
+                except OSError:
+                    pass
+                with open("ota/go.json", "w") as f:
+                    json.dump({"id": doc.get("id"), "chunk": doc.get("chunk")}, f)
+                agent.reboot = True
         except Exception as exc:
             agent.last_error = "command rejected: %s: %s" % (type(exc).__name__, exc)

@@ -6,11 +6,16 @@
 import gc
 import sys
 
-import startup
+try:  # OTA state on flash (otaboot.py): the active version first on sys.path
+    OTA = __import__("os").stat("ota") and __import__("otaboot").boot()
+except OSError:
+    OTA = 0  # no update ever: the files flashed over USB
+sys.modules.pop("otaboot", None)
+import startup  # noqa: E402
 
 HOST = startup.HOST
 try:
-    args = startup.boot()
+    args = __import__("otaboot").receive() if OTA == 1 else startup.boot()
     # the boot-only module goes before the agent is built: its RAM is the buffer's
     del startup
     sys.modules.pop("startup", None)
@@ -26,6 +31,8 @@ try:
 
         agent = Agent(*args)
         args = None
+        if OTA == 2:  # a new version: confirmed once online and published, or rolled back
+            __import__("otaboot").arm(agent)
         if agent.conf["power_mode"] == "deep_sleep":
             import sleepmode
 

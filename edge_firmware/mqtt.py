@@ -139,16 +139,23 @@ class MQTTClient:
         if len(topic) + 9 > len(self._obuf):  # a long topic prefix: grow once
             self._obuf = bytearray(len(topic) + 9)
         buf = self._obuf
+        # msg may be a tuple of pieces, written one after the other (status.py:
+        # no large block needed for one long document)
+        parts = msg if isinstance(msg, tuple) else (msg,)
+        n = 0
+        for p in parts:
+            n += len(memoryview(p))  # bytes, also for a str piece
         tries = 0
         while True:
             buf[0] = _PUBLISH | (0x08 if dup else 0) | (qos << 1) | (1 if retain else 0)
-            off = _varlen(buf, 1, 2 + len(topic) + len(msg) + (2 if qos else 0))
+            off = _varlen(buf, 1, 2 + len(topic) + n + (2 if qos else 0))
             off = _put_str(buf, off, topic)
             if qos:
                 struct.pack_into("!H", buf, off, pid)
                 off += 2
             self._write(buf, off)
-            self._write(msg)
+            for p in parts:
+                self._write(p)
             if not qos:
                 return 0
             if self._wait_ack(pid, self.timeout_ms):

@@ -33,7 +33,7 @@ def wake(agent):
         import runend
         import state
 
-        state.save(agent.boot, agent.seq)
+        state.save(agent.boot, agent.seq, drops=agent.buf.drops)
         print(json.dumps(runend.summary(agent)))
         return 0
     return sleep(agent)
@@ -45,7 +45,14 @@ def sleep(agent):
     import machine
     import state
 
-    agent.buf.spill_all()
+    buf = agent.buf
+    while buf.count and buf.max_segments:  # RAM batches to the flash spool
+        buf.spill_one()
+    while buf.count:  # no spool (spool_segments = 0): lost in the sleep, so counted
+        off = buf.head * buf.slot_size
+        if buf.ram[off] == 1:  # binary batch: byte 3 counts its readings
+            buf.drops += buf.ram[off + 3]
+        buf._pop_ram()
     with open("pending.bin", "wb") as f:
         # [n readings][k anomaly indexes][the indexes][2 x channels codes (wire.py)]
         # [n x channels f32, as packed][n x channels int16 counts, as packed]
@@ -56,6 +63,6 @@ def sleep(agent):
         f.write(agent.codes)
         f.write(memoryview(agent.vals)[:2 * k])
         f.write(memoryview(agent.vals)[h:h + k])
-    state.save(agent.boot, agent.seq)
+    state.save(agent.boot, agent.seq, drops=buf.drops)  # the count survives the wake
     machine.deepsleep(agent.conf["period_ms"])
     return 3

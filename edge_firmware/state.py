@@ -14,13 +14,15 @@ import os
 
 
 def load(path="state.json"):
-    """[boot, seq, error or None]."""
-    st = [0, 0, None]  # type: list
+    """[boot, seq, error or None, drops]: drops are the readings a deep-sleep
+    run has dropped so far (a wake restarts the program)."""
+    st = [0, 0, None, 0]  # type: list
     try:
         with open(path) as f:
             doc = json.load(f)
         st[0] = int(doc.get("boot", 0))
         st[1] = int(doc.get("seq", 0))
+        st[3] = int(doc.get("drops", 0))
     except OSError:
         pass  # first boot: no file yet
     except (ValueError, TypeError, AttributeError) as exc:
@@ -37,6 +39,7 @@ def new_boot(st, path="state.json"):
     """A real (re)boot: next boot number, seq from 0, saved at once; no pending batch."""
     st[0] = (st[0] + 1) & 0xFFFFFFFF
     st[1] = 0
+    st[3] = 0
     save(st[0], 0, path)
     try:  # noqa: SIM105
         os.remove("pending.bin")
@@ -44,10 +47,13 @@ def new_boot(st, path="state.json"):
         pass
 
 
-def save(boot, seq, path="state.json"):
+def save(boot, seq, path="state.json", drops=0):
     tmp = path + ".tmp"
+    doc = {"boot": boot, "seq": seq}
+    if drops:
+        doc["drops"] = drops
     with open(tmp, "w") as f:
-        json.dump({"boot": boot, "seq": seq}, f)
+        json.dump(doc, f)
     try:
         os.rename(tmp, path)
     except OSError:

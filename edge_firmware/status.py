@@ -17,40 +17,50 @@ def _rssi(agent):
         sys.modules.pop("netif", None)
 
 
+# The document goes out in pieces (mqtt.publish takes a tuple of them): one
+# string of ~750 bytes, grown while it is formatted, was the largest transient
+# of a status publish and the first allocation to fail at the 32 KB cap
+# (docs/firmware.md, Memory). Values that may be strings, None or dicts go
+# through json.dumps, numbers through %d.
+_P1 = '{"state":"%s","fw":%s,"board":%s,"boot":%d,"seq":%d,"uptime_s":%d,'
+_P2 = '"heap_free":%d,"heap_min_free":%d,"heap_peak":%d,"buffer":%d,"drops":%d,"spool_bad":%d,'
+_P3 = '"rssi":%s,"last_error":%s,'
+_P4 = '"sensor_errors":%s,"config_rejected":%s,"model":%s,"model_error":%s,'
+_P5 = ('"anomalies":%d,"made":%d,"acked":%d,"connects":%d,"period_ms":%d,"batch_size":%d,'
+       '"power_mode":"%s","radio_ms":%d,"radio_batches":%d')
+
+
 def dumps(agent, online=True):
-    return json.dumps(status(agent, online))
-
-
-def status(agent, online=True):
+    """The status document as a tuple of strings (JSON text once joined)."""
     free = gc.mem_free()
     if free < agent.heap_min_free:
         agent.heap_min_free = free
-    doc = {
-        "state": "online" if online else "offline",
-        "fw": "0.1.0",
-        "board": agent.board.get("board", "unknown"),
-        "boot": agent.boot,
-        "seq": agent.seq,
-        "uptime_s": time.ticks_diff(time.ticks_ms(), agent.start) // 1000,
-        "heap_free": free,
-        "heap_min_free": agent.heap_min_free,
-        "heap_peak": gc.mem_free() + gc.mem_alloc() - agent.heap_min_free,
-        "buffer": len(agent.buf),
-        "drops": agent.buf.drops,
-        "rssi": _rssi(agent),
-        "last_error": agent.last_error,
-        "sensor_errors": agent.sensor_errors,
-        "config_rejected": agent.config_rejected,
-        "model": None if agent.model is None else "%08x" % agent.model.crc,
-        "model_error": agent.model_error,
-        "anomalies": agent.anomalies,
-        "made": agent.made,
-        "acked": agent.acked,
-        "connects": agent.connects,
-        "period_ms": agent.conf["period_ms"],
-        "batch_size": agent.conf["batch_size"],
-        "power_mode": agent.conf["power_mode"],
-        "radio_ms": agent.radio_ms,
-        "radio_batches": agent.radio_batches,
-    }
-    return doc
+    d = json.dumps
+    conf = agent.conf
+    fw = _file("ota/fw.json")  # the OTA pointer (otaboot.py), None: the factory files
+    last = _file("ota/last.json")  # the last update's progress or outcome
+    return (
+        _P1 % ("online" if online else "offline", d(json.loads(fw)["version"] if fw else FACTORY),
+               d(agent.board.get("board", "unknown")),
+               agent.boot, agent.seq, time.ticks_diff(time.ticks_ms(), agent.start) // 1000),
+        _P2 % (free, agent.heap_min_free, gc.mem_free() + gc.mem_alloc() - agent.heap_min_free,
+               len(agent.buf), agent.buf.drops, int(_file("spoolbad") or 0)),
+        _P3 % (d(_rssi(agent)), d(agent.last_error)),
+        _P4 % (d(agent.sensor_errors), d(agent.config_rejected),
+               "null" if agent.model is None else '"%08x"' % agent.model.crc,
+               d(agent.model_error)),
+        _P5 % (agent.anomalies, agent.made, agent.acked, agent.connects, conf["period_ms"],
+               conf["batch_size"], conf["power_mode"], agent.radio_ms, agent.radio_batches),
+        ',"ota":%s}' % last if last else "}")
+
+
+def _file(path):
+    # a small state file's text, or None (one helper: each function costs RAM)
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+FACTORY = "0.1.0"  # the version of the files flashed over USB

@@ -56,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", action="store_true", help="run .py sources, not .mpy")
     parser.add_argument("--sleep-batches", type=int, default=5,
                         help="batches in the deep-sleep radio-time run (0 = skip)")
+    parser.add_argument("--margin-readings", type=int, default=400,
+                        help="readings per run of the heap-margin search (0 = skip)")
 
 
 def _collect(port: int, prefix: str) -> tuple[Any, dict[str, Any]]:
@@ -160,6 +162,8 @@ def run(args: argparse.Namespace) -> dict:
         }
         if args.sleep_batches:
             result.update(_deep_sleep_radio(broker.port, work, build, args))
+        if args.margin_readings:
+            result.update(_heap_margin(broker.port, work, build, args, doc))
         client.loop_stop()
         client.disconnect()
     return result
@@ -192,3 +196,40 @@ def _deep_sleep_radio(port: int, work: Path, build: Path | None,
     return {"deep_sleep_batches": len(radio),
             "radio_ms_per_batch": round(sum(radio) / len(radio), 2) if radio else None,
             "deep_sleep_lost": n - len(set(seen["keys"]))}
+
+
+def _kib(heap: str) -> int:
+    if not heap.endswith("k") or not heap[:-1].isdigit():
+        raise ValueError(f"--heap must be a whole number of KB such as 32k, got {heap!r}")
+    return int(heap[:-1])
+
+
+def _heap_margin(port: int, work: Path, build: Path | None, args: argparse.Namespace,
+                 doc: dict[str, Any]) -> dict[str, Any]:
+    """The heap margin: how far below ``--heap`` the same config still runs.
+
+    Short runs (both boot stages, ``--margin-readings`` readings) at the cap
+    minus 1, 2, ... KB until one fails; the margin is the cap minus the
+    smallest heap that completed. This is the figure that matters on a board:
+    the failures are fragmentation at the moments a rare module loads, which
+    the lowest free heap (``heap_peak_bytes``) does not show.
+    """
+    from gateway.commands.sim import run_firmware
+
+    cap = _kib(args.heap)
+    smallest = None
+    for kib in range(cap, max(cap - 16, 8) - 1, -1):
+        state = work / f"margin{kib}"
+        state.mkdir()
+        (state / "config.json").write_text(json.dumps(doc))
+        if (work / "dev" / "replay.csv").exists():
+            (state / "replay.csv").write_bytes((work / "dev" / "replay.csv").read_bytes())
+        with (state / "stdout.txt").open("w") as handle:
+            code = run_firmware(state, count=args.margin_readings, heap=f"{kib}k",
+                                build_dir=build, stdout=handle, stderr=handle)
+        print(f"bench firmware: margin search {kib}k -> exit {code}", file=sys.stderr)
+        if code:
+            break
+        smallest = kib
+    return {"heap_smallest_working_bytes": None if smallest is None else smallest * 1024,
+            "heap_margin_bytes": None if smallest is None else (cap - smallest) * 1024}

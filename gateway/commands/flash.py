@@ -74,9 +74,10 @@ def build_firmware(out_dir: Path, *, arch: str | None = None, host: bool = False
         for src in sorted((FIRMWARE_DIR / "host").glob("*.py")):
             jobs.append((src, out_dir / "host" / (src.stem + ".mpy")))
     for src, dest in jobs:
-        # -O3 drops asserts and line-number tables; -s keeps only the file name in the
-        # bytecode: both are RAM on the board (the name is interned for good)
-        argv = [compiler, "-O3", "-s", src.name, "-o", str(dest)]
+        # -O3 drops asserts and line-number tables; -s "" leaves no source name in
+        # the bytecode: all are RAM on the board (a name is interned for good).
+        # Tracebacks then name functions, not files (docs/firmware.md, Memory).
+        argv = [compiler, "-O3", "-s", "", "-o", str(dest)]
         if arch:
             argv.append(f"-march={arch}")
         argv.append(str(src))

