@@ -203,7 +203,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 a, b = _pair((ta, tb), None)
                 time.sleep(1.0)  # subscriptions settle
-                pubsub = statistics.median(_discover(a, b, args.samples, 0.005, follow=False))
+                pubsub_times = _discover(a, b, args.samples, 0.005, follow=False)
+                _say(f"ipfs pubsub discovery {[round(t, 3) for t in pubsub_times]}")
+                pubsub = statistics.median(pubsub_times)
             finally:
                 ta.close()
                 tb.close()

@@ -167,8 +167,11 @@ class PeerNode:
         self.directory.observe(claim)
 
     def follow_ledger(self) -> None:
-        """Send what waits in the ledger outbox, then take in the heads announced there."""
+        """Send what waits in the ledger outbox, then take in the heads announced there
+        (not when sending just found the ledger unreachable: one wait per tick is enough)."""
         self.ledger.flush()
+        if not self.ledger.reachable and self.ledger.outbox:
+            return
         for claim in self.ledger.poll():
             self.directory.observe(claim)
 

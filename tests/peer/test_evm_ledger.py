@@ -112,7 +112,9 @@ def test_restart_resends_nothing_and_recovers_a_journaled_transaction(
     first.journal.next_nonce = record["nonce"] + 1
     first.journal.save()
     again = _ledger(anvil, contract, tmp_path, key)  # the restarted gateway
-    assert again.announce(cid0, entry0).tx == first.journal.mined[cid0]  # not sent twice
+    repeated = again.announce(cid0, entry0)
+    assert repeated.tx == first.journal.mined[cid0]  # not sent twice
+    assert repeated.gas_used == 0 and repeated.fee_wei == 0  # nothing spent for it now
     assert again.announce(cid1, entry1).tx == record["tx"]  # the journaled tx, not a new one
     cid2, entry2 = _entry(key, 2, "s-restart")
     again.announce(cid2, entry2)

@@ -223,8 +223,14 @@ def test_sigkill_during_an_announcement_loses_none_and_sends_none_twice(
     wait_for(lambda: len(_own_rounds_on_chain(anvil, contract, peer_id)) >= 2, timeout=120,
              what="two rounds announced")
     anvil.rpc("evm_setAutomine", False)  # the next announcement waits for its receipt
-    pending = wait_for(lambda: _journal(gw).get("pending"), timeout=60,
-                       what="an announcement signed, sent and awaiting its receipt")
+
+    def awaiting() -> list[dict[str, Any]]:
+        mined = {tx for _, tx in _own_rounds_on_chain(anvil, contract, peer_id)}
+        # a journaled transaction that is not mined (one sent just before automine was
+        # turned off may still be in the journal for a moment, already mined)
+        return [p for p in _journal(gw).get("pending", []) if p["tx"] not in mined]
+
+    pending = wait_for(awaiting, timeout=60, what="an announcement awaiting its receipt")
     gw.kill()  # SIGKILL while the receipt is awaited
     client.close()
     (stuck,) = pending
@@ -273,7 +279,8 @@ def test_evm_node_down_for_a_while_then_announcements_go_out(
                  >= latest, timeout=120, what="the waiting announcements sent")
         rounds = [r for r, _ in _own_rounds_on_chain(anvil, contract, peer_id)]
         assert rounds == list(range(len(rounds)))
-        assert client.get("/api/ledger").json()["pending"] <= 1
+        wait_for(lambda: client.get("/api/ledger").json()["pending"] == 0, timeout=30,
+                 what="the outbox empty again")
         client.close()
         gw.stop()
     finally:

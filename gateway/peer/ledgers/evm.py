@@ -31,7 +31,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -199,7 +199,7 @@ class EvmLedger:
             self._check_chain()
             mined = self.journal.mined.get(entry_cid)
             if mined is not None:  # sent before (maybe before a restart): never twice
-                return self._receipt_of(mined)
+                return replace(self._receipt_of(mined), gas_used=0, fee_wei=0)  # nothing spent now
             record = self.journal.pending.get(entry_cid)
             if record is None:
                 record = self._sign(entry_cid, entry)

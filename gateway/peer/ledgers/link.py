@@ -97,6 +97,7 @@ class LedgerLink:
         self.forked: set[str] = set()
         self.rejected: dict[str, int] = {}
         self.dropped = 0
+        self.reachable = True  # the last call to the ledger got through
         self._by_round: dict[tuple[str, int], Anchored] = {}
         self._txs: set[str] = set()
         self._lock = threading.Lock()
@@ -138,6 +139,7 @@ class LedgerLink:
             try:
                 receipt = self.ledger.announce(entry_cid, entry)
             except LedgerUnavailable as exc:  # kept at the head of the queue for later
+                self.reachable = False
                 self.metrics.announced.labels("failed").inc()
                 log.warning("announcing round %d on the ledger failed: %s", entry.round, exc)
                 break
@@ -152,6 +154,7 @@ class LedgerLink:
             with self._lock:
                 if self.outbox and self.outbox[0][0] == entry_cid:
                     self.outbox.popleft()
+            self.reachable = True
             self.metrics.announced.labels("sent").inc()
             self.metrics.gas.inc(receipt.gas_used)
             self.metrics.last_gas.set(receipt.gas_used)
@@ -175,6 +178,10 @@ class LedgerLink:
                     claims.append(claim)
                 if count + 1 >= MAX_READ_PER_POLL:
                     break
+            self.reachable = True
+        except LedgerUnavailable as exc:
+            self.reachable = False
+            log.warning("reading the ledger failed: %s", exc)
         except LedgerError as exc:
             log.warning("reading the ledger failed: %s", exc)
         return claims
