@@ -89,6 +89,13 @@ class TrainingSection:
     nice: int = 10  # niceness increment of the training process
     anomaly_quantile: float = 0.999  # of held-out scores, sets the threshold
     anomaly_min_threshold: float = 4.0  # in residual standard deviations
+    # the forecaster (docs/learning.md): readings predicted ahead; the anomaly score uses step 1
+    horizon: int = 1
+    normalize: Literal["standard", "window"] = "window"  # window: relative to the last reading
+    calendar: Literal["auto", "on", "off"] = "auto"  # time of day / week inputs; auto: real clocks
+    linear_path: bool = True  # a linear path from the window to the output beside the hidden layer
+    predict_change: bool = True  # predict the change from the last reading (starts as persistence)
+    init: Literal["persistence", "ridge"] = "ridge"  # a fresh network's linear path
 
 
 @dataclass(frozen=True)
@@ -259,6 +266,8 @@ def config_from_dict(doc: dict[str, Any], env: dict[str, str] | None = None) -> 
         raise ConfigError(f"mqtt.port = {config.mqtt.port!r} is outside 1..65535")
     if not 0 <= config.api.port <= 65535:
         raise ConfigError(f"api.port = {config.api.port!r} is outside 0..65535")
+    if not 1 <= config.training.horizon <= 255:
+        raise ConfigError(f"training.horizon = {config.training.horizon!r} is outside 1..255")
     return config
 
 

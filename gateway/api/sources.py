@@ -131,7 +131,7 @@ def export_model(version: Any, fmt: str) -> bytes:
     if fmt == "tflite":
         from gateway.learning.tflite_export import export_tflite
 
-        return export_tflite(model.spec, model.weights)
+        return export_tflite(*model.export_network())
     raise ValueError(f"model format {fmt!r} is not one of tflite, edge")
 
 
