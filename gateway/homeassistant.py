@@ -119,7 +119,7 @@ class AnomalyScorer:
         except ImportError:
             return None, None
         with ModelRegistry(self.config.db_path) as registry:
-            latest = registry.latest(device)
+            latest = registry.current(device)  # the promoted version
             if latest is None:
                 return None, None
             cached = self._models.get(device)

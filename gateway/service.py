@@ -225,7 +225,11 @@ class ModelPusher:
             from shared.topics import topic
 
             with ModelRegistry(self.config.db_path) as registry:
-                data = export_model(registry.get(version), "edge")
+                found = registry.get(version)
+                if found.status != "promoted":  # the board keeps the model it has
+                    self.pushes.labels("not_promoted").inc()
+                    return False
+                data = export_model(found, "edge")
             self._publish(topic(self.config.mqtt.topic_prefix, device, "model"), data)
         except Exception:
             self.pushes.labels("failed").inc()
