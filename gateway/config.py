@@ -96,6 +96,7 @@ class TrainingSection:
     linear_path: bool = True  # a linear path from the window to the output beside the hidden layer
     predict_change: bool = True  # predict the change from the last reading (starts as persistence)
     init: Literal["persistence", "ridge"] = "ridge"  # a fresh network's linear path
+    personalise_epochs: int = 3  # LEARNAE: local fine-tune of the fused model, kept if better
 
 
 @dataclass(frozen=True)
