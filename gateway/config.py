@@ -95,7 +95,7 @@ class TrainingSection:
     calendar: Literal["auto", "on", "off"] = "auto"  # time of day / week inputs; auto: real clocks
     linear_path: bool = True  # a linear path from the window to the output beside the hidden layer
     predict_change: bool = True  # predict the change from the last reading (starts as persistence)
-    init: Literal["persistence", "ridge"] = "ridge"  # a fresh network's linear path
+    init: Literal["persistence", "ridge"] = "persistence"  # ridge: linear path starts at ridge
     personalise_epochs: int = 3  # LEARNAE: local fine-tune of the fused model, kept if better
 
 

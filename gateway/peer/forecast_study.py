@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.config import PeerSection, TrainingSection
 from gateway.data.sites import Site, SiteError
-from gateway.learning.baselines import baseline_table
+from gateway.learning.baselines import baseline_table, choose_ridge
 from gateway.learning.computation import Computation
 from gateway.learning.dataset import SkipTraining, build_forecast_dataset
 from gateway.learning.federated import (
@@ -179,6 +179,10 @@ def _trained(spec: MLPSpec, start: Weights, devices: list[DeviceWindows],
     return train_shared(spec, start, devices, cfg)
 
 
+def _ridge_init(settings: TrainingSection, spec: MLPSpec, d: DeviceWindows) -> bool:
+    return settings.init == "ridge" and spec.skip and d.ridge is not None
+
+
 def check_sites(sites: list[Site]) -> list[str]:
     """The channels every site has (in the first site's order); SiteError if none or a clash."""
     if not sites:
@@ -212,16 +216,16 @@ def run_federation(sites: list[Site], cfg: FederationConfig,
     say(f"{len(sites)} sites, channels {channels}, windows "
         f"{[(d.samples, d.test.stop - d.test.start) for d in devices]}")
 
+    # local and centralised start as the gateway starts a fresh forecaster (``init``)
     local = []
     for d, (_, settings, _) in zip(devices, prepared, strict=True):
-        s0 = ridge_start(spec, start, d.ridge) if d.ridge is not None else start
+        s0 = ridge_start(spec, start, d.ridge) if _ridge_init(settings, spec, d) else start
         local.append(_trained(spec, s0, [d], settings, total_epochs))
-    from gateway.learning.baselines import choose_ridge
-
     pooled_ridge = choose_ridge(np.concatenate([d.features[d.train] for d in devices]),
                                 np.concatenate([d.targets[d.train] for d in devices]))
-    central = _trained(spec, ridge_start(spec, start, pooled_ridge), devices, settings0,
-                       total_epochs)
+    s0 = ridge_start(spec, start, pooled_ridge) if settings0.init == "ridge" and spec.skip \
+        else start
+    central = _trained(spec, s0, devices, settings0, total_epochs)
     say("local-only and centralised models trained")
 
     hub, net = LocalHub(seed=cfg.seed), SimNetwork()
