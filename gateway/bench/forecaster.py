@@ -7,6 +7,9 @@
 2. One LEARNAE round of a gateway (``gateway.collaboration._train_devices``: shared
    training on every device's windows, personalisation, promotion guard) with
    ``--devices`` devices and ``--readings`` readings in all, on one BLAS thread.
+3. With ``--options``: how the forecaster's options compare, each trained alone on the
+   first 80 % of every seasonal AirQuality site (the federation experiment's test periods
+   are never seen), scored on the gateway's own held-out split (docs/learning.md).
 """
 
 from __future__ import annotations
@@ -28,6 +31,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--readings", type=int, default=100_000, help="in all devices")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--options", action="store_true",
+                        help="also compare the forecaster's options (docs/learning.md)")
+
+
+OPTIONS: dict[str, dict[str, Any]] = {
+    "previous": dict(normalize="standard", calendar="off", linear_path=False,
+                     predict_change=False, init="persistence"),
+    "defaults": {},
+    "init=ridge": dict(init="ridge"),
+    "normalize=standard": dict(normalize="standard"),
+    "calendar=off": dict(calendar="off"),
+    "predict_change=false": dict(predict_change=False),
+    "window=24": dict(window=24),
+    "linear_path=false": dict(linear_path=False),
+}
+
+
+def option_table() -> dict[str, Any]:
+    """MAE / persistence and MAE / ridge (step 1) per option: mean and worst of the sites."""
+    from gateway.config import TrainingSection
+    from gateway.data.sites import airquality_seasons
+    from gateway.learning.forecast import train_forecast
+
+    sites = airquality_seasons()
+    out = {}
+    for name, change in OPTIONS.items():
+        settings = dataclasses.replace(TrainingSection(period_s=3600.0), **change)
+        ratios, ridge = [], []
+        for site in sites:
+            n = int(0.8 * site.ts.shape[0])
+            m = train_forecast(site.ts[:n], site.values[:n], site.channels, settings)
+            ratios.append(m.metrics["test_mae_ratio"])
+            ridge.append(m.metrics["test_mae"] / m.metrics["test_ridge_mae"])
+        out[name] = {"to_persistence_mean": round(float(np.mean(ratios)), 3),
+                     "to_persistence_worst": round(float(np.max(ratios)), 3),
+                     "to_ridge_mean": round(float(np.mean(ridge)), 3)}
+        _progress(f"{name}: {out[name]}")
+    return out
 
 
 def _progress(msg: str) -> None:
@@ -127,4 +168,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                          if k in ("epochs", "patience", "window", "hidden_units",
                                   "personalise_epochs", "period_s")},
         }
+        if args.options:
+            result["options"] = option_table()
     return result
