@@ -107,6 +107,7 @@ class GatewayTrainer:
         self._closed = False  # a round still running at shutdown must not start a new pool
         self.channels: list[str] | None = None
         self.promotions: Any = None  # learnae_model_promotions, set by the service
+        self._calendar: bool | None = None
 
     # -- data --------------------------------------------------------------
     def local_series(self) -> list[tuple[str, np.ndarray, np.ndarray, list[str]]]:
@@ -121,14 +122,29 @@ class GatewayTrainer:
         return [(d, s.ts, s.values, list(s.channels)) for d, s in loaded
                 if list(s.channels) == self.channels]
 
+    def settings(self) -> Any:
+        """The training settings with ``calendar`` fixed at the first look at the data, so
+        the network keeps its shape for the whole session (a board without a clock joining
+        later must not change the inputs under the peers' feet)."""
+        import dataclasses
+
+        from gateway.learning.federated import shared_computation
+
+        if self._calendar is None:
+            series = self.local_series()
+            assert self.channels is not None
+            comp = shared_computation(self.config.training, len(self.channels),
+                                      [ts for _, ts, _, _ in series])
+            self._calendar = comp.calendar
+        return dataclasses.replace(self.config.training,
+                                   calendar="on" if self._calendar else "off")
+
     def spec(self) -> Any:
         from gateway.learning.federated import shared_computation, spec_for
 
-        series = self.local_series()
+        settings = self.settings()
         assert self.channels is not None
-        comp = shared_computation(self.config.training, len(self.channels),
-                                  [ts for _, ts, _, _ in series])
-        return spec_for(self.config.training, comp)
+        return spec_for(settings, shared_computation(settings, len(self.channels), []))
 
     # -- LocalTrainer --------------------------------------------------------
     def initial_weights(self) -> dict[str, np.ndarray]:
@@ -159,7 +175,7 @@ class GatewayTrainer:
                 found = registry.current(device)
                 if found is not None:
                     current[device] = (found.metadata, found.weights, found.version)
-        result = self._pool.submit(_train_devices, series, self.config.training,
+        result = self._pool.submit(_train_devices, series, self.settings(),
                                    {k: np.asarray(v, np.float32) for k, v in weights.items()},
                                    current).result()
         if not result["models"]:

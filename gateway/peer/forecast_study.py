@@ -219,7 +219,9 @@ def run_federation(sites: list[Site], cfg: FederationConfig,
     # local and centralised start as the gateway starts a fresh forecaster (``init``)
     local = []
     for d, (_, settings, _) in zip(devices, prepared, strict=True):
-        s0 = ridge_start(spec, start, d.ridge) if _ridge_init(settings, spec, d) else start
+        s0 = start
+        if d.ridge is not None and _ridge_init(settings, spec, d):
+            s0 = ridge_start(spec, start, d.ridge)
         local.append(_trained(spec, s0, [d], settings, total_epochs))
     pooled_ridge = choose_ridge(np.concatenate([d.features[d.train] for d in devices]),
                                 np.concatenate([d.targets[d.train] for d in devices]))
