@@ -26,7 +26,8 @@ WORSE = dataclasses.replace(GOOD, window=4, epochs=0, init="persistence")
 def test_guard_compares_with_persistence_and_the_current_version() -> None:
     s = sensor_stream(2500, seed=4)
     good = train_forecast(s.ts, s.values, s.channels, GOOD)
-    ridge_only = train_forecast(s.ts, s.values, s.channels, dataclasses.replace(GOOD, epochs=0))
+    ridge = dataclasses.replace(GOOD, epochs=0, init="ridge")  # the ridge fit, untrained
+    ridge_only = train_forecast(s.ts, s.values, s.channels, ridge)
     persistence = train_forecast(s.ts, s.values, s.channels, WORSE)
 
     first = judge(good, None, s.ts, s.values)

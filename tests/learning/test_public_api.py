@@ -11,6 +11,7 @@ def test_all_is_honest() -> None:
         "baselines",
         "computation",
         "promotion",
+        "federated",
         "dataset",
         "edge_export",
         "forecast",
