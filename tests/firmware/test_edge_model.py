@@ -102,3 +102,49 @@ def test_pack_rejects_bad_shapes() -> None:
                    [([[0.0] * 3] * 2, [0.0] * 3, "linear")])
     with pytest.raises(ProtocolError, match=r"std value 0\.0 is not positive"):
         pack_model(1, [0.0], [0.0], [1.0], 1.0, [([[0.0]], [0.0], "linear")])
+
+
+def _recrc(data: bytearray) -> bytes:
+    body = bytes(data[:-4])
+    return body + struct.pack("<I", crc32(body))
+
+
+def test_linear_path_calendar_and_horizon_score_like_numpy() -> None:
+    """Flags 3: 4 calendar inputs, two steps ahead, a linear path added to the output."""
+    rng = np.random.default_rng(9)
+    n_in, steps = W * C + 4, 2
+    w1 = rng.normal(size=(n_in, H)).astype(np.float32)
+    w2 = rng.normal(size=(H, steps * C)).astype(np.float32)
+    lin = rng.normal(size=(n_in, steps * C)).astype(np.float32)
+    data = pack_model(W, MEAN, STD, RESID, 3.0,
+                      [(w1, B1, "relu"), (w2, [0.0] * (steps * C), "linear")],
+                      linear=lin, calendar=True)
+    assert data[7] == 3
+    m = parse_model(data)
+    assert m.horizon == steps and m.calendar
+    t0 = 1_700_000_000
+    window = [[20.5, 48.0], [21.0, 49.0], [19.0, 55.0]]
+    x = np.array([(v - mu) / s for row in window for v, mu, s in zip(row, MEAN, STD, strict=True)])
+    t = t0 + 3 * 3600
+    tod, dow = 2 * np.pi * (t % 86400) / 86400, 2 * np.pi * ((t // 86400 + 3) % 7) / 7
+    u = np.concatenate([x, [np.sin(tod), np.cos(tod), np.sin(dow), np.cos(dow)]])
+    want = np.maximum(u @ w1 + B1, 0) @ w2 + u @ lin
+    for i, row in enumerate(window):
+        assert m.score(row, t0 + i * 3600) is None
+    pred = want[:C]
+    score = m.score([22.0, 51.0], t)
+    expect = max(abs((v - mu) / s - p) / r
+                 for v, mu, s, p, r in zip([22.0, 51.0], MEAN, STD, pred, RESID, strict=True))
+    assert score == pytest.approx(expect, rel=1e-4)
+    assert m.score([22.0, 51.0], None) is None  # a calendar model needs the reading's time
+
+
+@pytest.mark.parametrize(("offset", "value", "reason"), [
+    (7, 4, "flags 0x04 has unknown bits"),
+    (7, 1, "linear path header"),  # flag says a linear path follows, but none does
+])
+def test_rejects_bad_flags_by_name(offset: int, value: int, reason: str) -> None:
+    data = bytearray(model_bytes())
+    data[offset] = value
+    with pytest.raises(ProtocolError, match=reason):
+        parse_model(_recrc(data))
