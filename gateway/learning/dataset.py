@@ -130,7 +130,7 @@ def fit_standardizer(values: np.ndarray, channels: list[str]) -> Standardizer:
         if not std[c] > CONSTANT_STD * max(1.0, abs(mean[c])):
             raise SkipTraining(
                 SkipReason.CONSTANT_CHANNEL,
-                f"channel {name!r} is constant ({mean[c]!r}) over {col.size} readings",
+                f"channel {name!r} is constant ({float(mean[c])!r}) over {col.size} readings",
             )
     return Standardizer(mean.astype(np.float32), std.astype(np.float32))
 
