@@ -36,13 +36,14 @@ from gateway.learning.dataset import SkipTraining, build_forecast_dataset
 from gateway.learning.federated import (
     DeviceWindows,
     device_windows,
+    mse,
     personalise,
     shared_computation,
     spec_for,
     train_shared,
 )
 from gateway.learning.forecast import init_forecaster, ridge_start, train_config
-from gateway.learning.mlp import MLPSpec, TrainConfig, Weights, predict
+from gateway.learning.mlp import MLPSpec, Weights, predict
 from gateway.peer.identity import Identity
 from gateway.peer.node import PeerNode
 from gateway.peer.simnet import SimNetwork
@@ -137,10 +138,8 @@ class SiteTrainer:
         cfg = dataclasses.replace(train_config(self.settings), seed=self.settings.seed
                                   + 1000 * self.calls)
         trained = train_shared(self.spec, weights, [self.d], cfg)
-        from gateway.learning.federated import mse
-
-        return TrainOutcome(trained, self.d.samples, {"val_loss": mse(self.spec, trained,
-                                                                      self.d, "val")})
+        metrics = {"val_loss": mse(self.spec, trained, self.d, "val")}
+        return TrainOutcome(trained, self.d.samples, metrics)
 
 
 def _table(spec: MLPSpec, d: DeviceWindows, comp: Computation, preds: dict[str, Weights | None]
@@ -360,4 +359,4 @@ def _ratio(table: dict[str, Any], a: str, b: str) -> float | None:
     return round(table[a]["mae"] / table[b]["mae"], 4)
 
 
-__all__ = ["METHODS", "FederationConfig", "TrainConfig", "run_federation", "site_windows"]
+__all__ = ["METHODS", "FederationConfig", "run_federation", "site_windows"]
