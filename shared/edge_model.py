@@ -15,8 +15,11 @@ Layout (little-endian; documented byte by byte in docs/protocol.md)::
 The input is the last W standardized readings, oldest first, record-major
 (W*C values); the output is C standardized predictions of the next reading.
 score = max over channels of |x_std - pred| / residual_scale; a reading is
-flagged when score > threshold. A missing value (None) enters the window as
-the channel mean (0 standardized) and is left out of the score.
+flagged when score > threshold. A channel value whose own score exceeds the
+threshold enters the window as its prediction, not as read, so the windows
+after a spike do not hold it (one spike, one flag). A missing value (None) is
+left out of the score and enters the window as its prediction (as the channel
+mean, 0 standardized, while the window is still filling).
 """
 
 import struct
@@ -155,8 +158,9 @@ class Model:
         """
         c = self.channels
         result = None
-        if self.filled >= self.window:
-            pred = self._forward()
+        full = self.filled >= self.window
+        pred = self._forward() if full else None
+        if full:
             for j in range(c):
                 v = values[j]
                 if v is None:
@@ -168,9 +172,19 @@ class Model:
         n = len(x)
         for i in range(n - c):
             x[i] = x[i + c]
+        th = self.threshold
         for j in range(c):
             v = values[j]
-            x[n - c + j] = 0.0 if v is None else (v - self.mean[j]) / self.std[j]
+            if v is None:
+                # a gap enters as the prediction (the channel mean before the window is full)
+                z = pred[j] if full else 0.0
+            else:
+                z = (v - self.mean[j]) / self.std[j]
+                if full and abs(z - pred[j]) / self.resid[j] > th:
+                    # a flagged value is replaced by its prediction, so one spike is
+                    # one alarm and not one per later window that still holds it
+                    z = pred[j]
+            x[n - c + j] = z
         if self.filled < self.window:
             self.filled += 1
         return result

@@ -37,6 +37,9 @@ def numpy_scores() -> list[float | None]:
             h = np.maximum(np.array(window, np.float32).reshape(-1) @ W1 + B1, 0)
             pred = np.tanh(h @ W2 + B2)
             out.append(max(abs(x[j] - pred[j]) / RESID[j] for j in range(C) if row[j] is not None))
+            # gaps and flagged values enter the window as their prediction
+            x = [float(pred[j]) if row[j] is None or abs(x[j] - pred[j]) / RESID[j] > 3.0
+                 else x[j] for j in range(C)]
             window.pop(0)
         else:
             out.append(None)
@@ -102,3 +105,39 @@ def test_pack_rejects_bad_shapes() -> None:
                    [([[0.0] * 3] * 2, [0.0] * 3, "linear")])
     with pytest.raises(ProtocolError, match=r"std value 0\.0 is not positive"):
         pack_model(1, [0.0], [0.0], [1.0], 1.0, [([[0.0]], [0.0], "linear")])
+
+
+# A persistence model (prediction = last reading) on one channel: the spike at index 6 is
+# flagged; the reading after it is scored against the spike's prediction, not the spike.
+SPIKE_ROWS = [[20.0], [20.1], [19.9], [20.0], [20.2], [20.1], [35.0], [20.0], [20.1], [19.9],
+              [20.0], [20.2]]
+
+
+def persistence_bytes() -> bytes:
+    weights = [[0.0], [0.0], [1.0]]  # W=3 inputs, oldest first: only the last one counts
+    return pack_model(3, [10.0], [1.0], [0.2], 4.0, [(weights, [0.0], "linear")])
+
+
+def test_one_spike_is_one_flag_in_cpython() -> None:
+    model = parse_model(persistence_bytes())
+    flags = [i for i, r in enumerate(SPIKE_ROWS) if model.flagged(model.score(r))]
+    assert flags == [6]
+
+
+def test_one_spike_is_one_flag_under_micropython(tmp_path: Path) -> None:
+    (tmp_path / "model.bin").write_bytes(persistence_bytes())
+    script = tmp_path / "spike.py"
+    script.write_text(
+        "import json\nfrom shared.edge_model import parse_model\n"
+        f"m = parse_model(open('{tmp_path}/model.bin', 'rb').read())\n"
+        f"print(json.dumps([i for i, r in enumerate({SPIKE_ROWS!r}) if m.flagged(m.score(r))]))\n")
+    done = micropython_host.run(script)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert json.loads(done.stdout) == [6]
+
+
+def test_a_gap_enters_the_window_as_the_prediction() -> None:
+    model = parse_model(persistence_bytes())
+    for row in ([20.0], [20.0], [20.0], [None]):
+        model.score(row)
+    assert model.score([20.0]) == pytest.approx(0.0, abs=1e-6)  # not |20 - 10| / 0.2 = 50 (the mean entered for the gap)

@@ -1,0 +1,352 @@
+"""The gateway's anomaly detector: one reading at a time, as it runs live and in replays.
+
+It stands on any forecaster that can predict the next reading from a window (``Predictor``),
+and adds what makes its alarms worth trusting:
+
+* **Replacement.** A value whose score exceeds the threshold enters the window as its
+  prediction, not as read (so do gaps), so one spike is one flag and not one per later
+  window that still holds it. The board's LEM scorer does the same (``shared.edge_model``).
+* **Level shifts.** After ``shift_after`` flagged readings in a row the detector accepts the
+  new level: the median residual of the run is added to a per-channel level offset and to
+  the window, so flags stop within a bounded number of readings (one event, not hundreds).
+* **Cycles longer than the window.** Residuals are corrected per phase of the day (``bins``
+  phase bins): a summary of a longer history than the window, the mean and spread of the
+  residual at this time of day, so a daily rise the window cannot see coming is not flagged
+  at every cycle edge.
+* **Online adaptation** between retrainings: the per-phase bias and scale follow the unflagged
+  residuals (exponential averages, bounded to a factor of the calibrated scale).
+* **A calibrated threshold.** ``calibrate`` picks the lowest threshold (not below a floor) at
+  which the held-out part of the training series raises at most
+  ``anomaly_false_alarms_per_day`` events per day, instead of a fixed quantile of scores.
+
+score = max over present channels |x - pred - bias[phase]| / scale[phase], raw units.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from gateway.learning.regular import regularize, slot_of
+
+DAY_S = 86400.0
+MAX_BINS = 48  # phase bins per day: half-hourly at most (each needs readings to learn from)
+SHRINK = 20.0  # a phase bin's statistics count as this many readings of the global ones
+SCALE_BOUNDS = (0.5, 4.0)  # online scale stays within these factors of the calibrated one
+
+
+class Predictor(Protocol):
+    """What the detector needs from a forecaster (today's MLP or any other)."""
+
+    @property
+    def channels(self) -> list[str]: ...
+
+    @property
+    def window(self) -> int: ...
+
+    @property
+    def period_s(self) -> float: ...
+
+    def predict(self, windows: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """Next reading [N, C] (raw units) of each window [N, W, C] (raw, oldest first);
+        ``times`` [N] are the times of the predicted readings (for calendar inputs)."""
+        ...
+
+
+class ForecastPredictor:
+    """``Predictor`` over a ``gateway.learning.forecast.ForecastModel`` (standardised MLP)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    @property
+    def channels(self) -> list[str]:
+        return list(self.model.channels)
+
+    @property
+    def window(self) -> int:
+        return int(self.model.window)
+
+    @property
+    def period_s(self) -> float:
+        return float(self.model.period_s)
+
+    def predict(self, windows: np.ndarray, times: np.ndarray) -> np.ndarray:
+        n, w, c = windows.shape
+        z = self.model.scaler.transform(windows.reshape(n * w, c)).reshape(n, w * c)
+        return np.asarray(self.model.scaler.inverse(self.model.predict_std(z)), np.float64)
+
+    @property
+    def residual_scale(self) -> np.ndarray:
+        """The model's own residual scale, raw units (what the board divides by)."""
+        return np.asarray(self.model.residual_scale, np.float64) * self.model.scaler.std
+
+
+def predictor_for(meta: dict[str, Any], weights: Any) -> ForecastPredictor:
+    """The predictor of a registry version (metadata + weights)."""
+    from gateway.learning.forecast import ForecastModel
+
+    return ForecastPredictor(ForecastModel.from_metadata(meta, weights))
+
+
+def phase_bins(period_s: float, window: int) -> int:
+    """Phase bins per day; 1 (no phase correction) when a day is no longer than the window."""
+    slots = DAY_S / period_s
+    if slots <= window or slots < 2:
+        return 1
+    return int(min(MAX_BINS, round(slots)))
+
+
+def phase_of(times: np.ndarray, bins: int) -> np.ndarray:
+    if bins <= 1:
+        return np.zeros(np.shape(times), np.int64)
+    frac = np.mod(np.asarray(times, np.float64), DAY_S) / DAY_S
+    return np.minimum((frac * bins).astype(np.int64), bins - 1)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The detector's statistics for one model version (stored in its metadata)."""
+
+    threshold: float
+    bias: np.ndarray  # [bins, C] raw units
+    scale: np.ndarray  # [bins, C] raw units, > 0
+    bins: int
+    board_threshold: float  # the same budget for the board's scorer (no phase correction)
+    held_days: float = 0.0
+    held_events: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "bias": self.bias.tolist(),
+                "scale": self.scale.tolist(), "bins": self.bins,
+                "board_threshold": self.board_threshold, "held_days": self.held_days,
+                "held_events": self.held_events}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Calibration:
+        return cls(threshold=float(doc["threshold"]), bias=np.asarray(doc["bias"], np.float64),
+                   scale=np.asarray(doc["scale"], np.float64), bins=int(doc["bins"]),
+                   board_threshold=float(doc["board_threshold"]),
+                   held_days=float(doc.get("held_days", 0.0)),
+                   held_events=int(doc.get("held_events", 0)))
+
+    @classmethod
+    def plain(cls, scale: np.ndarray, threshold: float) -> Calibration:
+        """No phase correction: the board's computation (scale = the model's residual scale)."""
+        scale = np.asarray(scale, np.float64)[None, :]
+        return cls(threshold, np.zeros_like(scale), scale, 1, threshold)
+
+
+def count_events(flags: np.ndarray, slots: np.ndarray, gap: int) -> int:
+    """Runs of flags, where flags at most ``gap`` unflagged slots apart are one run."""
+    idx = slots[flags]
+    if idx.shape[0] == 0:
+        return 0
+    return int(1 + np.count_nonzero(np.diff(idx) > gap + 1))
+
+
+def budget_threshold(scores: np.ndarray, slots: np.ndarray, allowed: int, floor: float,
+                     gap: int) -> float:
+    """The lowest threshold >= ``floor`` at which ``scores`` raise at most ``allowed`` events."""
+    if count_events(scores > floor, slots, gap) <= allowed:
+        return float(floor)
+    candidates = np.unique(scores[scores > floor])  # ascending; flag is score > threshold
+    lo, hi = 0, candidates.shape[0] - 1  # candidates[hi] (the max) flags nothing
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if count_events(scores > candidates[mid], slots, gap) <= allowed:
+            hi = mid
+        else:
+            lo = mid + 1
+    return float(candidates[lo])
+
+
+def _windows(grid_t: np.ndarray, grid: np.ndarray, w: int) -> tuple[np.ndarray, ...]:
+    ok = ~np.isnan(grid).any(axis=1)
+    csum = np.concatenate(([0], np.cumsum(ok, dtype=np.int64)))
+    starts = np.flatnonzero(csum[w + 1 :] - csum[: -w - 1] == w + 1) if ok.shape[0] > w else []
+    starts = np.asarray(starts, np.int64)
+    idx = starts[:, None] + np.arange(w)[None, :]
+    return grid[idx], grid[starts + w], grid_t[starts + w]
+
+
+def _robust_rms(r: np.ndarray, axis: int = 0) -> np.ndarray:
+    """RMS after clipping at 5 x RMS, so the spikes in the training data barely count."""
+    rms = np.sqrt(np.mean(r**2, axis=axis))
+    clipped = np.clip(r, -5 * rms, 5 * rms)
+    return np.asarray(np.sqrt(np.mean(clipped**2, axis=axis)), np.float64)
+
+
+def calibrate(predictor: Predictor, ts: np.ndarray, values: np.ndarray, *,
+              false_alarms_per_day: float = 1.0, floor: float = 4.0, held_fraction: float = 0.2,
+              max_fill: int = 2, gap: int = 2, board_scale: np.ndarray | None = None
+              ) -> Calibration:
+    """Phase bias and scale from the older part of the series, threshold on the newest part.
+
+    The newest ``held_fraction`` of the gap-free windows is held out; the threshold is the
+    lowest (>= ``floor``) at which it raises at most ``false_alarms_per_day`` events per day
+    of held-out time. ``board_scale`` (the model's own residual scale) gets its own threshold
+    for the board's scorer, which has no phase correction. Raises ValueError without windows.
+    """
+    grid_t, grid = regularize(ts, values, predictor.period_s, max_fill)
+    x, y, t = _windows(grid_t, grid, predictor.window)
+    n = y.shape[0]
+    if n < 8:
+        raise ValueError(f"{n} gap-free windows, calibration needs at least 8")
+    resid = y - predictor.predict(x, t)
+    n_held = min(max(int(round(n * held_fraction)), 4), n - 4)
+    fit, held = slice(0, n - n_held), slice(n - n_held, n)
+    bins = phase_bins(predictor.period_s, predictor.window)
+    phase = phase_of(t, bins)
+    g_bias = np.median(resid[fit], axis=0)
+    g_scale = np.maximum(_robust_rms(resid[fit] - g_bias), 1e-9)
+    bias = np.tile(g_bias, (bins, 1))
+    scale = np.tile(g_scale, (bins, 1))
+    for b in range(bins) if bins > 1 else ():
+        r = resid[fit][phase[fit] == b]
+        if r.shape[0]:
+            k = r.shape[0]
+            bias[b] = (k * np.median(r, axis=0) + SHRINK * g_bias) / (k + SHRINK)
+            var = _robust_rms(r - bias[b]) ** 2
+            scale[b] = np.sqrt((k * var + SHRINK * g_scale**2) / (k + SHRINK))
+    # held-out residuals in units of the fitted scale should have unit spread: the fit part
+    # is the model's training data, whose residuals are optimistic
+    rel = (resid[held] - bias[phase[held]]) / scale[phase[held]]
+    scale = scale * max(float(np.median(_robust_rms(rel))), 1e-3)
+    scale = np.maximum(scale, 1e-6)
+    slots = slot_of(t[held], predictor.period_s)
+    days = (float(t[held][-1] - t[held][0]) + predictor.period_s) / DAY_S
+    allowed = int(math.floor(false_alarms_per_day * days))
+    scores = np.nanmax(np.abs(resid[held] - bias[phase[held]]) / scale[phase[held]], axis=1)
+    threshold = budget_threshold(scores, slots, allowed, floor, gap)
+    board = threshold
+    if board_scale is not None:
+        plain = np.nanmax(np.abs(resid[held]) / np.asarray(board_scale, np.float64), axis=1)
+        board = budget_threshold(plain, slots, allowed, floor, gap)
+    return Calibration(threshold=threshold, bias=bias, scale=scale, bins=bins,
+                       board_threshold=board, held_days=days,
+                       held_events=count_events(scores > threshold, slots, gap))
+
+
+@dataclass
+class StepResult:
+    t: float
+    score: float | None  # None: not scored (window filling, or nothing present)
+    flag: bool = False
+    channels: tuple[int, ...] = ()  # channels above the threshold
+    shifted: bool = False  # this reading completed a run that was accepted as a new level
+    reason: str = ""  # why not scored: "warming" | "gap"
+
+
+@dataclass
+class DetectorSettings:
+    shift_after: int = 6  # flagged readings in a row before the new level is accepted
+    gap: int = 2  # unflagged readings that do not yet end a run (nor an event)
+    adapt: bool = True  # online bias/scale updates and level-shift acceptance
+    alpha: float = 0.02  # weight of one unflagged residual in the phase statistics
+
+
+@dataclass
+class Detector:
+    """Streaming state of one device: feed ``step`` one grid slot at a time, in order."""
+
+    predictor: Predictor
+    calibration: Calibration
+    settings: DetectorSettings = field(default_factory=DetectorSettings)
+
+    def __post_init__(self) -> None:
+        c = len(self.predictor.channels)
+        self.win = np.zeros((self.predictor.window, c))
+        self.filled = 0
+        self.level = np.zeros(c)
+        self.missing = 0
+        self.run: list[np.ndarray] = []
+        self.quiet = 0  # unflagged readings since the last flag of the run
+        self._load(self.calibration)
+
+    def _load(self, cal: Calibration) -> None:
+        self.calibration = cal
+        self.bias = cal.bias.copy()
+        self.scale = cal.scale.copy()
+        self.scale0 = cal.scale.copy()
+        self.threshold = cal.threshold
+
+    def swap(self, predictor: Predictor, calibration: Calibration) -> None:
+        """A retrained model: new statistics, same window (no warm-up), level offset reset."""
+        if list(predictor.channels) != list(self.predictor.channels) or (
+                predictor.window != self.predictor.window):
+            self.predictor = predictor
+            self.__post_init__()
+            self._load(calibration)
+            return
+        self.predictor = predictor
+        self.level[:] = 0.0
+        self._load(calibration)
+
+    def reset(self) -> None:
+        self.filled = 0
+        self.run = []
+
+    def step(self, t: float, x: np.ndarray) -> StepResult:
+        present = ~np.isnan(x)
+        w = self.predictor.window
+        if self.filled < w:
+            if not present.all():
+                return StepResult(t, None, reason="warming")  # the first windows hold no gap
+            self.win[:-1] = self.win[1:]
+            self.win[-1] = x
+            self.filled += 1
+            return StepResult(t, None, reason="warming")
+        b = int(phase_of(np.asarray([t]), self.calibration.bins)[0])
+        pred = self.predictor.predict((self.win - self.level)[None], np.asarray([t]))[0]
+        pred = pred + self.level + self.bias[b]
+        self.win[:-1] = self.win[1:]
+        if not present.any():
+            self.win[-1] = pred
+            self.missing += 1
+            if self.missing > w:  # the window would hold only predictions: start again
+                self.reset()
+            return StepResult(t, None, reason="gap")
+        self.missing = 0
+        resid = np.where(present, x - pred, 0.0)
+        per = np.abs(resid) / self.scale[b]
+        score = float(per.max())
+        over = present & (per > self.threshold)
+        clean = np.where(over | ~present, pred, x)
+        result = StepResult(t, score, bool(over.any()), tuple(np.flatnonzero(over).tolist()))
+        if result.flag:
+            self.quiet = 0
+            self.run.append(resid)
+            if self.settings.adapt and len(self.run) >= self.settings.shift_after:
+                jump = np.median(np.asarray(self.run), axis=0)
+                moved = np.abs(jump) > self.scale0.min(axis=0)
+                jump = np.where(moved, jump, 0.0)
+                self.level += jump
+                self.win[:-1] += jump  # the window as it would have been at the new level
+                clean = np.where(present, x, pred + jump)
+                self.run = []
+                result.shifted = True
+        elif self.run:  # a run continues over short pauses; the statistics wait for its end
+            self.quiet += 1
+            if self.quiet > self.settings.gap:
+                self.run = []
+        else:
+            if self.settings.adapt:
+                a = self.settings.alpha
+                self.bias[b] = np.where(present, self.bias[b] + a * resid, self.bias[b])
+                var = (1 - a) * self.scale[b] ** 2 + a * resid**2
+                lo, hi = SCALE_BOUNDS
+                new = np.clip(np.sqrt(var), lo * self.scale0[b], hi * self.scale0[b])
+                self.scale[b] = np.where(present, new, self.scale[b])
+        self.win[-1] = clean
+        return result
+
+
+def unit_score(score: float | None, threshold: float) -> float | None:
+    """Score mapped to 0..1 as s / (s + threshold): the alarm is at 0.5."""
+    if score is None:
+        return None
+    return float(score / (score + threshold)) if score + threshold > 0 else 0.0

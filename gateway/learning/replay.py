@@ -1,0 +1,176 @@
+"""A history streamed through the gateway's detector exactly as it runs live.
+
+Rows arrive in time order. Nothing is scored before the first model: it is trained once the
+first ``train_fraction`` of the rows has arrived, and retrained, as the scheduler does,
+whenever ``min_new_readings`` rows have arrived since the last attempt (on the newest
+``max_readings``). Each model is calibrated to the false-alarm budget on the held-out part of
+its own training data and swapped into the running detector. Every slot of the regular grid
+is fed to the detector in order; each input row gets the result of its slot.
+
+The grid is built from all rows at once: live, a slot is scored once a later reading has
+arrived (at most ``max_fill`` slots later when it is interpolated), which gives the same values.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gateway.config import TrainingSection
+from gateway.learning.anomaly import (
+    Calibration,
+    Detector,
+    DetectorSettings,
+    ForecastPredictor,
+    StepResult,
+    calibrate,
+    unit_score,
+)
+from gateway.learning.dataset import SkipTraining
+from gateway.learning.events import AnomalyEvent, EventTracker
+from gateway.learning.forecast import train_forecast
+from gateway.learning.regular import regularize, slot_of
+
+
+@dataclass
+class ReplayOutput:
+    t: np.ndarray  # [n] time of each input row
+    score: list[float | None]  # s / (s + threshold), None when not scored
+    flag: np.ndarray  # bool [n]
+    event: list[int | None]  # event id of each flagged row
+    events: list[AnomalyEvent] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def median_period(ts: np.ndarray) -> float:
+    """The typical spacing of the readings (median positive difference), seconds."""
+    d = np.diff(np.sort(np.asarray(ts, np.float64)))
+    d = d[d > 0]
+    if d.shape[0] == 0:
+        raise ValueError("fewer than two distinct times: no sampling period")
+    return float(np.median(d))
+
+
+def train_and_calibrate(ts: np.ndarray, values: np.ndarray, channels: list[str],
+                        settings: TrainingSection) -> tuple[Any, Calibration]:
+    """What the scheduler does per attempt: train on the regular grid, then calibrate.
+
+    Raises ``SkipTraining`` (with its reason) when the data cannot train a model.
+    """
+    grid_t, grid = regularize(ts, values, settings.period_s, settings.anomaly_max_fill)
+    model = train_forecast(grid_t, grid, channels, settings)
+    predictor = ForecastPredictor(model)
+    try:
+        cal = calibrate(predictor, grid_t, grid,
+                        false_alarms_per_day=settings.anomaly_false_alarms_per_day,
+                        floor=settings.anomaly_min_threshold,
+                        held_fraction=settings.test_fraction,
+                        max_fill=settings.anomaly_max_fill, gap=settings.anomaly_event_gap,
+                        board_scale=predictor.residual_scale)
+    except ValueError as exc:
+        from gateway.learning.dataset import SkipReason
+
+        raise SkipTraining(SkipReason.TOO_FEW_WINDOWS, str(exc)) from exc
+    return model, cal
+
+
+def replay(ts: np.ndarray, values: np.ndarray, channels: list[str],
+           settings: TrainingSection | None = None, *, train_fraction: float = 0.15,
+           device: str = "replay", progress: Callable[[str], None] | None = None
+           ) -> ReplayOutput:
+    """Stream the rows (time-ordered) through training, calibration and the detector."""
+    settings = settings or TrainingSection()
+    if not 0 < train_fraction < 1:
+        raise ValueError(f"train_fraction {train_fraction!r} is outside (0, 1)")
+    ts = np.asarray(ts, np.float64)
+    values = np.asarray(values, np.float64).reshape(ts.shape[0], len(channels))
+    n = ts.shape[0]
+    period = settings.period_s
+    grid_t, grid = regularize(ts, values, period, settings.anomaly_max_fill)
+    row_slot = slot_of(ts, period) - slot_of(grid_t[0], period) if n else np.zeros(0, np.int64)
+    # rows arrived by the end of each slot
+    arrived = np.searchsorted(row_slot, np.arange(grid_t.shape[0]), side="right")
+    first = max(int(math.ceil(train_fraction * n)), 1)
+    results: list[StepResult | None] = [None] * grid_t.shape[0]
+    units: list[float | None] = [None] * grid_t.shape[0]
+    skip_reasons: collections.Counter[str] = collections.Counter()
+    training_skips: collections.Counter[str] = collections.Counter()
+    detector: Detector | None = None
+    tracker = EventTracker(device, channels, period, settings.anomaly_event_gap)
+    events: list[AnomalyEvent] = []
+    slot_event: dict[int, int] = {}
+    last_attempt = -1
+    trainings = 0
+    threshold = math.nan
+    det_settings = DetectorSettings(shift_after=settings.anomaly_shift_after,
+                                    gap=settings.anomaly_event_gap)
+    for s in range(grid_t.shape[0]):
+        have = int(arrived[s])
+        due = have >= first if last_attempt < 0 else (
+            have - last_attempt >= max(settings.min_new_readings, 1))
+        if due:
+            last_attempt = have
+            lo = max(0, have - settings.max_readings) if settings.max_readings else 0
+            try:
+                model, cal = train_and_calibrate(ts[lo:have], values[lo:have], channels,
+                                                 settings)
+            except SkipTraining as exc:
+                training_skips[exc.reason.value] += 1
+                if progress:
+                    progress(f"training at row {have} skipped: {exc}")
+            else:
+                trainings += 1
+                threshold = cal.threshold
+                predictor = ForecastPredictor(model)
+                if detector is None:
+                    detector = Detector(predictor, cal, det_settings)
+                    for k in range(max(0, s - model.window), s):  # warm up on what is stored
+                        detector.step(float(grid_t[k]), grid[k])
+                else:
+                    detector.swap(predictor, cal)
+                if progress:
+                    progress(f"model {trainings} at row {have}: threshold {cal.threshold:.2f}, "
+                             f"held-out {cal.held_events} events in {cal.held_days:.1f} days")
+        if detector is None:
+            continue
+        res = detector.step(float(grid_t[s]), grid[s])
+        results[s] = res
+        units[s] = unit_score(res.score, detector.threshold)
+        for ev in tracker.update(res):
+            if ev.id is None:
+                ev.id = len(events) + 1
+                events.append(ev)
+        if res.flag and tracker.current is not None:
+            slot_event[s] = int(tracker.current.id or 0)
+    tracker.close()
+    score: list[float | None] = []
+    flag = np.zeros(n, bool)
+    event: list[int | None] = []
+    for i in range(n):
+        s = int(row_slot[i])
+        res = results[s]
+        if res is None:
+            skip_reasons["no_model_yet"] += 1
+        elif res.score is None:
+            skip_reasons[res.reason or "not_scored"] += 1
+        elif np.isnan(values[i]).all():
+            skip_reasons["gap"] += 1
+        score.append(units[s])
+        flag[i] = bool(res is not None and res.flag)
+        event.append(slot_event.get(s) if flag[i] else None)
+    scored = sum(1 for v in score if v is not None)
+    summary = {
+        "rows": n, "scored": scored, "flags": int(flag.sum()), "events": len(events),
+        "level_shifts": sum(1 for e in events if e.kind == "level_shift"),
+        "retrainings": max(trainings - 1, 0), "trainings": trainings,
+        "skips": dict(sorted(skip_reasons.items())),
+        "training_skips": dict(sorted(training_skips.items())),
+        "period_s": period, "threshold": None if math.isnan(threshold) else threshold,
+        "first_training_row": first,
+    }
+    return ReplayOutput(ts, score, flag, event, events, summary)
