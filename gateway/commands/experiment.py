@@ -51,10 +51,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip the reference run where a server averages every peer each round",
     )
+    from gateway.commands import replay
+
+    replay.add_parser(sub)
 
 
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
+
+    if args.study == "replay":
+        from gateway.commands import replay
+
+        return replay.run(args)
 
     from gateway.peer.study import StudyConfig, default_rounds, run_study, with_scenarios
 

@@ -6,9 +6,12 @@ and adds what makes its alarms worth trusting:
 * **Replacement.** A value whose score exceeds the threshold enters the window as its
   prediction, not as read (so do gaps), so one spike is one flag and not one per later
   window that still holds it. The board's LEM scorer does the same (``shared.edge_model``).
-* **Level shifts.** After ``shift_after`` flagged readings in a row the detector accepts the
-  new level: the median residual of the run is added to a per-channel level offset and to
-  the window, so flags stop within a bounded number of readings (one event, not hundreds).
+* **Level shifts.** A run starts at a flag and lasts while flags keep coming (pauses of up to
+  ``shift_after`` readings). Once it has ``shift_after`` readings, at least half of them
+  flagged, and the median of its latest ``shift_after`` residuals is still more than half a
+  threshold off, the detector accepts the new level: that median is added to a per-channel
+  level offset and to the window, so flags stop within a bounded number of readings (one
+  event, not hundreds until the next retraining).
 * **Cycles longer than the window.** Residuals are corrected per phase of the day (``bins``
   phase bins): a summary of a longer history than the window, the mean and spread of the
   residual at this time of day, so a daily rise the window cannot see coming is not flagged
@@ -265,6 +268,7 @@ class Detector:
         self.missing = 0
         self.run: list[np.ndarray] = []
         self.quiet = 0  # unflagged readings since the last flag of the run
+        self.run_flags = 0  # flagged readings in the run
         self._load(self.calibration)
 
     def _load(self, cal: Calibration) -> None:
@@ -288,7 +292,7 @@ class Detector:
 
     def reset(self) -> None:
         self.filled = 0
-        self.run = []
+        self.run, self.run_flags = [], 0
 
     def step(self, t: float, x: np.ndarray) -> StepResult:
         present = ~np.isnan(x)
@@ -320,27 +324,31 @@ class Detector:
         if result.flag:
             self.quiet = 0
             self.run.append(resid)
-            if self.settings.adapt and len(self.run) >= self.settings.shift_after:
-                jump = np.median(np.asarray(self.run), axis=0)
-                moved = np.abs(jump) > self.scale0.min(axis=0)
+            self.run_flags += 1
+        elif self.run:  # the run goes on over pauses; the statistics wait for its end
+            self.quiet += 1
+            self.run.append(resid)
+            if self.quiet > self.settings.shift_after:
+                self.run, self.run_flags = [], 0
+        elif self.settings.adapt:
+            a = self.settings.alpha
+            self.bias[b] = np.where(present, self.bias[b] + a * resid, self.bias[b])
+            var = (1 - a) * self.scale[b] ** 2 + a * resid**2
+            lo, hi = SCALE_BOUNDS
+            new = np.clip(np.sqrt(var), lo * self.scale0[b], hi * self.scale0[b])
+            self.scale[b] = np.where(present, new, self.scale[b])
+        k = self.settings.shift_after
+        if self.settings.adapt and len(self.run) >= k:
+            # sustained: the median of the latest residuals is still half a threshold off
+            jump = np.median(np.asarray(self.run[-k:]), axis=0)
+            moved = np.abs(jump) > 0.5 * self.threshold * self.scale[b]
+            if moved.any():
                 jump = np.where(moved, jump, 0.0)
                 self.level += jump
                 self.win[:-1] += jump  # the window as it would have been at the new level
                 clean = np.where(present, x, pred + jump)
-                self.run = []
+                self.run, self.run_flags = [], 0
                 result.shifted = True
-        elif self.run:  # a run continues over short pauses; the statistics wait for its end
-            self.quiet += 1
-            if self.quiet > self.settings.gap:
-                self.run = []
-        else:
-            if self.settings.adapt:
-                a = self.settings.alpha
-                self.bias[b] = np.where(present, self.bias[b] + a * resid, self.bias[b])
-                var = (1 - a) * self.scale[b] ** 2 + a * resid**2
-                lo, hi = SCALE_BOUNDS
-                new = np.clip(np.sqrt(var), lo * self.scale0[b], hi * self.scale0[b])
-                self.scale[b] = np.where(present, new, self.scale[b])
         self.win[-1] = clean
         return result
 

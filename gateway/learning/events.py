@@ -48,6 +48,8 @@ class EventTracker:
         slot = round(result.t / self.period_s)
         changed: list[AnomalyEvent] = []
         ev = self.current
+        if ev is not None and result.shifted:
+            ev.kind = "level_shift"
         if ev is not None:
             since = slot - ev.last_slot  # flags at most gap + 1 slots apart are one event
             if since > self.gap + 1 or (not result.flag and since >= self.gap + 1):

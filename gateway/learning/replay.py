@@ -23,6 +23,7 @@ import numpy as np
 
 from gateway.config import TrainingSection
 from gateway.learning.anomaly import (
+    DAY_S,
     Calibration,
     Detector,
     DetectorSettings,
@@ -174,3 +175,76 @@ def replay(ts: np.ndarray, values: np.ndarray, channels: list[str],
         "first_training_row": first,
     }
     return ReplayOutput(ts, score, flag, event, events, summary)
+
+
+@dataclass(frozen=True)
+class Injected:
+    values: np.ndarray  # the series with the anomalies added
+    spikes: list[int]  # rows of the injected spikes
+    shift: int | None  # first row of the level shift, if any
+
+
+def inject(values: np.ndarray, *, spikes: int = 0, shift: bool = False, start: int = 0,
+           spike_size: float = 5.0, shift_size: float = 3.0, shift_channel: int = 0,
+           seed: int = 0) -> Injected:
+    """Add ``spikes`` one-reading spikes (``spike_size`` x the channel's std, one random
+    channel each) at evenly spread rows after ``start``, and optionally a level shift
+    (``shift_size`` x std of channel ``shift_channel``: a sensor whose offset changed)
+    from 70 % of the rows after ``start`` on.
+
+    Spikes keep clear of the shift (and of each other) by two days of rows so that every
+    injected anomaly can be told apart.
+    """
+    rng = np.random.default_rng(seed)
+    out = np.array(values, np.float64, copy=True)
+    n, c = out.shape
+    std = np.nanstd(out, axis=0)
+    span = n - start
+    shift_row = start + int(0.7 * span) if shift else None
+    rows: list[int] = []
+    if spikes:
+        edges = np.linspace(start, n, spikes + 2)[1:-1]
+        for e in edges:
+            r = int(e + rng.integers(-3, 4))
+            if shift_row is not None and abs(r - shift_row) < 48:
+                r = shift_row - 48 if r < shift_row else shift_row + 48
+            r = min(max(r, start + 1), n - 2)
+            j = int(rng.integers(0, c))
+            while r < n - 2 and np.isnan(out[r - 1 : r + 2, j]).any():
+                r += 1  # a spike between two readings of its channel, not in a gap
+            if np.isnan(out[r, j]):
+                continue
+            out[r, j] += spike_size * std[j] * (1 if rng.random() < 0.5 else -1)
+            rows.append(r)
+    if shift_row is not None:
+        out[shift_row:, shift_channel] += shift_size * std[shift_channel]
+    return Injected(out, rows, shift_row)
+
+
+def judge_injected(out: ReplayOutput, injected: Injected, shift_channel: str | None,
+                   gap: int = 2) -> dict[str, Any]:
+    """How the replay flagged what was injected: events per spike, and the shift's event.
+
+    A spike is "one event" when exactly one event overlaps its row and the ``gap`` rows
+    after it and that event contains the spike row. For the shift: the events that start
+    within a day of it, the hours from the shift to the end of its first event, and the
+    flags on the shifted channel's events from one day to eight days after the shift.
+    """
+    t = out.t
+    per_spike = []
+    for r in injected.spikes:
+        lo, hi = t[r], t[min(r + gap, t.shape[0] - 1)]
+        hits = [e for e in out.events if e.start <= hi and e.end >= lo]
+        per_spike.append(len(hits) if any(e.start <= t[r] <= e.end for e in hits) else 0)
+    doc: dict[str, Any] = {"spikes": len(injected.spikes), "events_per_spike": per_spike,
+                           "spikes_one_event": sum(1 for k in per_spike if k == 1)}
+    if injected.shift is not None:
+        t0 = t[injected.shift]
+        near = [e for e in out.events if t0 <= e.start <= t0 + DAY_S]
+        later = [e for e in out.events if t0 + DAY_S < e.start <= t0 + 8 * DAY_S
+                 and shift_channel in e.channels]
+        doc.update(shift_row=injected.shift, shift_events=len(near),
+                   shift_event_hours=(near[0].end - t0) / 3600.0 if near else None,
+                   shift_channel=shift_channel,
+                   shift_channel_flags_day1_to_day8=sum(e.flags for e in later))
+    return doc
