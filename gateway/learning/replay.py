@@ -210,8 +210,8 @@ def inject(values: np.ndarray, *, spikes: int = 0, shift: bool = False, start: i
                 r = shift_row - 48 if r < shift_row else shift_row + 48
             r = min(max(r, start + 1), n - 2)
             j = int(rng.integers(0, c))
-            while r < n - 2 and np.isnan(out[r - 1 : r + 2, j]).any():
-                r += 1  # a spike between two readings of its channel, not in a gap
+            while r < n - 3 and np.isnan(out[max(r - 12, 0) : r + 3]).any():
+                r += 1  # a spike amid complete readings (where it can be scored), not in a gap
             if np.isnan(out[r, j]):
                 continue
             out[r, j] += spike_size * std[j] * (1 if rng.random() < 0.5 else -1)

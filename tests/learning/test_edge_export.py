@@ -13,6 +13,7 @@ import pytest
 from learning_streams import sensor_stream
 
 from gateway.config import TrainingSection
+from gateway.learning.anomaly import Calibration, Detector, DetectorSettings, ForecastPredictor
 from gateway.learning.edge_export import EdgeExportError, edge_model_args, edge_model_bytes
 from gateway.learning.forecast import forecast_dataset_of, train_forecast
 from shared import edge_model
@@ -33,7 +34,14 @@ def stretch(model):
     s = sensor_stream(400, seed=5, n_anomalies=4, anomaly_from=0.3, drop_fraction=0.0)
     ds = forecast_dataset_of(model, s.ts, s.values)
     assert ds.x.shape[0] == 400 - W  # no gaps: every reading after the first W is scored
-    return s.values, model.window_scores(ds.x, ds.y)
+    # the gateway's detector without its online adaptation computes what the board does,
+    # flagged values replaced by their predictions included
+    predictor = ForecastPredictor(model)
+    detector = Detector(predictor, Calibration.plain(predictor.residual_scale, model.threshold),
+                        DetectorSettings(adapt=False))
+    scores = [detector.step(float(t), row).score for t, row in zip(s.ts, s.values, strict=True)]
+    assert scores[:W] == [None] * W
+    return s.values, np.asarray(scores[W:], np.float64)
 
 
 def test_layout_byte_by_byte(model) -> None:
