@@ -77,13 +77,14 @@ def run(args: argparse.Namespace) -> int:
     back = np.flatnonzero(np.diff(ts) <= 0)
     if back.shape[0]:
         i = int(back[0]) + 1
-        return _fail(f"{source} line {int(lines[i])}: time {ts[i]!r} is not after the previous "
-                     f"row's {ts[i - 1]!r} (rows must be in time order, one per time)")
+        return _fail(f"{source} line {int(lines[i])}: time {float(ts[i])!r} is not after "
+                     f"the previous row's {float(ts[i - 1])!r} (rows must be in time order, "
+                     "one per time)")
     if ts.shape[0] < 3:
         return _fail(f"{source}: {ts.shape[0]} rows, a replay needs at least 3")
     period = args.period or median_period(ts)
     settings = replace(settings, period_s=period)
-    first = int(math.ceil(args.train_fraction * ts.shape[0]))
+    first = math.ceil(args.train_fraction * ts.shape[0])
     injected = None
     if args.inject_spikes or args.inject_shift:
         injected = inject(values, spikes=args.inject_spikes, shift=args.inject_shift,

@@ -170,8 +170,9 @@ def budget_threshold(scores: np.ndarray, slots: np.ndarray, allowed: int, floor:
 def _windows(grid_t: np.ndarray, grid: np.ndarray, w: int) -> tuple[np.ndarray, ...]:
     ok = ~np.isnan(grid).any(axis=1)
     csum = np.concatenate(([0], np.cumsum(ok, dtype=np.int64)))
-    starts = np.flatnonzero(csum[w + 1 :] - csum[: -w - 1] == w + 1) if ok.shape[0] > w else []
-    starts = np.asarray(starts, np.int64)
+    starts = np.zeros(0, np.int64)
+    if ok.shape[0] > w:
+        starts = np.flatnonzero(csum[w + 1 :] - csum[: -w - 1] == w + 1)
     idx = starts[:, None] + np.arange(w)[None, :]
     return grid[idx], grid[starts + w], grid_t[starts + w]
 
@@ -185,8 +186,8 @@ def _robust_rms(r: np.ndarray, axis: int = 0) -> np.ndarray:
 
 def calibrate(predictor: Predictor, ts: np.ndarray, values: np.ndarray, *,
               false_alarms_per_day: float = 1.0, floor: float = 4.0, held_fraction: float = 0.2,
-              max_fill: int = 2, gap: int = 2, board_scale: np.ndarray | None = None
-              ) -> Calibration:
+              max_fill: int = 2, gap: int = 2, board_scale: np.ndarray | None = None,
+              origin: float | None = None) -> Calibration:
     """Phase bias and scale from the older part of the series, threshold on the newest part.
 
     The newest ``held_fraction`` of the gap-free windows is held out; the threshold is the
@@ -194,13 +195,14 @@ def calibrate(predictor: Predictor, ts: np.ndarray, values: np.ndarray, *,
     of held-out time. ``board_scale`` (the model's own residual scale) gets its own threshold
     for the board's scorer, which has no phase correction. Raises ValueError without windows.
     """
-    grid_t, grid = regularize(ts, values, predictor.period_s, max_fill)
+    start = float(np.nanmin(ts)) if origin is None and len(ts) else (origin or 0.0)
+    grid_t, grid = regularize(ts, values, predictor.period_s, max_fill, start)
     x, y, t = _windows(grid_t, grid, predictor.window)
     n = y.shape[0]
     if n < 8:
         raise ValueError(f"{n} gap-free windows, calibration needs at least 8")
     resid = y - predictor.predict(x, t)
-    n_held = min(max(int(round(n * held_fraction)), 4), n - 4)
+    n_held = min(max(round(n * held_fraction), 4), n - 4)
     fit, held = slice(0, n - n_held), slice(n - n_held, n)
     bins = phase_bins(predictor.period_s, predictor.window)
     phase = phase_of(t, bins)
@@ -220,9 +222,9 @@ def calibrate(predictor: Predictor, ts: np.ndarray, values: np.ndarray, *,
     rel = (resid[held] - bias[phase[held]]) / scale[phase[held]]
     scale = scale * max(float(np.median(_robust_rms(rel))), 1e-3)
     scale = np.maximum(scale, 1e-6)
-    slots = slot_of(t[held], predictor.period_s)
+    slots = slot_of(t[held], predictor.period_s, start)
     days = (float(t[held][-1] - t[held][0]) + predictor.period_s) / DAY_S
-    allowed = int(math.floor(false_alarms_per_day * days))
+    allowed = math.floor(false_alarms_per_day * days)
     scores = np.nanmax(np.abs(resid[held] - bias[phase[held]]) / scale[phase[held]], axis=1)
     threshold = budget_threshold(scores, slots, allowed, floor, gap)
     board = threshold

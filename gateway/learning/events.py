@@ -9,7 +9,7 @@ An event stays open until ``gap`` unflagged readings have followed its last flag
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gateway.learning.anomaly import StepResult
 
@@ -25,7 +25,6 @@ class AnomalyEvent:
     kind: str = "anomaly"  # "anomaly" | "level_shift"
     open: bool = True
     id: int | None = None  # set by whoever stores it
-    last_slot: int = field(default=0, repr=False)
 
     def to_dict(self) -> dict[str, object]:
         return {"id": self.id, "device": self.device, "start": self.start, "end": self.end,
@@ -45,13 +44,12 @@ class EventTracker:
 
     def update(self, result: StepResult) -> list[AnomalyEvent]:
         """Events opened, extended or closed by this reading (the same object while open)."""
-        slot = round(result.t / self.period_s)
         changed: list[AnomalyEvent] = []
         ev = self.current
         if ev is not None and result.shifted:
             ev.kind = "level_shift"
         if ev is not None:
-            since = slot - ev.last_slot  # flags at most gap + 1 slots apart are one event
+            since = round((result.t - ev.end) / self.period_s)  # slots since its last flag
             if since > self.gap + 1 or (not result.flag and since >= self.gap + 1):
                 ev.open = False
                 changed.append(ev)
@@ -60,7 +58,7 @@ class EventTracker:
             names = [self.channels[j] for j in result.channels]
             score = float(result.score or 0.0)
             if ev is None:
-                ev = AnomalyEvent(self.device, result.t, result.t, score, names, last_slot=slot)
+                ev = AnomalyEvent(self.device, result.t, result.t, score, names)
                 self.current = ev
             else:
                 ev.end = result.t
@@ -68,7 +66,6 @@ class EventTracker:
                 ev.channels = sorted(set(ev.channels) | set(names),
                                      key=self.channels.index)
                 ev.flags += 1
-                ev.last_slot = slot
             if result.shifted:
                 ev.kind = "level_shift"
             if not changed or changed[-1] is not ev:

@@ -7,7 +7,8 @@ that spans it: such series never yield enough gap-free windows (``too_few_window
 of their readings are never scored. Here an empty slot is filled by linear interpolation
 between the readings around it when they are at most ``max_fill`` slots apart; longer gaps
 stay gaps (NaN). The grid is anchored at whole multiples of ``period_s`` since the epoch, so
-the same instant always falls into the same slot, on every call and in every process.
+the same instant always falls into the same slot, on every call and in every process
+(or at ``origin`` plus multiples, e.g. the first reading's time, so slots are reading times).
 """
 
 from __future__ import annotations
@@ -15,20 +16,22 @@ from __future__ import annotations
 import numpy as np
 
 
-def slot_of(ts: np.ndarray | float, period_s: float) -> np.ndarray:
-    """Index of the nearest grid slot of each time (the grid is ``k * period_s``)."""
-    return np.rint(np.asarray(ts, np.float64) / period_s).astype(np.int64)
+def slot_of(ts: np.ndarray | float, period_s: float, origin: float = 0.0) -> np.ndarray:
+    """Index of the nearest grid slot of each time (the grid is ``origin + k * period_s``)."""
+    return np.rint((np.asarray(ts, np.float64) - origin) / period_s).astype(np.int64)
 
 
 def regularize(
-    ts: np.ndarray, values: np.ndarray, period_s: float, max_fill: int = 2
+    ts: np.ndarray, values: np.ndarray, period_s: float, max_fill: int = 2,
+    origin: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(slot times [S], values [S, C]): mean of the readings per slot, short gaps interpolated.
 
     ``ts`` need not be sorted; non-finite times are dropped; NaN values are missing values.
     A slot that no reading falls into is interpolated per channel from the nearest filled
     slots on both sides when they are at most ``max_fill + 1`` slots apart (``max_fill``
-    empty slots between them); otherwise it stays NaN.
+    empty slots between them); otherwise it stays NaN. The grid is ``origin + k * period_s``:
+    a series replayed or scored in pieces keeps one origin so its slots line up.
     """
     if not period_s > 0:
         raise ValueError(f"period_s must be > 0, got {period_s!r}")
@@ -43,7 +46,7 @@ def regularize(
     channels = values.shape[1] if values.ndim == 2 else 0
     if ts.shape[0] == 0:
         return np.zeros(0), np.zeros((0, channels))
-    slot = slot_of(ts, period_s)
+    slot = slot_of(ts, period_s, origin)
     first = int(slot.min())
     rel = slot - first
     n_slots = int(rel.max()) + 1
@@ -56,7 +59,7 @@ def regularize(
         out[filled, c] = total[filled] / count[filled]
         if max_fill and filled.any():
             _fill_short_gaps(out[:, c], filled, max_fill)
-    return (first + np.arange(n_slots)) * period_s, out
+    return origin + (first + np.arange(n_slots)) * period_s, out
 
 
 def _fill_short_gaps(col: np.ndarray, filled: np.ndarray, max_fill: int) -> None:

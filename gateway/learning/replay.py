@@ -58,12 +58,13 @@ def median_period(ts: np.ndarray) -> float:
 
 
 def train_and_calibrate(ts: np.ndarray, values: np.ndarray, channels: list[str],
-                        settings: TrainingSection) -> tuple[Any, Calibration]:
+                        settings: TrainingSection, origin: float = 0.0
+                        ) -> tuple[Any, Calibration]:
     """What the scheduler does per attempt: train on the regular grid, then calibrate.
 
     Raises ``SkipTraining`` (with its reason) when the data cannot train a model.
     """
-    grid_t, grid = regularize(ts, values, settings.period_s, settings.anomaly_max_fill)
+    grid_t, grid = regularize(ts, values, settings.period_s, settings.anomaly_max_fill, origin)
     model = train_forecast(grid_t, grid, channels, settings)
     predictor = ForecastPredictor(model)
     try:
@@ -92,11 +93,13 @@ def replay(ts: np.ndarray, values: np.ndarray, channels: list[str],
     values = np.asarray(values, np.float64).reshape(ts.shape[0], len(channels))
     n = ts.shape[0]
     period = settings.period_s
-    grid_t, grid = regularize(ts, values, period, settings.anomaly_max_fill)
-    row_slot = slot_of(ts, period) - slot_of(grid_t[0], period) if n else np.zeros(0, np.int64)
+    origin = float(ts[0]) if n else 0.0  # slots at reading times: events at reading times
+    grid_t, grid = regularize(ts, values, period, settings.anomaly_max_fill, origin)
+    row_slot = (slot_of(ts, period, origin) - slot_of(grid_t[0], period, origin) if n
+                else np.zeros(0, np.int64))
     # rows arrived by the end of each slot
     arrived = np.searchsorted(row_slot, np.arange(grid_t.shape[0]), side="right")
-    first = max(int(math.ceil(train_fraction * n)), 1)
+    first = max(math.ceil(train_fraction * n), 1)
     results: list[StepResult | None] = [None] * grid_t.shape[0]
     units: list[float | None] = [None] * grid_t.shape[0]
     skip_reasons: collections.Counter[str] = collections.Counter()
@@ -111,58 +114,58 @@ def replay(ts: np.ndarray, values: np.ndarray, channels: list[str],
     det_settings = DetectorSettings(shift_after=settings.anomaly_shift_after,
                                     gap=settings.anomaly_event_gap)
     for s in range(grid_t.shape[0]):
+        if detector is not None:
+            res = detector.step(float(grid_t[s]), grid[s])
+            results[s] = res
+            units[s] = unit_score(res.score, detector.threshold)
+            for ev in tracker.update(res):
+                if ev.id is None:
+                    ev.id = len(events) + 1
+                    events.append(ev)
+            if res.flag and tracker.current is not None:
+                slot_event[s] = int(tracker.current.id or 0)
+        # the rows of this slot are stored; the scheduler then looks at what has arrived
         have = int(arrived[s])
         due = have >= first if last_attempt < 0 else (
             have - last_attempt >= max(settings.min_new_readings, 1))
-        if due:
-            last_attempt = have
-            lo = max(0, have - settings.max_readings) if settings.max_readings else 0
-            try:
-                model, cal = train_and_calibrate(ts[lo:have], values[lo:have], channels,
-                                                 settings)
-            except SkipTraining as exc:
-                training_skips[exc.reason.value] += 1
-                if progress:
-                    progress(f"training at row {have} skipped: {exc}")
-            else:
-                trainings += 1
-                threshold = cal.threshold
-                predictor = ForecastPredictor(model)
-                if detector is None:
-                    detector = Detector(predictor, cal, det_settings)
-                    for k in range(max(0, s - model.window), s):  # warm up on what is stored
-                        detector.step(float(grid_t[k]), grid[k])
-                else:
-                    detector.swap(predictor, cal)
-                if progress:
-                    progress(f"model {trainings} at row {have}: threshold {cal.threshold:.2f}, "
-                             f"held-out {cal.held_events} events in {cal.held_days:.1f} days")
-        if detector is None:
+        if not due:
             continue
-        res = detector.step(float(grid_t[s]), grid[s])
-        results[s] = res
-        units[s] = unit_score(res.score, detector.threshold)
-        for ev in tracker.update(res):
-            if ev.id is None:
-                ev.id = len(events) + 1
-                events.append(ev)
-        if res.flag and tracker.current is not None:
-            slot_event[s] = int(tracker.current.id or 0)
+        last_attempt = have
+        lo = max(0, have - settings.max_readings) if settings.max_readings else 0
+        try:
+            model, cal = train_and_calibrate(ts[lo:have], values[lo:have], channels, settings,
+                                             origin)
+        except SkipTraining as exc:
+            training_skips[exc.reason.value] += 1
+            if progress:
+                progress(f"training at row {have} skipped: {exc}")
+            continue
+        trainings += 1
+        threshold = cal.threshold
+        predictor = ForecastPredictor(model)
+        if detector is None:
+            detector = Detector(predictor, cal, det_settings)
+            for k in range(max(0, s + 1 - model.window), s + 1):  # warm up on what is stored
+                detector.step(float(grid_t[k]), grid[k])
+        else:
+            detector.swap(predictor, cal)
+        if progress:
+            progress(f"model {trainings} at row {have}: threshold {cal.threshold:.2f}, "
+                     f"held-out {cal.held_events} events in {cal.held_days:.1f} days")
     tracker.close()
     score: list[float | None] = []
     flag = np.zeros(n, bool)
     event: list[int | None] = []
     for i in range(n):
         s = int(row_slot[i])
-        res = results[s]
-        if res is None:
+        row_res = results[s]
+        empty = bool(np.isnan(values[i]).all())  # a row without values is not scored
+        if row_res is None:
             skip_reasons["no_model_yet"] += 1
-        elif res.score is None:
-            skip_reasons[res.reason or "not_scored"] += 1
-        elif np.isnan(values[i]).all():
-            skip_reasons["gap"] += 1
-        score.append(units[s])
-        flag[i] = bool(res is not None and res.flag)
+        elif row_res.score is None or empty:
+            skip_reasons["gap" if empty else (row_res.reason or "not_scored")] += 1
+        score.append(None if empty else units[s])
+        flag[i] = bool(row_res is not None and row_res.flag and not empty)
         event.append(slot_event.get(s) if flag[i] else None)
     scored = sum(1 for v in score if v is not None)
     summary = {

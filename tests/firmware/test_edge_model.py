@@ -140,4 +140,5 @@ def test_a_gap_enters_the_window_as_the_prediction() -> None:
     model = parse_model(persistence_bytes())
     for row in ([20.0], [20.0], [20.0], [None]):
         model.score(row)
-    assert model.score([20.0]) == pytest.approx(0.0, abs=1e-6)  # not |20 - 10| / 0.2 = 50 (the mean entered for the gap)
+    # not |20 - 10| / 0.2 = 50, as when the gap entered as the channel mean
+    assert model.score([20.0]) == pytest.approx(0.0, abs=1e-6)

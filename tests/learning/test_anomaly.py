@@ -4,6 +4,7 @@ threshold, irregular series that train, and the detector over any ``Predictor``.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ PERIOD = 600.0  # ten-minute readings: a day is 144 slots, longer than the windo
 class Persistence:
     """The simplest ``Predictor``: next reading = last reading (not the MLP)."""
 
-    channels = ["a", "b"]
+    channels: ClassVar[list[str]] = ["a", "b"]
     window = 4
     period_s = PERIOD
 
