@@ -3,7 +3,10 @@
 The public surface is re-exported here; modules: ``mlp`` (the trainer and the weights
 exchange format), ``dataset`` (series -> windows), ``forecast`` (the default task and its
 anomaly score), ``metrics``, ``tflite_export``, ``edge_export`` (the boards' model),
-``registry`` (model versions in SQLite), ``scheduler`` (background training).
+``registry`` (model versions in SQLite), ``scheduler`` (background training),
+``anomaly`` (the streaming detector over any ``Predictor``), ``events`` (flags into anomaly
+events), ``regular`` (irregular readings onto the grid), ``replay`` and ``csvseries``
+(``experiment replay``).
 """
 
 from gateway.learning.dataset import (

@@ -360,3 +360,23 @@ def unit_score(score: float | None, threshold: float) -> float | None:
     if score is None:
         return None
     return float(score / (score + threshold)) if score + threshold > 0 else 0.0
+
+
+def calibrated_metadata(model: Any, ts: np.ndarray, values: np.ndarray, settings: Any
+                        ) -> dict[str, Any]:
+    """A trained forecaster's registry metadata with the detector's calibration on its own
+    training series: ``detector`` (for the gateway) and ``threshold`` (for the board's LEM
+    scorer), both set to the false-alarm budget. Too little data keeps the model's own."""
+    meta: dict[str, Any] = model.metadata()
+    predictor = ForecastPredictor(model)
+    try:
+        cal = calibrate(predictor, ts, values,
+                        false_alarms_per_day=settings.anomaly_false_alarms_per_day,
+                        floor=settings.anomaly_min_threshold,
+                        held_fraction=settings.test_fraction, max_fill=settings.anomaly_max_fill,
+                        gap=settings.anomaly_event_gap, board_scale=predictor.residual_scale)
+    except ValueError:
+        return meta
+    meta["threshold"] = cal.board_threshold
+    meta["detector"] = cal.to_dict()
+    return meta

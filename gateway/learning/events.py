@@ -48,6 +48,7 @@ class EventTracker:
         ev = self.current
         if ev is not None and result.shifted:
             ev.kind = "level_shift"
+            changed.append(ev)
         if ev is not None:
             since = round((result.t - ev.end) / self.period_s)  # slots since its last flag
             if since > self.gap + 1 or (not result.flag and since >= self.gap + 1):
@@ -68,7 +69,7 @@ class EventTracker:
                 ev.flags += 1
             if result.shifted:
                 ev.kind = "level_shift"
-            if not changed or changed[-1] is not ev:
+            if ev not in changed:
                 changed.append(ev)
         return changed
 

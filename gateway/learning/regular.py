@@ -71,3 +71,15 @@ def _fill_short_gaps(col: np.ndarray, filled: np.ndarray, max_fill: int) -> None
     for a, b in zip(left[short].tolist(), right[short].tolist(), strict=True):
         frac = np.arange(1, b - a) / (b - a)
         col[a + 1 : b] = col[a] + frac * (col[b] - col[a])
+
+
+def regular_series(ts: np.ndarray, values: np.ndarray, period_s: float, max_fill: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``regularize`` from the first reading's time, for training; data whose shapes do not
+    agree is passed through untouched so that the dataset names the defect (bad_shape)."""
+    ts = np.asarray(ts, np.float64)
+    values = np.asarray(values, np.float64)
+    if (ts.ndim != 1 or values.ndim != 2 or values.shape[0] != ts.shape[0]
+            or not np.isfinite(ts).any() or values.shape[1] == 0):
+        return ts, values
+    return regularize(ts, values, period_s, max_fill, float(np.nanmin(ts[np.isfinite(ts)])))

@@ -29,10 +29,10 @@ from gateway.learning.anomaly import (
     DetectorSettings,
     ForecastPredictor,
     StepResult,
-    calibrate,
+    calibrated_metadata,
     unit_score,
 )
-from gateway.learning.dataset import SkipTraining
+from gateway.learning.dataset import SkipReason, SkipTraining
 from gateway.learning.events import AnomalyEvent, EventTracker
 from gateway.learning.forecast import train_forecast
 from gateway.learning.regular import regularize, slot_of
@@ -66,19 +66,11 @@ def train_and_calibrate(ts: np.ndarray, values: np.ndarray, channels: list[str],
     """
     grid_t, grid = regularize(ts, values, settings.period_s, settings.anomaly_max_fill, origin)
     model = train_forecast(grid_t, grid, channels, settings)
-    predictor = ForecastPredictor(model)
-    try:
-        cal = calibrate(predictor, grid_t, grid,
-                        false_alarms_per_day=settings.anomaly_false_alarms_per_day,
-                        floor=settings.anomaly_min_threshold,
-                        held_fraction=settings.test_fraction,
-                        max_fill=settings.anomaly_max_fill, gap=settings.anomaly_event_gap,
-                        board_scale=predictor.residual_scale)
-    except ValueError as exc:
-        from gateway.learning.dataset import SkipReason
-
-        raise SkipTraining(SkipReason.TOO_FEW_WINDOWS, str(exc)) from exc
-    return model, cal
+    meta = calibrated_metadata(model, grid_t, grid, settings)
+    if "detector" not in meta:
+        raise SkipTraining(SkipReason.TOO_FEW_WINDOWS, "too few windows to calibrate the "
+                           "detector's threshold")
+    return model, Calibration.from_dict(meta["detector"])
 
 
 def replay(ts: np.ndarray, values: np.ndarray, channels: list[str],
