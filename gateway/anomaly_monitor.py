@@ -94,7 +94,10 @@ class AnomalyMonitor:
             for info in store.devices():
                 if self._stop.is_set():
                     break
-                latest = registry.latest(info.id, "forecast")
+                # the version served and pushed (the promoted one where versions can be
+                # rejected), else the newest
+                current = getattr(registry, "current", None)
+                latest = current(info.id) if current else registry.latest(info.id, "forecast")
                 if latest is None:
                     continue
                 try:

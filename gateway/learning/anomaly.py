@@ -20,7 +20,8 @@ and adds what makes its alarms worth trusting:
   residuals (exponential averages, bounded to a factor of the calibrated scale).
 * **A calibrated threshold.** ``calibrate`` picks the lowest threshold (not below a floor) at
   which the held-out part of the training series raises at most
-  ``anomaly_false_alarms_per_day`` events per day, instead of a fixed quantile of scores.
+  ``anomaly_false_alarms_per_day`` events per day, instead of a fixed quantile of scores
+  (extrapolated from the bulk of the scores when the held-out span is too short to count).
 
 score = max over present channels |x - pred - bias[phase]| / scale[phase], raw units.
 """
@@ -39,6 +40,7 @@ DAY_S = 86400.0
 MAX_BINS = 48  # phase bins per day: half-hourly at most (each needs readings to learn from)
 SHRINK = 20.0  # a phase bin's statistics count as this many readings of the global ones
 SCALE_BOUNDS = (0.5, 4.0)  # online scale stays within these factors of the calibrated one
+MIN_COUNTED_EVENTS = 10  # a held-out span allowing fewer events extrapolates the tail instead
 
 
 class Predictor(Protocol):
@@ -80,7 +82,9 @@ class ForecastPredictor:
     def predict(self, windows: np.ndarray, times: np.ndarray) -> np.ndarray:
         n, w, c = windows.shape
         z = self.model.scaler.transform(windows.reshape(n * w, c)).reshape(n, w * c)
-        return np.asarray(self.model.scaler.inverse(self.model.predict_std(z)), np.float64)
+        step1 = getattr(self.model, "predict_next_std", None)  # forecasters with a horizon
+        pred = step1(z, times) if step1 is not None else self.model.predict_std(z)
+        return np.asarray(self.model.scaler.inverse(pred), np.float64)
 
     @property
     def residual_scale(self) -> np.ndarray:
@@ -167,6 +171,21 @@ def budget_threshold(scores: np.ndarray, slots: np.ndarray, allowed: int, floor:
     return float(candidates[lo])
 
 
+def tail_threshold(scores: np.ndarray, per_reading: float, floor: float) -> float:
+    """The threshold whose exceedance rate per reading is ``per_reading``, extrapolated
+    from the bulk of the scores: an exponential tail above their 90th percentile, its scale
+    from the median excess. The extremes (real anomalies among the held-out readings) barely
+    move it, which is why it serves when the held-out span is too short to count events."""
+    s = scores[np.isfinite(scores)]
+    if s.shape[0] < 20 or not per_reading > 0:
+        return float(floor)
+    x0 = float(np.quantile(s, 0.9))
+    excess = s[s > x0] - x0
+    beta = float(np.median(excess)) / math.log(2) if excess.shape[0] else 0.0
+    th = x0 + beta * math.log(0.1 / per_reading) if per_reading < 0.1 else x0
+    return float(max(floor, th))
+
+
 def _windows(grid_t: np.ndarray, grid: np.ndarray, w: int) -> tuple[np.ndarray, ...]:
     ok = ~np.isnan(grid).any(axis=1)
     csum = np.concatenate(([0], np.cumsum(ok, dtype=np.int64)))
@@ -192,8 +211,11 @@ def calibrate(predictor: Predictor, ts: np.ndarray, values: np.ndarray, *,
 
     The newest ``held_fraction`` of the gap-free windows is held out; the threshold is the
     lowest (>= ``floor``) at which it raises at most ``false_alarms_per_day`` events per day
-    of held-out time. ``board_scale`` (the model's own residual scale) gets its own threshold
-    for the board's scorer, which has no phase correction. Raises ValueError without windows.
+    of held-out time. When that span allows fewer than ``MIN_COUNTED_EVENTS`` events (less
+    than ten days at one a day), counting cannot tell a budget from the real anomalies in it:
+    the threshold is then extrapolated from the bulk of the scores (``tail_threshold``).
+    ``board_scale`` (the model's own residual scale) gets its own threshold for the board's
+    scorer, which has no phase correction. Raises ValueError without windows.
     """
     start = float(np.nanmin(ts)) if origin is None and len(ts) else (origin or 0.0)
     grid_t, grid = regularize(ts, values, predictor.period_s, max_fill, start)
@@ -224,13 +246,20 @@ def calibrate(predictor: Predictor, ts: np.ndarray, values: np.ndarray, *,
     scale = np.maximum(scale, 1e-6)
     slots = slot_of(t[held], predictor.period_s, start)
     days = (float(t[held][-1] - t[held][0]) + predictor.period_s) / DAY_S
-    allowed = math.floor(false_alarms_per_day * days)
+    budget = false_alarms_per_day * days
+    per_reading = false_alarms_per_day * predictor.period_s / DAY_S
+
+    def pick(s: np.ndarray) -> float:
+        if budget < MIN_COUNTED_EVENTS:  # too short a span to count on: extrapolate
+            return tail_threshold(s, per_reading, floor)
+        return budget_threshold(s, slots, math.floor(budget), floor, gap)
+
     scores = np.nanmax(np.abs(resid[held] - bias[phase[held]]) / scale[phase[held]], axis=1)
-    threshold = budget_threshold(scores, slots, allowed, floor, gap)
+    threshold = pick(scores)
     board = threshold
     if board_scale is not None:
-        plain = np.nanmax(np.abs(resid[held]) / np.asarray(board_scale, np.float64), axis=1)
-        board = budget_threshold(plain, slots, allowed, floor, gap)
+        board = pick(np.nanmax(np.abs(resid[held]) / np.asarray(board_scale, np.float64),
+                               axis=1))
     return Calibration(threshold=threshold, bias=bias, scale=scale, bins=bins,
                        board_threshold=board, held_days=days,
                        held_events=count_events(scores > threshold, slots, gap))

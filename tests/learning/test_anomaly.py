@@ -167,3 +167,21 @@ def test_detector_config_keys_are_validated(key: str, value: object, match: str)
     with pytest.raises(ConfigError, match=match):
         config_from_dict({"training": {key: value}}, env={})
     assert replace(TrainingSection()).anomaly_false_alarms_per_day == 1.0
+
+
+def test_a_short_held_out_span_with_real_anomalies_still_flags_them() -> None:
+    # ten readings a second: the held-out part is minutes long, and 1 % of it are spikes
+    rng = np.random.default_rng(4)
+    n = 3000
+    ts = 1.7e9 + np.arange(n) * 0.1
+    values = np.stack([20 + np.sin(np.arange(n) / 30), 50 + 0 * ts], axis=1)
+    values = values + rng.normal(0, 0.05, values.shape)
+    spikes = rng.choice(np.arange(20, n), 30, replace=False)
+    values[spikes, 0] += 3.0
+
+    class Fast(Persistence):
+        period_s = 0.1
+
+    cal = calibrate(Fast(), ts, values, false_alarms_per_day=1.0, floor=4.0)
+    assert cal.held_days < 0.01
+    assert 4.0 <= cal.threshold < 10.0  # the spikes (scores about 40) stay above it
