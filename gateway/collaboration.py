@@ -48,20 +48,24 @@ def _lower_priority(increment: int) -> None:
 def _train_devices(series: list[tuple[str, np.ndarray, np.ndarray, list[str]]],
                    settings: Any, start: dict[str, np.ndarray]) -> dict[str, Any]:
     """Worker process: continue ``start`` on each device's series in turn."""
+    from gateway.learning.anomaly import calibrated_metadata
     from gateway.learning.dataset import SkipTraining
     from gateway.learning.forecast import train_forecast
+    from gateway.learning.regular import regular_series
 
     weights = start
     models = []
     skipped = {}
     for device, ts, values, channels in series:
+        ts, values = regular_series(ts, values, settings.period_s, settings.anomaly_max_fill)
         try:
             model = train_forecast(ts, values, channels, settings, start_weights=weights)
         except SkipTraining as exc:
             skipped[device] = exc.detail
             continue
         weights = model.weights
-        models.append((device, model.metadata(), model.weights))
+        # the detector's threshold, calibrated to the false-alarm budget, for gateway and board
+        models.append((device, calibrated_metadata(model, ts, values, settings), model.weights))
     return {"weights": weights, "models": models, "skipped": skipped}
 
 

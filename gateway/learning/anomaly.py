@@ -41,6 +41,7 @@ MAX_BINS = 48  # phase bins per day: half-hourly at most (each needs readings to
 SHRINK = 20.0  # a phase bin's statistics count as this many readings of the global ones
 SCALE_BOUNDS = (0.5, 4.0)  # online scale stays within these factors of the calibrated one
 MIN_COUNTED_EVENTS = 10  # a held-out span allowing fewer events extrapolates the tail instead
+GAP_RATIO = 2.0  # extremes this far above the rest are anomalies, not the normal tail
 
 
 class Predictor(Protocol):
@@ -186,6 +187,23 @@ def tail_threshold(scores: np.ndarray, per_reading: float, floor: float) -> floa
     return float(max(floor, th))
 
 
+def gap_threshold(scores: np.ndarray, low: float) -> float:
+    """Above ``low``: the middle (geometric) of the widest gap, by ratio, between the sorted
+    scores over ``low`` (``low`` itself counting as the lowest), when that gap is at least
+    ``GAP_RATIO``; else ``low``. What lies below the gap (rare but recurring shapes, such as
+    the edges of a cycle longer than the window) is taken as normal; the cluster above it
+    as the anomalies the held-out span happens to hold."""
+    top = np.sort(scores[np.isfinite(scores) & (scores > low)])
+    if top.shape[0] == 0 or not low > 0:
+        return float(low)
+    vals = np.concatenate(([low], top))
+    ratios = vals[1:] / vals[:-1]
+    k = int(np.argmax(ratios))
+    if ratios[k] < GAP_RATIO:
+        return float(low)
+    return float(math.sqrt(vals[k] * vals[k + 1]))
+
+
 def _windows(grid_t: np.ndarray, grid: np.ndarray, w: int) -> tuple[np.ndarray, ...]:
     ok = ~np.isnan(grid).any(axis=1)
     csum = np.concatenate(([0], np.cumsum(ok, dtype=np.int64)))
@@ -213,7 +231,8 @@ def calibrate(predictor: Predictor, ts: np.ndarray, values: np.ndarray, *,
     lowest (>= ``floor``) at which it raises at most ``false_alarms_per_day`` events per day
     of held-out time. When that span allows fewer than ``MIN_COUNTED_EVENTS`` events (less
     than ten days at one a day), counting cannot tell a budget from the real anomalies in it:
-    the threshold is then extrapolated from the bulk of the scores (``tail_threshold``).
+    the threshold is then extrapolated from the bulk of the scores (``tail_threshold``) and
+    raised into a clear gap above it if the scores have one (``gap_threshold``).
     ``board_scale`` (the model's own residual scale) gets its own threshold for the board's
     scorer, which has no phase correction. Raises ValueError without windows.
     """
@@ -251,7 +270,7 @@ def calibrate(predictor: Predictor, ts: np.ndarray, values: np.ndarray, *,
 
     def pick(s: np.ndarray) -> float:
         if budget < MIN_COUNTED_EVENTS:  # too short a span to count on: extrapolate
-            return tail_threshold(s, per_reading, floor)
+            return gap_threshold(s, tail_threshold(s, per_reading, floor))
         return budget_threshold(s, slots, math.floor(budget), floor, gap)
 
     scores = np.nanmax(np.abs(resid[held] - bias[phase[held]]) / scale[phase[held]], axis=1)

@@ -185,3 +185,15 @@ def test_a_short_held_out_span_with_real_anomalies_still_flags_them() -> None:
     cal = calibrate(Fast(), ts, values, false_alarms_per_day=1.0, floor=4.0)
     assert cal.held_days < 0.01
     assert 4.0 <= cal.threshold < 10.0  # the spikes (scores about 40) stay above it
+
+
+def test_gap_threshold_splits_recurring_shapes_from_outliers() -> None:
+    from gateway.learning.anomaly import gap_threshold
+
+    rng = np.random.default_rng(0)
+    bulk = np.abs(rng.normal(0, 1, 5000))
+    edges = rng.uniform(6, 10, 40)  # a cycle's edges: rare, recurring, moderate
+    spikes = rng.uniform(60, 250, 50)  # injected anomalies: far above everything else
+    th = gap_threshold(np.concatenate([bulk, edges, spikes]), 5.0)
+    assert 10 < th < 60
+    assert gap_threshold(np.concatenate([bulk, rng.uniform(5, 7, 30)]), 5.0) == 5.0
