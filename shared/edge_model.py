@@ -19,7 +19,9 @@ flagged when score > threshold. A channel value whose own score exceeds the
 threshold enters the window as its prediction, not as read, so the windows
 after a spike do not hold it (one spike, one flag). A missing value (None) is
 left out of the score and enters the window as its prediction (as the channel
-mean, 0 standardized, while the window is still filling).
+mean, 0 standardized, while the window is still filling). When a third reading
+in a row has a replaced value (``MAX_REPLACED``), the run is taken as the signal
+(a turn, a new level): the window takes those readings as they were read.
 """
 
 import struct
@@ -35,6 +37,7 @@ ACTIVATIONS = ("linear", "relu", "tanh")
 MAX_MODEL_BYTES = 65536
 MAX_LAYERS = 8
 MAX_WIDTH = 256
+MAX_REPLACED = 2  # readings in a row replaced by predictions before a run is taken as read
 
 
 def _floats(name, xs, n):
@@ -128,10 +131,13 @@ class Model:
         self.layers = layers  # [(n_in, n_out, act, weights array, bias array, out array)]
         self.crc = crc
         self.x = array("f", [0.0] * (window * channels))  # standardized window
+        self.raw = array("f", [0.0] * (window * channels))  # the same, as read
         self.filled = 0
+        self.run = 0  # consecutive readings with a replaced value
 
     def reset(self):
         self.filled = 0
+        self.run = 0
 
     def _forward(self):
         src = self.x
@@ -169,22 +175,40 @@ class Model:
                 if result is None or s > result:
                     result = s
         x = self.x
+        raw = self.raw
         n = len(x)
         for i in range(n - c):
             x[i] = x[i + c]
+            raw[i] = raw[i + c]
         th = self.threshold
+        replaced = False
         for j in range(c):
             v = values[j]
             if v is None:
                 # a gap enters as the prediction (the channel mean before the window is full)
                 z = pred[j] if full else 0.0
+                r = z
             else:
                 z = (v - self.mean[j]) / self.std[j]
+                r = z
                 if full and abs(z - pred[j]) / self.resid[j] > th:
                     # a flagged value is replaced by its prediction, so one spike is
                     # one alarm and not one per later window that still holds it
                     z = pred[j]
+                    replaced = True
             x[n - c + j] = z
+            raw[n - c + j] = r
+        if replaced:
+            self.run += 1
+            if self.run > MAX_REPLACED:
+                # a deviation that lasts is the signal (a turn, a new level): the window
+                # takes the readings of the run as they were read, and flags stop
+                k = n - c * min(self.run, self.window)
+                for i in range(k, n):
+                    x[i] = raw[i]
+                self.run = 0
+        else:
+            self.run = 0
         if self.filled < self.window:
             self.filled += 1
         return result

@@ -5,7 +5,9 @@ and adds what makes its alarms worth trusting:
 
 * **Replacement.** A value whose score exceeds the threshold enters the window as its
   prediction, not as read (so do gaps), so one spike is one flag and not one per later
-  window that still holds it. The board's LEM scorer does the same (``shared.edge_model``).
+  window that still holds it. A run longer than ``MAX_REPLACED`` readings is the signal
+  (a turn, a new level): the window then takes the run as read. The board's LEM scorer
+  does the same (``shared.edge_model``).
 * **Level shifts.** A run starts at a flag and lasts while flags keep coming (pauses of up to
   ``shift_after`` readings). Once it has ``shift_after`` readings, at least half of them
   flagged, and the median of its latest ``shift_after`` residuals is still more than half a
@@ -39,6 +41,7 @@ from gateway.learning.regular import regularize, slot_of
 DAY_S = 86400.0
 MAX_BINS = 48  # phase bins per day: half-hourly at most (each needs readings to learn from)
 SHRINK = 20.0  # a phase bin's statistics count as this many readings of the global ones
+MAX_REPLACED = 2  # as shared.edge_model: readings in a row replaced before a run is taken as read
 SCALE_BOUNDS = (0.5, 4.0)  # online scale stays within these factors of the calibrated one
 MIN_COUNTED_EVENTS = 10  # a held-out span allowing fewer events extrapolates the tail instead
 GAP_RATIO = 2.0  # extremes this far above the rest are anomalies, not the normal tail
@@ -313,6 +316,8 @@ class Detector:
     def __post_init__(self) -> None:
         c = len(self.predictor.channels)
         self.win = np.zeros((self.predictor.window, c))
+        self.raw = np.zeros_like(self.win)  # the window as read (gaps as predicted)
+        self.replaced = 0  # readings in a row with a replaced value
         self.filled = 0
         self.level = np.zeros(c)
         self.missing = 0
@@ -342,6 +347,7 @@ class Detector:
 
     def reset(self) -> None:
         self.filled = 0
+        self.replaced = 0
         self.run, self.run_flags = [], 0
 
     def step(self, t: float, x: np.ndarray) -> StepResult:
@@ -352,12 +358,15 @@ class Detector:
                 return StepResult(t, None, reason="warming")  # the first windows hold no gap
             self.win[:-1] = self.win[1:]
             self.win[-1] = x
+            self.raw[:] = self.win
             self.filled += 1
             return StepResult(t, None, reason="warming")
         b = int(phase_of(np.asarray([t]), self.calibration.bins)[0])
         pred = self.predictor.predict((self.win - self.level)[None], np.asarray([t]))[0]
         pred = pred + self.level + self.bias[b]
         self.win[:-1] = self.win[1:]
+        self.raw[:-1] = self.raw[1:]
+        self.raw[-1] = np.where(present, x, pred)
         if not present.any():
             self.win[-1] = pred
             self.missing += 1
@@ -398,8 +407,27 @@ class Detector:
                 self.win[:-1] += jump  # the window as it would have been at the new level
                 clean = np.where(present, x, pred + jump)
                 self.run, self.run_flags = [], 0
+                self.replaced = -1  # the window is at the new level: nothing to restore
                 result.shifted = True
         self.win[-1] = clean
+        self.replaced = self.replaced + 1 if (result.flag and not result.shifted) else 0
+        if self.replaced > MAX_REPLACED:
+            # a deviation that lasts is the signal (a turn, a new level): the window takes
+            # the readings of the run as read (as the board's scorer does) ...
+            k = min(self.replaced, w)
+            self.win[-k:] = self.raw[-k:]
+            self.replaced = 0
+            if self.settings.adapt and len(self.run) >= k:
+                # ... and, adapting, the level offset moves by the run's median residual,
+                # so that a forecaster of absolute levels predicts at the new level
+                jump = np.median(np.asarray(self.run[-k:]), axis=0)
+                moved = np.abs(jump) > 0.5 * self.threshold * self.scale[b]
+                if moved.any():
+                    jump = np.where(moved, jump, 0.0)
+                    self.level += jump
+                    self.win[:-k] += jump
+                    self.run, self.run_flags = [], 0
+                    result.shifted = True
         return result
 
 

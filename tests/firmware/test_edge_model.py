@@ -142,3 +142,28 @@ def test_a_gap_enters_the_window_as_the_prediction() -> None:
         model.score(row)
     # not |20 - 10| / 0.2 = 50, as when the gap entered as the channel mean
     assert model.score([20.0]) == pytest.approx(0.0, abs=1e-6)
+
+
+# A level shift on a persistence model: after MAX_REPLACED replaced readings the run is
+# taken as read, so the flags stop instead of lasting as long as the new level.
+SHIFT_ROWS = [[20.0], [20.1], [19.9], [20.0]] + [[30.0 + 0.1 * (i % 2)] for i in range(12)]
+
+
+def test_a_level_shift_stops_flagging_after_max_replaced_readings() -> None:
+    from shared.edge_model import MAX_REPLACED
+
+    model = parse_model(persistence_bytes())
+    flags = [i for i, r in enumerate(SHIFT_ROWS) if model.flagged(model.score(r))]
+    assert flags == list(range(4, 4 + MAX_REPLACED + 1))
+
+
+def test_level_shift_under_micropython(tmp_path: Path) -> None:
+    (tmp_path / "model.bin").write_bytes(persistence_bytes())
+    script = tmp_path / "shift.py"
+    script.write_text(
+        "import json\nfrom shared.edge_model import parse_model\n"
+        f"m = parse_model(open('{tmp_path}/model.bin', 'rb').read())\n"
+        f"print(json.dumps([i for i, r in enumerate({SHIFT_ROWS!r}) if m.flagged(m.score(r))]))\n")
+    done = micropython_host.run(script)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert json.loads(done.stdout) == [4, 5, 6]
