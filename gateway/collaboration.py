@@ -56,13 +56,19 @@ def _train_devices(series: list[tuple[str, np.ndarray, np.ndarray, list[str]]],
                    = None) -> dict[str, Any]:
     """Worker process: one shared training run on every device's windows, then per device
     the better of the shared weights and a short fine-tune, judged by the promotion guard
-    against persistence and the device's current version (``current``)."""
+    against persistence and the device's current version (``current``), with the
+    detector's threshold calibrated to the false-alarm budget on the device's series."""
+    from gateway.learning.anomaly import calibrated_metadata
     from gateway.learning.dataset import SkipTraining
     from gateway.learning.federated import personalise, prepare_devices, spec_for, train_shared
     from gateway.learning.forecast import ForecastModel, finish_model, train_config
     from gateway.learning.mlp import check_weights
     from gateway.learning.promotion import judge
+    from gateway.learning.regular import regular_series
 
+    # irregular readings on the grid, short gaps interpolated, so that they train
+    series = [(device, *regular_series(ts, values, settings.period_s, settings.anomaly_max_fill),
+               channels) for device, ts, values, channels in series]
     devices, skipped, comp = prepare_devices(series, settings)
     if not devices or comp is None:
         return {"weights": start, "models": [], "skipped": skipped}
@@ -86,7 +92,7 @@ def _train_devices(series: list[tuple[str, np.ndarray, np.ndarray, list[str]]],
         prev_model = ForecastModel.from_metadata(prev[0], prev[1]) if prev else None
         decision = judge(model, prev_model, *raw[d.device], test_fraction=settings.test_fraction,
                          current_version=prev[2] if prev else None)
-        meta = model.metadata()
+        meta = calibrated_metadata(model, *raw[d.device], settings)
         meta["personalisation"] = choice
         meta["promotion"] = {"promoted": decision.promoted, "result": decision.code,
                              "reason": decision.reason, "figures": decision.figures}

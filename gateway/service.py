@@ -313,6 +313,10 @@ class GatewayService:
         elif config.training.enabled:
             self.trainer = self._make_trainer()
             self._start("training", self.trainer)
+        if config.peer.enabled or config.training.enabled:
+            from gateway.anomaly_monitor import AnomalyMonitor
+
+            self._start("anomaly", AnomalyMonitor(config, registry=self.registry))
         if config.homeassistant.enabled:
             from gateway.homeassistant import HomeAssistantBridge
 

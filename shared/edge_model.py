@@ -20,10 +20,15 @@ and sin, cos of 2pi ((t // 86400 + 3) mod 7) / 7. The output is the last layer's
 plus, with flags & 1 (FLAG_LINEAR), the input times the linear path's weights: H*C
 standardized predictions of the next H readings, step 1's C values first (H = outputs
 / C). score = max over channels of |x_std - step-1 pred| / residual_scale; a reading
-is flagged when score > threshold. A missing value (None) enters the window as
-the channel mean (0 standardized) and is left out of the score. A calendar model
-scores only readings that carry their time.
-Flags 0 is the original format: no linear path, no calendar, one step.
+is flagged when score > threshold. A calendar model scores only readings that carry
+their time. Flags 0 is the original format: no linear path, no calendar, one step.
+A channel value whose own score exceeds the threshold enters the window as its
+step-1 prediction, not as read, so the windows after a spike do not hold it (one
+spike, one flag). A missing value (None) is left out of the score and enters the
+window as its prediction (as the channel mean, 0 standardized, while there is no
+prediction: the window still filling, or a calendar model without the time). When
+a third reading in a row has a replaced value (``MAX_REPLACED``), the run is taken
+as the signal (a turn, a new level): the window takes those readings as they were read.
 """
 
 import math
@@ -43,6 +48,7 @@ MAX_WIDTH = 256
 FLAG_LINEAR = 1
 FLAG_CALENDAR = 2
 CALENDAR_INPUTS = 4
+MAX_REPLACED = 2  # readings in a row replaced by predictions before a run is taken as read
 
 
 def _floats(name, xs, n):
@@ -153,10 +159,13 @@ class Model:
         self.n_window = window * channels
         # standardized window, then the calendar values of the reading being predicted
         self.x = array("f", [0.0] * (self.n_window + (CALENDAR_INPUTS if calendar else 0)))
+        self.raw = array("f", [0.0] * self.n_window)  # the window, as read
         self.filled = 0
+        self.run = 0  # consecutive readings with a replaced value
 
     def reset(self):
         self.filled = 0
+        self.run = 0
 
     def _forward(self):
         src = self.x
@@ -206,14 +215,14 @@ class Model:
         """
         c = self.channels
         result = None
-        ready = self.filled >= self.window
-        if ready and self.calendar:
-            if t is None or t <= 0:
-                ready = False
-            else:
+        pred = None  # step-1 predictions (the first C outputs), when the model can predict
+        if self.filled >= self.window:
+            if not self.calendar:
+                pred = self._forward()
+            elif t is not None and t > 0:
                 self.set_time(t)
-        if ready:
-            pred = self._forward()
+                pred = self._forward()
+        if pred is not None:
             for j in range(c):
                 v = values[j]
                 if v is None:
@@ -222,12 +231,40 @@ class Model:
                 if result is None or s > result:
                     result = s
         x = self.x
+        raw = self.raw
         n = self.n_window
         for i in range(n - c):
             x[i] = x[i + c]
+            raw[i] = raw[i + c]
+        th = self.threshold
+        replaced = False
         for j in range(c):
             v = values[j]
-            x[n - c + j] = 0.0 if v is None else (v - self.mean[j]) / self.std[j]
+            if v is None:
+                # a gap enters as the prediction (the channel mean while there is none)
+                z = pred[j] if pred is not None else 0.0
+                r = z
+            else:
+                z = (v - self.mean[j]) / self.std[j]
+                r = z
+                if pred is not None and abs(z - pred[j]) / self.resid[j] > th:
+                    # a flagged value is replaced by its prediction, so one spike is
+                    # one alarm and not one per later window that still holds it
+                    z = pred[j]
+                    replaced = True
+            x[n - c + j] = z
+            raw[n - c + j] = r
+        if replaced:
+            self.run += 1
+            if self.run > MAX_REPLACED:
+                # a deviation that lasts is the signal (a turn, a new level): the window
+                # takes the readings of the run as they were read, and flags stop
+                k = n - c * min(self.run, self.window)
+                for i in range(k, n):
+                    x[i] = raw[i]
+                self.run = 0
+        else:
+            self.run = 0
         if self.filled < self.window:
             self.filled += 1
         return result

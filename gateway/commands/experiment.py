@@ -67,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fed.add_argument("--epochs", type=int, default=4, help="local epochs per round (4)")
     fed.add_argument("--window", type=int, default=8, help="readings per window (8)")
     fed.add_argument("--seed", type=int, default=0)
+    from gateway.commands import replay
+
+    replay.add_parser(sub)
 
 
 def run_federation_command(args: argparse.Namespace) -> int:
@@ -110,6 +113,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.study == "federation":
         return run_federation_command(args)
+    if args.study == "replay":
+        from gateway.commands import replay
+
+        return replay.run(args)
 
     from gateway.peer.study import StudyConfig, default_rounds, run_study, with_scenarios
 

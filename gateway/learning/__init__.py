@@ -5,7 +5,10 @@ exchange format), ``dataset`` (series -> windows), ``forecast`` (the default tas
 anomaly score), ``metrics``, ``tflite_export``, ``edge_export`` (the boards' model),
 ``registry`` (model versions in SQLite), ``scheduler`` (background training),
 ``computation`` (what the forecaster computes around its network), ``baselines``
-(persistence, seasonal naive, ridge), ``promotion`` (the guard before deployment).
+(persistence, seasonal naive, ridge), ``promotion`` (the guard before deployment),
+``anomaly`` (the streaming detector over any ``Predictor``), ``events`` (flags into anomaly
+events), ``regular`` (irregular readings onto the grid), ``replay`` and ``csvseries``
+(``experiment replay``).
 """
 
 from gateway.learning.computation import Computation, calendar_features

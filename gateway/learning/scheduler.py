@@ -27,11 +27,13 @@ import numpy as np
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from gateway.config import TrainingSection
+from gateway.learning.anomaly import calibrated_metadata
 from gateway.learning.dataset import SkipReason, SkipTraining
 from gateway.learning.forecast import ForecastModel, train_forecast
 from gateway.learning.mlp import Weights
 from gateway.learning.promotion import judge, promotion_counter
 from gateway.learning.registry import PROMOTED, REJECTED, ModelRegistry
+from gateway.learning.regular import regular_series
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +95,14 @@ def _train_job(
             "seconds": 0.0,
         }
     prev_model = ForecastModel.from_metadata(*previous) if previous is not None else None
+    # irregular readings on the grid, short gaps interpolated, so that they train
+    raw_ts = np.asarray(ts, np.float64)
+    ts, values = regular_series(ts, values, settings.period_s, settings.anomaly_max_fill)
     try:
         model = train_forecast(ts, values, channels, settings, previous=prev_model)
+        finite = raw_ts[np.isfinite(raw_ts)]  # data range: of the readings, not the grid
+        model.data_start, model.data_end = float(finite.min()), float(finite.max())
+        model.readings = int(finite.shape[0])
     except SkipTraining as exc:
         return {
             "status": "skipped",
@@ -111,7 +119,8 @@ def _train_job(
         }
     decision = judge(model, prev_model, ts, values, test_fraction=settings.test_fraction,
                      current_version=previous_version)
-    meta = model.metadata()
+    # the detector's threshold, calibrated to the false-alarm budget, for gateway and board
+    meta = calibrated_metadata(model, ts, values, settings)
     meta["promotion"] = {"promoted": decision.promoted, "result": decision.code,
                          "reason": decision.reason, "figures": decision.figures}
     return {

@@ -37,6 +37,9 @@ def numpy_scores() -> list[float | None]:
             h = np.maximum(np.array(window, np.float32).reshape(-1) @ W1 + B1, 0)
             pred = np.tanh(h @ W2 + B2)
             out.append(max(abs(x[j] - pred[j]) / RESID[j] for j in range(C) if row[j] is not None))
+            # gaps and flagged values enter the window as their prediction
+            x = [float(pred[j]) if row[j] is None or abs(x[j] - pred[j]) / RESID[j] > 3.0
+                 else x[j] for j in range(C)]
             window.pop(0)
         else:
             out.append(None)
@@ -148,3 +151,65 @@ def test_rejects_bad_flags_by_name(offset: int, value: int, reason: str) -> None
     data[offset] = value
     with pytest.raises(ProtocolError, match=reason):
         parse_model(_recrc(data))
+
+
+# A persistence model (prediction = last reading) on one channel: the spike at index 6 is
+# flagged; the reading after it is scored against the spike's prediction, not the spike.
+SPIKE_ROWS = [[20.0], [20.1], [19.9], [20.0], [20.2], [20.1], [35.0], [20.0], [20.1], [19.9],
+              [20.0], [20.2]]
+
+
+def persistence_bytes() -> bytes:
+    weights = [[0.0], [0.0], [1.0]]  # W=3 inputs, oldest first: only the last one counts
+    return pack_model(3, [10.0], [1.0], [0.2], 4.0, [(weights, [0.0], "linear")])
+
+
+def test_one_spike_is_one_flag_in_cpython() -> None:
+    model = parse_model(persistence_bytes())
+    flags = [i for i, r in enumerate(SPIKE_ROWS) if model.flagged(model.score(r))]
+    assert flags == [6]
+
+
+def test_one_spike_is_one_flag_under_micropython(tmp_path: Path) -> None:
+    (tmp_path / "model.bin").write_bytes(persistence_bytes())
+    script = tmp_path / "spike.py"
+    script.write_text(
+        "import json\nfrom shared.edge_model import parse_model\n"
+        f"m = parse_model(open('{tmp_path}/model.bin', 'rb').read())\n"
+        f"print(json.dumps([i for i, r in enumerate({SPIKE_ROWS!r}) if m.flagged(m.score(r))]))\n")
+    done = micropython_host.run(script)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert json.loads(done.stdout) == [6]
+
+
+def test_a_gap_enters_the_window_as_the_prediction() -> None:
+    model = parse_model(persistence_bytes())
+    for row in ([20.0], [20.0], [20.0], [None]):
+        model.score(row)
+    # not |20 - 10| / 0.2 = 50, as when the gap entered as the channel mean
+    assert model.score([20.0]) == pytest.approx(0.0, abs=1e-6)
+
+
+# A level shift on a persistence model: after MAX_REPLACED replaced readings the run is
+# taken as read, so the flags stop instead of lasting as long as the new level.
+SHIFT_ROWS = [[20.0], [20.1], [19.9], [20.0]] + [[30.0 + 0.1 * (i % 2)] for i in range(12)]
+
+
+def test_a_level_shift_stops_flagging_after_max_replaced_readings() -> None:
+    from shared.edge_model import MAX_REPLACED
+
+    model = parse_model(persistence_bytes())
+    flags = [i for i, r in enumerate(SHIFT_ROWS) if model.flagged(model.score(r))]
+    assert flags == list(range(4, 4 + MAX_REPLACED + 1))
+
+
+def test_level_shift_under_micropython(tmp_path: Path) -> None:
+    (tmp_path / "model.bin").write_bytes(persistence_bytes())
+    script = tmp_path / "shift.py"
+    script.write_text(
+        "import json\nfrom shared.edge_model import parse_model\n"
+        f"m = parse_model(open('{tmp_path}/model.bin', 'rb').read())\n"
+        f"print(json.dumps([i for i, r in enumerate({SHIFT_ROWS!r}) if m.flagged(m.score(r))]))\n")
+    done = micropython_host.run(script)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert json.loads(done.stdout) == [4, 5, 6]

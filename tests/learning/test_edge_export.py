@@ -13,6 +13,7 @@ import pytest
 from learning_streams import sensor_stream
 
 from gateway.config import TrainingSection
+from gateway.learning.anomaly import Calibration, Detector, DetectorSettings, ForecastPredictor
 from gateway.learning.edge_export import EdgeExportError, edge_model_args, edge_model_bytes
 from gateway.learning.forecast import forecast_dataset_of, train_forecast
 from shared import edge_model
@@ -35,7 +36,20 @@ def stretch(model):
     assert ds.x.shape[0] == 400 - W  # no gaps: every reading after the first W is scored
     # the board stamps each reading with its own clock; here the grid times the gateway used
     times = np.concatenate([s.ts[:W], ds.t])
-    return s.values, model.window_scores(ds.x, ds.y, ds.t), times
+    # the gateway's detector without its online adaptation computes what the board does,
+    # flagged values replaced by their step-1 predictions included
+    predictor = ForecastPredictor(model)
+    detector = Detector(predictor, Calibration.plain(predictor.residual_scale, model.threshold),
+                        DetectorSettings(adapt=False))
+    scores = [detector.step(float(t), row).score for t, row in zip(times, s.values, strict=True)]
+    assert scores[:W] == [None] * W
+    detected = np.asarray(scores[W:], np.float64)
+    # up to the first flag (nothing replaced yet) that is the forecaster's own window score
+    plain = model.window_scores(ds.x, ds.y, ds.t)
+    first = int(np.argmax(plain > model.threshold))
+    assert plain[first] > model.threshold
+    np.testing.assert_allclose(detected[: first + 1], plain[: first + 1], rtol=1e-5, atol=1e-6)
+    return s.values, detected, times
 
 
 def test_layout_byte_by_byte(model) -> None:

@@ -12,6 +12,8 @@ def test_all_is_honest() -> None:
         "computation",
         "promotion",
         "federated",
+        "anomaly",
+        "regular",
         "dataset",
         "edge_export",
         "forecast",
