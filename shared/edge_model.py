@@ -33,6 +33,7 @@ as the signal (a turn, a new level): the window takes those readings as they wer
 
 import math
 import struct
+import sys
 from array import array
 from binascii import crc32
 
@@ -130,13 +131,23 @@ def pack_model(window, mean, std, resid_scale, threshold, layers, linear=None, c
     return body + struct.pack("<I", crc32(body) & 0xFFFFFFFF)
 
 
+_INF = float("inf")
+_RAW_F32 = (sys.implementation.name == "micropython"
+            and struct.pack("f", 1.0) == struct.pack("<f", 1.0))
+
+
 def _read_floats(data, off, n):
-    out = array("f", [0.0] * n)
+    if _RAW_F32:
+        # MicroPython extends an array by raw bytes from a memoryview: no list or tuple of
+        # n boxed floats on the way, which a 32 KB heap cannot hold for a model's layer
+        out = array("f")
+        out.extend(memoryview(data)[off:off + 4 * n])
+    else:
+        out = array("f", struct.unpack_from("<%df" % n, data, off))
     for i in range(n):
-        x = struct.unpack_from("<f", data, off + 4 * i)[0]
-        if x != x or x in (float("inf"), float("-inf")):
+        x = out[i]
+        if x != x or x == _INF or x == -_INF:
             raise ProtocolError("float at byte %d is not finite" % (off + 4 * i))
-        out[i] = x
     return out
 
 

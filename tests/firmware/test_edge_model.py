@@ -213,3 +213,56 @@ def test_level_shift_under_micropython(tmp_path: Path) -> None:
     done = micropython_host.run(script)
     assert done.returncode == 0, done.stderr + done.stdout
     assert json.loads(done.stdout) == [4, 5, 6]
+
+
+def default_forecaster_bytes() -> bytes:
+    """The shape the gateway exports by default (window 8, 3 channels, 32 hidden units,
+    calendar inputs, a linear path): random weights, the parser's load is the same."""
+    rng = np.random.default_rng(11)
+    w, c, hidden = 8, 3, 32
+    n_in = w * c + 4
+    layers = [(rng.normal(0, 0.1, (n_in, hidden)).astype(np.float32), [0.0] * hidden, "tanh"),
+              (rng.normal(0, 0.1, (hidden, c)).astype(np.float32), [0.0] * c, "linear")]
+    return pack_model(w, [20.0, 50.0, 1000.0], [2.0, 10.0, 100.0], [0.5, 0.8, 0.6], 4.0,
+                      layers, linear=rng.normal(0, 0.1, (n_in, c)).astype(np.float32),
+                      calendar=True)
+
+
+def test_the_default_forecaster_loads_and_scores_in_a_32k_heap(tmp_path: Path,
+                                                               mpy_build: Path) -> None:
+    """The firmware's heap cap (tests/firmware/test_resilience.py): parsing a layer must not
+    build a list of all its floats on the way."""
+    data = default_forecaster_bytes()
+    (tmp_path / "model.bin").write_bytes(data)
+    rows = [[20.0 + (i % 5) * 0.3, 50.0 - (i % 3), 1000.0 + i] for i in range(40)]
+    times = [1_700_000_000 + 60 * i for i in range(40)]
+    script = tmp_path / "heap.py"
+    script.write_text(
+        "import json\nfrom shared.edge_model import parse_model\n"
+        f"m = parse_model(open('{tmp_path}/model.bin', 'rb').read())\n"
+        "print(json.dumps([m.score([20.0 + (i % 5) * 0.3, 50.0 - (i % 3), 1000.0 + i],\n"
+        "                          1700000000 + 60 * i) for i in range(40)]))\n")
+    done = micropython_host.run(script, heap="32k", build_dir=mpy_build)
+    assert done.returncode == 0, done.stderr + done.stdout
+    model = parse_model(data)
+    want = [model.score(r, t) for r, t in zip(rows, times, strict=True)]
+    assert want[-1] is not None
+    assert json.loads(done.stdout) == pytest.approx(want, rel=1e-5)
+
+
+def test_a_non_finite_weight_is_refused_under_micropython(tmp_path: Path) -> None:
+    """The raw-bytes read on the board still checks every float."""
+    data = bytearray(model_bytes())
+    struct.pack_into("<f", data, 12 + 12 * C + 6 + 4 * 5, float("inf"))
+    (tmp_path / "model.bin").write_bytes(_recrc(data))
+    script = tmp_path / "bad.py"
+    script.write_text(
+        "from shared.edge_model import parse_model\nfrom shared.errors import ProtocolError\n"
+        "try:\n"
+        f"    parse_model(open('{tmp_path}/model.bin', 'rb').read())\n"
+        "    print('accepted')\n"
+        "except ProtocolError as exc:\n"
+        "    print(exc)\n")
+    done = micropython_host.run(script)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert done.stdout.strip() == f"float at byte {12 + 12 * C + 6 + 4 * 5} is not finite"
