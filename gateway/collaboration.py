@@ -5,10 +5,15 @@ never sees readings. ``GatewayTrainer`` answers from the store: it continues
 training the shared forecaster (weights fused from peers) on each local
 device's series, in a separate niced process so ingest never waits on it.
 Each device's result is registered in the model registry like any other
-version (so the API serves it and opted-in boards receive it), and the last
-weights go back to the peer loop. Peers agree on the network shape because
-they share the session's channel list: the channel set most local devices
-report (the demo's gateways all replay the same AirQuality columns).
+version, through the promotion guard (so the API serves it and opted-in boards
+receive it only if it beats persistence and the device's current version). One
+network is trained per round on the windows of all local devices at once (each
+with its own standardization), then personalised per device (the better of it
+and a short local fine-tune); the shared weights go back to the peer loop.
+Peers agree on the network shape because they share the session's channel list
+(the channel set most local devices report; the demo's gateways all replay the
+same AirQuality columns) and the training settings; with boards of mixed clocks,
+set ``training.calendar`` explicitly so every peer has the same inputs.
 
 ``PeerPart`` starts the node only once there is something to train on, and
 ``PeerView`` turns the node's log views into the API's peers and rounds.
@@ -46,23 +51,53 @@ def _lower_priority(increment: int) -> None:
 
 
 def _train_devices(series: list[tuple[str, np.ndarray, np.ndarray, list[str]]],
-                   settings: Any, start: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Worker process: continue ``start`` on each device's series in turn."""
+                   settings: Any, start: dict[str, np.ndarray],
+                   current: dict[str, tuple[dict[str, Any], dict[str, np.ndarray], int]] | None
+                   = None) -> dict[str, Any]:
+    """Worker process: one shared training run on every device's windows, then per device
+    the better of the shared weights and a short fine-tune, judged by the promotion guard
+    against persistence and the device's current version (``current``), with the
+    detector's threshold calibrated to the false-alarm budget on the device's series."""
+    from gateway.learning.anomaly import calibrated_metadata
     from gateway.learning.dataset import SkipTraining
-    from gateway.learning.forecast import train_forecast
+    from gateway.learning.federated import personalise, prepare_devices, spec_for, train_shared
+    from gateway.learning.forecast import ForecastModel, finish_model, train_config
+    from gateway.learning.mlp import check_weights
+    from gateway.learning.promotion import judge
+    from gateway.learning.regular import regular_series
 
-    weights = start
+    # irregular readings on the grid, short gaps interpolated, so that they train
+    series = [(device, *regular_series(ts, values, settings.period_s, settings.anomaly_max_fill),
+               channels) for device, ts, values, channels in series]
+    devices, skipped, comp = prepare_devices(series, settings)
+    if not devices or comp is None:
+        return {"weights": start, "models": [], "skipped": skipped}
+    spec = spec_for(settings, comp)
+    check_weights(spec, start)
+    try:
+        shared = train_shared(spec, start, devices, train_config(settings))
+    except SkipTraining as exc:
+        return {"weights": start, "models": [],
+                "skipped": {**skipped, **{d.device: exc.detail for d in devices}}}
+    raw = {device: (ts, values) for device, ts, values, _ in series}
     models = []
-    skipped = {}
-    for device, ts, values, channels in series:
+    for d in devices:
         try:
-            model = train_forecast(ts, values, channels, settings, start_weights=weights)
+            weights, choice = personalise(spec, shared, d, settings)
+            model = finish_model(spec, weights, d.ds, comp, settings, ridge=d.ridge)
         except SkipTraining as exc:
-            skipped[device] = exc.detail
+            skipped[d.device] = exc.detail
             continue
-        weights = model.weights
-        models.append((device, model.metadata(), model.weights))
-    return {"weights": weights, "models": models, "skipped": skipped}
+        prev = (current or {}).get(d.device)
+        prev_model = ForecastModel.from_metadata(prev[0], prev[1]) if prev else None
+        decision = judge(model, prev_model, *raw[d.device], test_fraction=settings.test_fraction,
+                         current_version=prev[2] if prev else None)
+        meta = calibrated_metadata(model, *raw[d.device], settings)
+        meta["personalisation"] = choice
+        meta["promotion"] = {"promoted": decision.promoted, "result": decision.code,
+                             "reason": decision.reason, "figures": decision.figures}
+        models.append((d.device, meta, model.weights))
+    return {"weights": shared, "models": models, "skipped": skipped}
 
 
 class GatewayTrainer:
@@ -77,6 +112,8 @@ class GatewayTrainer:
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._closed = False  # a round still running at shutdown must not start a new pool
         self.channels: list[str] | None = None
+        self.promotions: Any = None  # learnae_model_promotions, set by the service
+        self._calendar: bool | None = None
 
     # -- data --------------------------------------------------------------
     def local_series(self) -> list[tuple[str, np.ndarray, np.ndarray, list[str]]]:
@@ -91,23 +128,39 @@ class GatewayTrainer:
         return [(d, s.ts, s.values, list(s.channels)) for d, s in loaded
                 if list(s.channels) == self.channels]
 
-    def spec(self) -> Any:
-        from gateway.learning.forecast import network_spec
+    def settings(self) -> Any:
+        """The training settings with ``calendar`` fixed at the first look at the data, so
+        the network keeps its shape for the whole session (a board without a clock joining
+        later must not change the inputs under the peers' feet)."""
+        import dataclasses
 
-        if self.channels is None:
-            self.local_series()
+        from gateway.learning.federated import shared_computation
+
+        if self._calendar is None:
+            series = self.local_series()
+            assert self.channels is not None
+            comp = shared_computation(self.config.training, len(self.channels),
+                                      [ts for _, ts, _, _ in series])
+            self._calendar = comp.calendar
+        return dataclasses.replace(self.config.training,
+                                   calendar="on" if self._calendar else "off")
+
+    def spec(self) -> Any:
+        from gateway.learning.federated import shared_computation, spec_for
+
+        settings = self.settings()
         assert self.channels is not None
-        c = len(self.channels)
-        return network_spec(self.config.training.window * c, c, self.config.training, "linear")
+        return spec_for(settings, shared_computation(settings, len(self.channels), []))
 
     # -- LocalTrainer --------------------------------------------------------
     def initial_weights(self) -> dict[str, np.ndarray]:
-        """The same start for every peer of a session: seeded from the session name."""
-        from gateway.learning.mlp import init_weights
+        """The same start for every peer of a session: seeded from the session name
+        (persistence exactly: the output layer and linear path start at zero)."""
+        from gateway.learning.forecast import init_forecaster
 
         seed = int.from_bytes(hashlib.sha256(self.config.peer.session.encode()).digest()[:4],
                               "little")
-        return init_weights(self.spec(), seed)
+        return init_forecaster(self.spec(), seed)
 
     def train(self, weights: dict[str, np.ndarray]) -> Any:
         from gateway.learning.registry import ModelRegistry
@@ -120,9 +173,17 @@ class GatewayTrainer:
             self._pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_lower_priority, initargs=(self.config.training.nice,))
-        result = self._pool.submit(_train_devices, series, self.config.training,
-                                   {k: np.asarray(v, np.float32) for k, v in weights.items()}
-                                   ).result()
+        from gateway.learning.registry import ModelRegistry as _Registry
+
+        current = {}
+        with _Registry(self.config.db_path) as registry:
+            for device, *_ in series:
+                found = registry.current(device)
+                if found is not None:
+                    current[device] = (found.metadata, found.weights, found.version)
+        result = self._pool.submit(_train_devices, series, self.settings(),
+                                   {k: np.asarray(v, np.float32) for k, v in weights.items()},
+                                   current).result()
         if not result["models"]:
             raise NothingToTrain(f"every device was skipped: {result['skipped']}")
         samples = 0
@@ -130,15 +191,20 @@ class GatewayTrainer:
         with ModelRegistry(self.config.db_path) as registry:
             for device, meta, model_weights in result["models"]:
                 latest = registry.latest(device)
+                promoted = bool(meta["promotion"]["promoted"])
                 version = registry.register(
                     device, "forecast", model_weights, meta,
-                    parent_version=latest.version if latest else None)
+                    parent_version=latest.version if latest else None,
+                    status="promoted" if promoted else "rejected",
+                    reason=None if promoted else meta["promotion"]["reason"])
+                if self.promotions is not None:
+                    self.promotions.labels(meta["promotion"]["result"]).inc()
                 n = int(meta.get("samples", 0))
                 samples += n
                 for key in ("test_mse", "test_mae", "train_mse"):
                     if key in meta["metrics"]:
                         weighted[key] = weighted.get(key, 0.0) + n * float(meta["metrics"][key])
-                if self._on_registered is not None:
+                if self._on_registered is not None and promoted:
                     self._on_registered(device, version, dict(meta["metrics"]))
         metrics = {k: v / max(samples, 1) for k, v in weighted.items()}
         if "test_mse" in metrics:
@@ -162,6 +228,12 @@ class PeerPart:
         self.config = config
         self.trainer = trainer
         self.registry = registry
+        if trainer.promotions is None:
+            from prometheus_client import REGISTRY
+
+            from gateway.learning.promotion import promotion_counter
+
+            trainer.promotions = promotion_counter(registry if registry is not None else REGISTRY)
         self.poll_s = poll_s
         self.node: Any = None
         self._stop = threading.Event()

@@ -89,6 +89,21 @@ class TrainingSection:
     nice: int = 10  # niceness increment of the training process
     anomaly_quantile: float = 0.999  # of held-out scores, sets the threshold
     anomaly_min_threshold: float = 4.0  # in residual standard deviations
+    # the forecaster (docs/learning.md): readings predicted ahead; the anomaly score uses step 1
+    horizon: int = 1
+    normalize: Literal["standard", "window"] = "window"  # window: relative to the last reading
+    calendar: Literal["auto", "on", "off"] = "auto"  # time of day / week inputs; auto: real clocks
+    linear_path: bool = True  # a linear path from the window to the output beside the hidden layer
+    predict_change: bool = True  # predict the change from the last reading (starts as persistence)
+    init: Literal["persistence", "ridge"] = "persistence"  # ridge: linear path starts at ridge
+    personalise_epochs: int = 3  # LEARNAE: local fine-tune of the fused model, kept if better
+    # the detector's threshold: the lowest (>= anomaly_min_threshold) at which the held-out
+    # part of the training data raises at most this many events per day
+    anomaly_false_alarms_per_day: float = 1.0
+    anomaly_shift_after: int = 6  # flagged readings in a row accepted as a new level
+    anomaly_event_gap: int = 2  # unflagged readings that do not yet end an event
+    anomaly_max_fill: int = 2  # empty grid slots interpolated between readings
+    anomaly_interval_s: float = 10.0  # how often the gateway scores new readings
 
 
 @dataclass(frozen=True)
@@ -290,6 +305,17 @@ def config_from_dict(doc: dict[str, Any], env: dict[str, str] | None = None) -> 
     if config.peer.max_store_bytes < 1:
         raise ConfigError(f"peer.max_store_bytes = {config.peer.max_store_bytes!r} must be > 0")
     _check_ledger(config)
+    if not 1 <= config.training.horizon <= 255:
+        raise ConfigError(f"training.horizon = {config.training.horizon!r} is outside 1..255")
+    if not config.training.anomaly_false_alarms_per_day > 0:
+        raise ConfigError("training.anomaly_false_alarms_per_day = "
+                          f"{config.training.anomaly_false_alarms_per_day!r} must be > 0")
+    if config.training.anomaly_shift_after < 2:
+        raise ConfigError(f"training.anomaly_shift_after = "
+                          f"{config.training.anomaly_shift_after!r} must be at least 2")
+    if not config.training.anomaly_interval_s > 0:
+        raise ConfigError(f"training.anomaly_interval_s = "
+                          f"{config.training.anomaly_interval_s!r} must be > 0")
     return config
 
 

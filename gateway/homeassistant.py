@@ -4,12 +4,14 @@ Opt-in (``[homeassistant] enabled = true``). For each device the gateway knows,
 it publishes retained discovery configs under
 ``<discovery_prefix>/sensor/learnae_<gateway>_<device>/<channel>/config`` (one
 sensor per channel, one for the anomaly score) and
-``<discovery_prefix>/binary_sensor/.../anomaly/config``. All of them read one
+``<discovery_prefix>/binary_sensor/.../anomaly/config`` and ``.../anomaly_event/config``
+(a problem sensor, ON while the gateway's detector has an open anomaly event for the
+device, one per incident: see ``GET /api/devices/{id}/anomalies``). All of them read one
 retained state document the gateway publishes every ``state_interval_s`` on
 ``<state_prefix>/<gateway>/<device>/state``::
 
     {"ts": 1700000000.0, "online": true, "values": {"temp": 21.5, "hum": 40.1},
-     "anomaly": false, "anomaly_score": 0.8, "model_version": 12}
+     "anomaly": false, "anomaly_score": 0.8, "model_version": 12, "anomaly_event": false}
 
 ``anomaly`` is the device's own flag on its latest reading; ``anomaly_score`` is
 the gateway's forecaster score of the latest reading (null until a model exists).
@@ -102,6 +104,11 @@ def discovery_messages(config: GatewayConfig, device: str, channels: list[str],
         device_class="problem",
         value_template="{{ 'ON' if value_json.anomaly else 'OFF' }}",
     )
+    out[f"{prefix}/binary_sensor/{node}/anomaly_event/config"] = dict(
+        common, name="anomaly event", unique_id=f"{node}_anomaly_event",
+        object_id=f"{node}_anomaly_event", device_class="problem",
+        value_template="{{ 'ON' if value_json.anomaly_event else 'OFF' }}",
+    )
     return out
 
 
@@ -119,7 +126,7 @@ class AnomalyScorer:
         except ImportError:
             return None, None
         with ModelRegistry(self.config.db_path) as registry:
-            latest = registry.latest(device)
+            latest = registry.current(device)  # the promoted version
             if latest is None:
                 return None, None
             cached = self._models.get(device)
@@ -207,10 +214,22 @@ class HomeAssistantBridge:
                     score, version = None, None
                 state = {"ts": sample.ts, "online": info.online, "values": sample.values,
                          "anomaly": sample.anomaly, "anomaly_score": score,
-                         "model_version": version}
+                         "model_version": version,
+                         "anomaly_event": self._event_open(info.id)}
                 self._send(state_topic(self.config, info.id), state, "state")
                 sent += 1
         return sent
+
+    def _event_open(self, device: str) -> bool:
+        """True while the gateway's detector has an open anomaly event for ``device``."""
+        from gateway.store.anomaly_events import AnomalyEventLog
+
+        try:
+            with AnomalyEventLog.open(self.config.db_path, readonly=True) as events:
+                return events.has_open(device)
+        except Exception:
+            log.exception("reading the anomaly events of %s failed", device)
+            return False
 
     def _send(self, name: str, doc: dict[str, Any], kind: str) -> None:
         self._publish(name, json.dumps(doc, separators=(",", ":")).encode())

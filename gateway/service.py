@@ -228,7 +228,11 @@ class ModelPusher:
             from shared.topics import topic
 
             with ModelRegistry(self.config.db_path) as registry:
-                data = export_model(registry.get(version), "edge")
+                found = registry.get(version)
+                if found.status != "promoted":  # the board keeps the model it has
+                    self.pushes.labels("not_promoted").inc()
+                    return False
+                data = export_model(found, "edge")
             self._publish(topic(self.config.mqtt.topic_prefix, device, "model"), data)
         except Exception:
             self.pushes.labels("failed").inc()
@@ -312,6 +316,10 @@ class GatewayService:
         elif config.training.enabled:
             self.trainer = self._make_trainer()
             self._start("training", self.trainer)
+        if config.peer.enabled or config.training.enabled:
+            from gateway.anomaly_monitor import AnomalyMonitor
+
+            self._start("anomaly", AnomalyMonitor(config, registry=self.registry))
         if config.homeassistant.enabled:
             from gateway.homeassistant import HomeAssistantBridge
 

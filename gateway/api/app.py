@@ -12,7 +12,16 @@ from fastapi.staticfiles import StaticFiles
 from gateway.api.cache import ResponseCache
 from gateway.api.contract import complete_contract
 from gateway.api.deps import ServiceContext
-from gateway.api.routes import dashboard, devices, health, metrics, model, peers
+from gateway.api.routes import (
+    anomalies,
+    dashboard,
+    devices,
+    health,
+    metrics,
+    model,
+    peers,
+    versions,
+)
 from gateway.api.routes import ledger as ledger_routes
 from gateway.metrics import ApiMetrics
 
@@ -60,7 +69,7 @@ def create_app(context: ServiceContext) -> GatewayApp:
     app.response_cache = ResponseCache(lambda: context.config.api.cache_ms / 1000.0,
                                        _CachedObserver(api_metrics))
     app.add_middleware(LimitsAndMetrics, context=context)
-    for router in (health, devices, model, peers, metrics, dashboard):
+    for router in (health, devices, anomalies, model, peers, metrics, dashboard, versions):
         app.include_router(router.router)
     app.include_router(ledger_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -47,10 +47,11 @@ class RegistryModels:
         return registry
 
     def _latest(self, device: str | None) -> Any:
+        """The current model: the newest version the promotion guard let through."""
         registry = self._registry()
         if device is not None:
-            return registry.latest(device)
-        versions = registry.versions()
+            return registry.current(device)
+        versions = [v for v in registry.versions() if v.status == "promoted"]
         return versions[-1] if versions else None
 
     @staticmethod
@@ -71,6 +72,10 @@ class RegistryModels:
             "metrics": version.metrics,
             "weights_cid": version.weights_cid,
             "artifacts": {fmt: path + query for fmt, path in ARTIFACT_PATHS.items()},
+            "status": version.status,
+            "reason": version.reason,
+            "promotion": version.metadata.get("promotion"),
+            "baselines": version.metadata.get("evaluation"),
         }
 
     def current(self, device: str | None = None) -> dict[str, Any] | None:
@@ -78,10 +83,32 @@ class RegistryModels:
         return None if latest is None else self.public(latest)
 
     def latest_per_device(self) -> list[dict[str, Any]]:
-        latest: dict[str, Any] = {}
+        """Every device's current model, with the versions rejected since (figures, reason)."""
+        current: dict[str, Any] = {}
+        rejected: dict[str, list[Any]] = {}
         for version in self._registry().versions():
-            latest[version.device] = version
-        return [self.public(latest[device]) for device in sorted(latest)]
+            if version.status == "promoted":
+                current[version.device] = version
+                rejected[version.device] = []
+            else:
+                rejected.setdefault(version.device, []).append(version)
+        out = []
+        for device in sorted(current):
+            doc = self.public(current[device])
+            doc["rejected"] = [self.rejection(v) for v in rejected.get(device, [])]
+            out.append(doc)
+        return out
+
+    @staticmethod
+    def rejection(version: Any) -> dict[str, Any]:
+        promotion = version.metadata.get("promotion") or {}
+        return {"version": version.version, "created": version.created,
+                "result": promotion.get("result"), "reason": version.reason,
+                "figures": promotion.get("figures", {})}
+
+    def versions(self, device: str) -> list[dict[str, Any]]:
+        """Every version of ``device``, oldest first, promoted or rejected."""
+        return [self.public(v) for v in self._registry().versions(device)]
 
     def artifact(self, fmt: str, device: str | None = None) -> bytes | None:
         latest = self._latest(device)
@@ -130,7 +157,7 @@ def export_model(version: Any, fmt: str) -> bytes:
     if fmt == "tflite":
         from gateway.learning.tflite_export import export_tflite
 
-        return export_tflite(model.spec, model.weights)
+        return export_tflite(*model.export_network())
     raise ValueError(f"model format {fmt!r} is not one of tflite, edge")
 
 

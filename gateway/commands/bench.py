@@ -1,4 +1,4 @@
-"""``bench firmware|ingest|train|api|peer --json``: one benchmark module per target.
+"""``bench firmware|ingest|train|api|forecaster|peer|ledger --json``: one benchmark module per target.
 
 Each module in gateway.bench exposes ``add_arguments(parser)`` and
 ``run(args) -> dict``; the result is printed as one JSON line. Benchmark
@@ -11,7 +11,7 @@ import argparse
 import importlib
 import json
 
-TARGETS = ("firmware", "ingest", "train", "api", "peer", "ledger")
+TARGETS = ("firmware", "ingest", "train", "api", "forecaster", "peer", "ledger")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

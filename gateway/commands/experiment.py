@@ -1,4 +1,5 @@
-"""``experiment resilience --json [--peers N]``: LEARNAE's resilience study, in process.
+"""``experiment resilience --json [--peers N]``: LEARNAE's resilience study, in process;
+``experiment federation --json [--site NAME=CSV ...]``: what federation does for forecasting.
 
 Peers run on the local adapters (in-process gossip hub, per-peer stores);
 progress goes to stderr and the result is one JSON object, the last line of stdout.
@@ -51,10 +52,71 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip the reference run where a server averages every peer each round",
     )
+    fed = sub.add_parser("federation", help="forecast error per site: local, LEARNAE, baselines")
+    fed.add_argument("--json", action="store_true", help="print one JSON object")
+    fed.add_argument("--site", action="append", default=[], metavar="NAME=CSV",
+                     help="a site's CSV (repeat; default: the AirQuality year in four seasons)")
+    fed.add_argument("--train-hours", type=float, default=None,
+                     help="keep only the last N hours before each site's test period")
+    fed.add_argument("--horizon", type=int, default=1, help="readings predicted ahead (1)")
+    fed.add_argument("--labels", default=None, metavar="COLUMN",
+                     help="a 0/1 anomaly column: report event precision, recall, delay")
+    fed.add_argument("--time-column", default=None, metavar="C",
+                     help="the time column (default: the first)")
+    fed.add_argument("--rounds", type=int, default=12, help="LEARNAE rounds (default 12)")
+    fed.add_argument("--epochs", type=int, default=4, help="local epochs per round (4)")
+    fed.add_argument("--window", type=int, default=8, help="readings per window (8)")
+    fed.add_argument("--seed", type=int, default=0)
+    from gateway.commands import replay
+
+    replay.add_parser(sub)
+
+
+def run_federation_command(args: argparse.Namespace) -> int:
+    from gateway.data.sites import (
+        SiteError,
+        airquality_seasons,
+        load_site_csv,
+        parse_site_argument,
+    )
+    from gateway.peer.forecast_study import FederationConfig, run_federation
+
+    for flag, value, lo in (("--horizon", args.horizon, 1), ("--rounds", args.rounds, 1),
+                            ("--epochs", args.epochs, 1), ("--window", args.window, 1)):
+        if value < lo or (flag in ("--horizon", "--window") and value > 255):
+            print(f"{flag} {value}: must be in {lo}..255", file=sys.stderr)
+            return 2
+    if args.train_hours is not None and not args.train_hours > 0:
+        print(f"--train-hours {args.train_hours}: must be > 0", file=sys.stderr)
+        return 2
+    try:
+        if args.site:
+            sites = [load_site_csv(name, path, time_column=args.time_column, labels=args.labels)
+                     for name, path in map(parse_site_argument, args.site)]
+        elif args.labels is not None or args.time_column is not None:
+            raise SiteError("--labels and --time-column apply to --site CSV files")
+        else:
+            sites = airquality_seasons()
+        cfg = FederationConfig(horizon=args.horizon, train_hours=args.train_hours,
+                               rounds=args.rounds, epochs=args.epochs, window=args.window,
+                               seed=args.seed)
+        result = run_federation(sites, cfg)
+    except SiteError as exc:
+        print(f"experiment federation: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
+
+    if args.study == "federation":
+        return run_federation_command(args)
+    if args.study == "replay":
+        from gateway.commands import replay
+
+        return replay.run(args)
 
     from gateway.peer.study import StudyConfig, default_rounds, run_study, with_scenarios
 

@@ -3,9 +3,15 @@
 The public surface is re-exported here; modules: ``mlp`` (the trainer and the weights
 exchange format), ``dataset`` (series -> windows), ``forecast`` (the default task and its
 anomaly score), ``metrics``, ``tflite_export``, ``edge_export`` (the boards' model),
-``registry`` (model versions in SQLite), ``scheduler`` (background training).
+``registry`` (model versions in SQLite), ``scheduler`` (background training),
+``computation`` (what the forecaster computes around its network), ``baselines``
+(persistence, seasonal naive, ridge), ``promotion`` (the guard before deployment),
+``anomaly`` (the streaming detector over any ``Predictor``), ``events`` (flags into anomaly
+events), ``regular`` (irregular readings onto the grid), ``replay`` and ``csvseries``
+(``experiment replay``).
 """
 
+from gateway.learning.computation import Computation, calendar_features
 from gateway.learning.dataset import (
     ClassifyDataset,
     ForecastDataset,
@@ -36,6 +42,7 @@ from gateway.learning.mlp import (
     predict,
     train,
 )
+from gateway.learning.promotion import Decision, judge
 from gateway.learning.registry import ModelRegistry, ModelVersion, RegistryError
 from gateway.learning.scheduler import TrainingOutcome, TrainingScheduler
 from gateway.learning.serialize import weights_from_bytes, weights_to_bytes
@@ -44,6 +51,8 @@ from gateway.learning.tflite_export import ExportError, export_tflite, run_tflit
 __all__ = [
     "ClassifierModel",
     "ClassifyDataset",
+    "Computation",
+    "Decision",
     "EdgeExportError",
     "ExportError",
     "ForecastDataset",
@@ -64,6 +73,7 @@ __all__ = [
     "Weights",
     "build_classify_dataset",
     "build_forecast_dataset",
+    "calendar_features",
     "check_weights",
     "classify_report",
     "edge_model_args",
@@ -71,6 +81,7 @@ __all__ = [
     "export_tflite",
     "forecast_report",
     "init_weights",
+    "judge",
     "macro_f1",
     "precision_recall",
     "predict",

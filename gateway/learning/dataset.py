@@ -12,6 +12,7 @@ Bad data never crashes and never yields a NaN model: it raises ``SkipTraining`` 
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass
 
@@ -129,18 +130,27 @@ def fit_standardizer(values: np.ndarray, channels: list[str]) -> Standardizer:
         if not std[c] > CONSTANT_STD * max(1.0, abs(mean[c])):
             raise SkipTraining(
                 SkipReason.CONSTANT_CHANNEL,
-                f"channel {name!r} is constant ({mean[c]!r}) over {col.size} readings",
+                f"channel {name!r} is constant ({float(mean[c])!r}) over {col.size} readings",
             )
     return Standardizer(mean.astype(np.float32), std.astype(np.float32))
 
 
+DAY_S = 86400.0
+
+
 @dataclass(frozen=True)
 class ForecastDataset:
-    """Windows of ``window`` standardized readings -> the next reading, standardized."""
+    """Windows of ``window`` standardized readings -> the next ``horizon`` readings.
+
+    ``y`` is step-major: columns ``[h*C:(h+1)*C]`` are step h+1 (step 1 first), so
+    ``y[:, :C]`` is the next reading, the one the anomaly score compares with.
+    ``seasonal`` is the same target slots one day earlier (standardized, NaN where that
+    slot is empty or before the data), present when ``period_s`` divides a day.
+    """
 
     x: np.ndarray  # float32 [N, window*C], oldest first, record-major
-    y: np.ndarray  # float32 [N, C]
-    t: np.ndarray  # float64 [N], time of the predicted reading
+    y: np.ndarray  # float32 [N, horizon*C]
+    t: np.ndarray  # float64 [N], time of the predicted (step 1) reading
     channels: list[str]
     window: int
     period_s: float
@@ -148,11 +158,28 @@ class ForecastDataset:
     data_start: float
     data_end: float
     readings: int
+    horizon: int = 1
+    seasonal: np.ndarray | None = None  # float32 [N, horizon*C] or None
 
     @property
     def last_inputs(self) -> np.ndarray:
         """The most recent reading of every window: the persistence forecast."""
         return self.x[:, -len(self.channels) :]
+
+    @property
+    def y1(self) -> np.ndarray:
+        """The step-1 targets [N, C]: the readings the anomaly score is computed on."""
+        return self.y[:, : len(self.channels)]
+
+    def subset(self, rows: slice | np.ndarray) -> ForecastDataset:
+        """The same dataset restricted to some windows (e.g. the recent held-out ones)."""
+        return dataclasses.replace(
+            self,
+            x=self.x[rows],
+            y=self.y[rows],
+            t=self.t[rows],
+            seasonal=None if self.seasonal is None else self.seasonal[rows],
+        )
 
 
 def build_forecast_dataset(
@@ -164,36 +191,49 @@ def build_forecast_dataset(
     period_s: float,
     min_windows: int = 32,
     scaler: Standardizer | None = None,
+    horizon: int = 1,
 ) -> ForecastDataset:
     """Self-supervised ``forecast`` dataset from one device's series (see module doc).
 
     ``scaler`` reuses existing statistics (a model being continued); otherwise they are
-    fitted on the resampled series.
+    fitted on the resampled series. A window needs ``window + horizon`` gap-free slots.
     """
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window!r}")
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1, got {horizon!r}")
     ts, values = check_series(ts, values, channels)
-    if ts.shape[0] < window + 1:
+    if ts.shape[0] < window + horizon:
         raise SkipTraining(
             SkipReason.TOO_FEW_READINGS,
-            f"{ts.shape[0]} readings, a window of {window} needs at least {window + 1}",
+            f"{ts.shape[0]} readings, a window of {window} and horizon {horizon} "
+            f"need at least {window + horizon}",
         )
     grid_t, grid = resample(ts, values, period_s)
     if scaler is None:
         scaler = fit_standardizer(grid, channels)
     rows_ok = ~np.isnan(grid).any(axis=1)
-    starts = complete_runs(rows_ok, window + 1)
+    starts = complete_runs(rows_ok, window + horizon)
     if starts.shape[0] < min_windows:
         raise SkipTraining(
             SkipReason.TOO_FEW_WINDOWS,
-            f"{starts.shape[0]} gap-free windows of {window + 1} slots of {period_s:g} s "
+            f"{starts.shape[0]} gap-free windows of {window + horizon} slots of {period_s:g} s "
             f"from {ts.shape[0]} readings, need {min_windows}",
         )
     z = scaler.transform(np.where(np.isnan(grid), 0.0, grid))
     c = len(channels)
+    n = starts.shape[0]
     idx = starts[:, None] + np.arange(window)[None, :]
-    x = z[idx].reshape(starts.shape[0], window * c)
-    y = z[starts + window]
+    x = z[idx].reshape(n, window * c)
+    targets = starts[:, None] + window + np.arange(horizon)[None, :]
+    y = z[targets].reshape(n, horizon * c)
+    seasonal = None
+    lag = DAY_S / period_s
+    if abs(lag - round(lag)) < 1e-9 and round(lag) >= 1:
+        back = targets - round(lag)
+        zs = scaler.transform(grid)  # NaN stays NaN
+        seasonal = np.where(back[..., None] >= 0, zs[np.maximum(back, 0)], np.nan)
+        seasonal = np.ascontiguousarray(seasonal.reshape(n, horizon * c), np.float32)
     return ForecastDataset(
         x=np.ascontiguousarray(x, np.float32),
         y=np.ascontiguousarray(y, np.float32),
@@ -205,6 +245,8 @@ def build_forecast_dataset(
         data_start=float(ts[0]),
         data_end=float(ts[-1]),
         readings=int(ts.shape[0]),
+        horizon=horizon,
+        seasonal=seasonal,
     )
 
 

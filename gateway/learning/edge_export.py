@@ -3,9 +3,11 @@
 The format and its packer/parser live in ``shared.edge_model`` (MicroPython-compatible,
 documented in docs/protocol.md); this module only turns a ``ForecastModel`` into the
 arguments of ``shared.edge_model.pack_model`` and checks the board limits up front so a
-refusal names the model's own numbers. Input = last W standardized readings flattened
-oldest first, record-major; output = C standardized predictions of the next reading;
-score = max over channels |x_std - pred| / residual_scale, flagged above the threshold.
+refusal names the model's own numbers. The board runs ``ForecastModel.export_network``:
+the whole computation folded into one network with a linear path (LEM1 flag 1) and, when
+the model has calendar inputs, flag 2. Input = last W standardized readings flattened
+oldest first, record-major (then the calendar values); output = H*C standardized
+predictions; score = max over channels |x_std - step-1 pred| / residual_scale.
 """
 
 from __future__ import annotations
@@ -27,16 +29,23 @@ class EdgeExportError(ValueError):
 
 def edge_model_args(model: ForecastModel) -> dict[str, Any]:
     """Keyword arguments of ``shared.edge_model.pack_model`` (plain floats, no numpy)."""
-    spec = model.spec
     c = len(model.channels)
-    if spec.output != "linear":
-        raise EdgeExportError(f"only forecast models run on boards, got output {spec.output!r}")
+    if model.spec.output != "linear":
+        raise EdgeExportError(f"only forecast models run on boards, not {model.spec.output!r}")
     if not 1 <= model.window <= 255:
         raise EdgeExportError(f"window {model.window} is outside 1..255")
     if not 1 <= c <= 16:
         raise EdgeExportError(f"{c} channels is outside 1..16")
-    if spec.sizes[0] != model.window * c or spec.sizes[-1] != c:
-        raise EdgeExportError(f"network {spec.sizes} does not match window {model.window} x {c}")
+    try:
+        spec, weights = model.export_network()
+    except (ValueError, KeyError) as exc:
+        raise EdgeExportError(f"network {model.spec.sizes} cannot be folded: {exc}") from exc
+    n_in = model.window * c + (edge_model.CALENDAR_INPUTS if model.calendar else 0)
+    if spec.sizes[0] != n_in or spec.sizes[-1] != model.horizon * c:
+        raise EdgeExportError(
+            f"network {spec.sizes} does not match window {model.window} x {c} "
+            f"and horizon {model.horizon}"
+        )
     if spec.n_layers > edge_model.MAX_LAYERS:
         raise EdgeExportError(f"{spec.n_layers} layers exceed {edge_model.MAX_LAYERS}")
     if any(s > edge_model.MAX_WIDTH for s in spec.sizes[1:]):
@@ -48,6 +57,7 @@ def edge_model_args(model: ForecastModel) -> dict[str, Any]:
             6 + 4 * (spec.sizes[i] * spec.sizes[i + 1] + spec.sizes[i + 1])
             for i in range(spec.n_layers)
         )
+        + (6 + 4 * spec.sizes[0] * spec.sizes[-1] if spec.skip else 0)
     )
     if n_bytes > edge_model.MAX_MODEL_BYTES:
         raise EdgeExportError(
@@ -56,8 +66,8 @@ def edge_model_args(model: ForecastModel) -> dict[str, Any]:
     layers = []
     for i in range(spec.n_layers):
         act = "linear" if i == spec.n_layers - 1 else ACTIVATION_NAMES[spec.activation]
-        w = np.asarray(model.weights[f"layers.{i}.weight"], np.float32)
-        b = np.asarray(model.weights[f"layers.{i}.bias"], np.float32)
+        w = np.asarray(weights[f"layers.{i}.weight"], np.float32)
+        b = np.asarray(weights[f"layers.{i}.bias"], np.float32)
         layers.append((w.reshape(-1).tolist(), b.tolist(), act))
     return {
         "window": int(model.window),
@@ -66,6 +76,12 @@ def edge_model_args(model: ForecastModel) -> dict[str, Any]:
         "resid_scale": [float(v) for v in model.residual_scale],
         "threshold": float(model.threshold),
         "layers": layers,
+        "linear": (
+            np.asarray(weights["skip.weight"], np.float32).reshape(-1).tolist()
+            if spec.skip
+            else None
+        ),
+        "calendar": bool(model.calendar),
     }
 
 

@@ -4,7 +4,9 @@ Why numpy and not a framework: the gateway is a Raspberry Pi; a dense network of
 thousand weights trains in seconds with BLAS matmuls, and weights stay plain named
 arrays that the peer layer can serialize (safetensors), hash and fuse.
 
-Weights are ``{"layers.{i}.weight": (in, out), "layers.{i}.bias": (out,)}`` in float32.
+Weights are ``{"layers.{i}.weight": (in, out), "layers.{i}.bias": (out,)}`` in float32,
+plus ``"skip.weight": (inputs, outputs)`` when the spec has a linear path from the input
+straight to the output (added to the last layer's output, before any softmax).
 Training copies them into one flat float32 buffer (the given dict is never mutated), so
 the Adam step is a handful of vectorised operations over every parameter at once, and
 every forward/backward buffer is allocated once per call to ``train``.
@@ -36,6 +38,7 @@ class MLPSpec:
     sizes: tuple[int, ...]  # (inputs, hidden..., outputs)
     activation: str = "relu"  # hidden activation: "relu" | "tanh"
     output: str = "linear"  # "linear" (MSE loss) | "softmax" (cross-entropy)
+    skip: bool = False  # a linear path from the input to the output beside the hidden layers
 
     def __post_init__(self) -> None:
         if len(self.sizes) < 2 or any(int(s) < 1 for s in self.sizes):
@@ -59,10 +62,19 @@ class MLPSpec:
         for i in range(self.n_layers):
             out[f"layers.{i}.weight"] = (self.sizes[i], self.sizes[i + 1])
             out[f"layers.{i}.bias"] = (self.sizes[i + 1],)
+        if self.skip:
+            out["skip.weight"] = (self.sizes[0], self.sizes[-1])
         return out
 
     def to_dict(self) -> dict[str, object]:
-        return {"sizes": list(self.sizes), "activation": self.activation, "output": self.output}
+        doc: dict[str, object] = {
+            "sizes": list(self.sizes),
+            "activation": self.activation,
+            "output": self.output,
+        }
+        if self.skip:
+            doc["skip"] = True
+        return doc
 
     @classmethod
     def from_dict(cls, doc: dict[str, object]) -> MLPSpec:
@@ -73,6 +85,7 @@ class MLPSpec:
             sizes=tuple(int(s) for s in sizes),
             activation=str(doc.get("activation", "relu")),
             output=str(doc.get("output", "linear")),
+            skip=bool(doc.get("skip", False)),
         )
 
 
@@ -85,6 +98,9 @@ class TrainConfig:
     seed: int = 0
     patience: int | None = None  # early stopping on validation loss; None = off
     validation_fraction: float = 0.0
+    # with patience: the start weights compete too (epoch 0), so training never returns
+    # weights worse on validation than those it was given
+    keep_start: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
@@ -122,6 +138,8 @@ def init_weights(spec: MLPSpec, seed: int) -> Weights:
             np.float32
         )
         weights[f"layers.{i}.bias"] = rng.uniform(-bound, bound, (fan_out,)).astype(np.float32)
+    if spec.skip:
+        weights["skip.weight"] = np.zeros((spec.sizes[0], spec.sizes[-1]), np.float32)
     return weights
 
 
@@ -164,7 +182,7 @@ def _check_x(spec: MLPSpec, x: np.ndarray, what: str = "x") -> np.ndarray:
 def predict(spec: MLPSpec, weights: Weights, x: np.ndarray) -> np.ndarray:
     """Network output for rows of ``x``: values (linear) or class probabilities (softmax)."""
     check_weights(spec, weights)
-    a = _check_x(spec, x)
+    a = x_in = _check_x(spec, x)
     for i in range(spec.n_layers):
         w = np.asarray(weights[f"layers.{i}.weight"], dtype=np.float32)
         b = np.asarray(weights[f"layers.{i}.bias"], dtype=np.float32)
@@ -172,6 +190,8 @@ def predict(spec: MLPSpec, weights: Weights, x: np.ndarray) -> np.ndarray:
         a += b
         if i < spec.n_layers - 1:
             _activate(spec.activation, a)
+    if spec.skip:
+        a += x_in @ np.asarray(weights["skip.weight"], dtype=np.float32)
     if spec.output == "softmax":
         _softmax_inplace(a)
     return a
@@ -222,6 +242,8 @@ class _Net:
         self.B = [self.params[f"layers.{i}.bias"] for i in range(spec.n_layers)]
         self.gW = [self.grads[f"layers.{i}.weight"] for i in range(spec.n_layers)]
         self.gB = [self.grads[f"layers.{i}.bias"] for i in range(spec.n_layers)]
+        self.S = self.params.get("skip.weight")
+        self.gS = self.grads.get("skip.weight")
         # acts[0] is the input batch, acts[i+1] the output of layer i (post-activation).
         self.acts = [np.empty((batch, s), dtype=np.float32) for s in spec.sizes]
         self.delta = [np.empty((batch, s), dtype=np.float32) for s in spec.sizes]
@@ -240,6 +262,10 @@ class _Net:
             if i < spec.n_layers - 1:
                 _activate(spec.activation, a_out)
         out = self.acts[-1][:m]
+        if self.S is not None:
+            tmp = self.scratch[-1][:m]
+            np.matmul(self.acts[0][:m], self.S, out=tmp)
+            out += tmp
         if spec.output == "softmax":
             _softmax_inplace(out)
         return out
@@ -263,6 +289,8 @@ class _Net:
 
     def backward(self, m: int) -> None:
         spec = self.spec
+        if self.gS is not None:
+            np.matmul(self.acts[0][:m].T, self.delta[-1][:m], out=self.gS)
         for i in range(spec.n_layers - 1, -1, -1):
             d = self.delta[i + 1][:m]
             np.matmul(self.acts[i][:m].T, d, out=self.gW[i])
@@ -350,6 +378,12 @@ def train(
     best_flat = net.flat.copy()
     since_best = 0
     epochs_run = 0
+    if config.keep_start and config.patience is not None:
+        xs, ys = (x_val, y_val) if x_val is not None and y_val is not None else (x_tr, y_tr)
+        with np.errstate(over="ignore", invalid="ignore"):
+            start_loss = _evaluate(net, xs, ys, batch)["loss"]
+        if math.isfinite(start_loss):
+            best_loss = start_loss
     yb_buf = np.empty((batch, *y_tr.shape[1:]), dtype=y_tr.dtype)
     for epoch in range(config.epochs):
         perm = rng.permutation(n_tr)
@@ -418,13 +452,15 @@ def train(
 def loss(spec: MLPSpec, weights: Weights, x: np.ndarray, y: np.ndarray, l2: float = 0.0) -> float:
     """Objective that ``train`` minimises (float64 math, for gradient checks and reports)."""
     check_weights(spec, weights)
-    a = np.asarray(x, dtype=np.float64)
+    a = x64 = np.asarray(x, dtype=np.float64)
     for i in range(spec.n_layers):
         a = a @ np.asarray(weights[f"layers.{i}.weight"], np.float64) + np.asarray(
             weights[f"layers.{i}.bias"], np.float64
         )
         if i < spec.n_layers - 1:
             a = np.maximum(a, 0.0) if spec.activation == "relu" else np.tanh(a)
+    if spec.skip:
+        a = a + x64 @ np.asarray(weights["skip.weight"], np.float64)
     if spec.output == "softmax":
         a = a - a.max(axis=1, keepdims=True)
         logp = a - np.log(np.exp(a).sum(axis=1, keepdims=True))
@@ -441,6 +477,8 @@ def loss(spec: MLPSpec, weights: Weights, x: np.ndarray, y: np.ndarray, l2: floa
                 for i in range(spec.n_layers)
             )
         )
+        if spec.skip:
+            value += 0.5 * l2 * float((np.asarray(weights["skip.weight"], np.float64) ** 2).sum())
     return value
 
 
@@ -461,4 +499,6 @@ def gradients(
     if l2:
         for i in range(spec.n_layers):
             grads[f"layers.{i}.weight"] += l2 * net.W[i]
+        if net.S is not None:
+            grads["skip.weight"] += l2 * net.S
     return grads

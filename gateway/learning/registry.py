@@ -5,6 +5,11 @@ with ``CREATE TABLE IF NOT EXISTS`` and a schema version row, so it can live nex
 store's tables without knowing them. Weights are kept as safetensors bytes so a version
 can be reloaded, served, exported or continued later; the peer layer fills in the CIDs
 once it has published the weights and the log entry.
+
+Every version has a status: ``promoted`` (it became the device's current model: served by
+the API, pushed to boards, used for scoring) or ``rejected`` (the promotion guard found it
+no better than persistence or than the current version; ``reason`` says why). Schema 2
+added the two columns; rows of schema 1 read as promoted, as they were all served.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from typing import Any
 from gateway.learning.mlp import Weights
 from gateway.learning.serialize import weights_from_bytes, weights_to_bytes
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+PROMOTED, REJECTED = "promoted", "rejected"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS learning_schema (
@@ -40,7 +46,9 @@ CREATE TABLE IF NOT EXISTS model_versions (
     weights BLOB NOT NULL,
     parent_version INTEGER,
     weights_cid TEXT,
-    entry_cid TEXT
+    entry_cid TEXT,
+    status TEXT,
+    reason TEXT
 );
 CREATE INDEX IF NOT EXISTS model_versions_device ON model_versions (device, task, version);
 """
@@ -66,6 +74,8 @@ class ModelVersion:
     weights_cid: str | None
     entry_cid: str | None
     weights_blob: bytes
+    status: str = PROMOTED
+    reason: str | None = None
 
     @property
     def weights(self) -> Weights:
@@ -81,6 +91,16 @@ class ModelRegistry:
             self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(model_versions)")}
+            with self._db:
+                for name in ("status", "reason"):  # schema 1 -> 2
+                    if name not in columns:
+                        self._db.execute(f"ALTER TABLE model_versions ADD COLUMN {name} TEXT")
+                self._db.execute(
+                    "UPDATE learning_schema SET version = ? WHERE component = 'registry' "
+                    "AND version < ?",
+                    (SCHEMA_VERSION, SCHEMA_VERSION),
+                )
             row = self._db.execute(
                 "SELECT version FROM learning_schema WHERE component = 'registry'"
             ).fetchone()
@@ -116,8 +136,12 @@ class ModelRegistry:
         metrics: dict[str, float] | None = None,
         parent_version: int | None = None,
         created: float | None = None,
+        status: str = PROMOTED,
+        reason: str | None = None,
     ) -> int:
         """Store a new version; returns its number (increasing across all devices)."""
+        if status not in (PROMOTED, REJECTED):
+            raise ValueError(f"status must be {PROMOTED!r} or {REJECTED!r}, got {status!r}")
         metrics = dict(metrics if metrics is not None else metadata.get("metrics", {}))
         row = (
             device,
@@ -131,13 +155,15 @@ class ModelRegistry:
             json.dumps(metadata),
             weights_to_bytes(weights),
             parent_version,
+            status,
+            reason,
         )
         try:
             with self._db:
                 cur = self._db.execute(
                     "INSERT INTO model_versions (device, task, created, data_start, data_end, "
-                    "readings, samples, metrics, metadata, weights, parent_version) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "readings, samples, metrics, metadata, weights, parent_version, status, "
+                    "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     row,
                 )
         except sqlite3.Error as exc:
@@ -164,7 +190,7 @@ class ModelRegistry:
 
     _COLUMNS = (
         "version, device, task, created, data_start, data_end, readings, samples, metrics, "
-        "metadata, parent_version, weights_cid, entry_cid, weights"
+        "metadata, parent_version, weights_cid, entry_cid, weights, status, reason"
     )
 
     def _rows(self, where: str, params: tuple[Any, ...]) -> list[ModelVersion]:
@@ -190,6 +216,8 @@ class ModelRegistry:
                 weights_cid=r[11],
                 entry_cid=r[12],
                 weights_blob=bytes(r[13]),
+                status=r[14] or PROMOTED,
+                reason=r[15],
             )
             for r in rows
         ]
@@ -201,8 +229,18 @@ class ModelRegistry:
         return rows[0]
 
     def latest(self, device: str, task: str = "forecast") -> ModelVersion | None:
+        """The newest version of any status (the last training attempt that produced one)."""
         rows = self._rows(
             "WHERE device = ? AND task = ? ORDER BY version DESC LIMIT 1", (device, task)
+        )
+        return rows[0] if rows else None
+
+    def current(self, device: str, task: str = "forecast") -> ModelVersion | None:
+        """The device's current model: its newest promoted version."""
+        rows = self._rows(
+            "WHERE device = ? AND task = ? AND (status IS NULL OR status = ?) "
+            "ORDER BY version DESC LIMIT 1",
+            (device, task, PROMOTED),
         )
         return rows[0] if rows else None
 

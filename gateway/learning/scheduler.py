@@ -27,10 +27,13 @@ import numpy as np
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from gateway.config import TrainingSection
+from gateway.learning.anomaly import calibrated_metadata
 from gateway.learning.dataset import SkipReason, SkipTraining
 from gateway.learning.forecast import ForecastModel, train_forecast
 from gateway.learning.mlp import Weights
-from gateway.learning.registry import ModelRegistry
+from gateway.learning.promotion import judge, promotion_counter
+from gateway.learning.registry import PROMOTED, REJECTED, ModelRegistry
+from gateway.learning.regular import regular_series
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ class TrainingOutcome:
     """What one training attempt produced: a registered version, or a skip and why."""
 
     device: str
-    status: str  # "trained" | "skipped" | "failed"
+    status: str  # "trained" (and promoted) | "rejected" (by the guard) | "skipped" | "failed"
     version: int | None = None
     reason: str | None = None  # SkipReason value when skipped
     detail: str = ""
@@ -77,8 +80,12 @@ def _train_job(
     channels: list[str],
     settings: TrainingSection,
     previous: tuple[dict[str, Any], Weights] | None,
+    previous_version: int | None = None,
 ) -> dict[str, Any]:
-    """Runs in the worker process; returns plain data (no exceptions for bad data)."""
+    """Runs in the worker process; returns plain data (no exceptions for bad data).
+
+    ``previous`` is the device's current (promoted) version: training continues it and
+    the promotion guard compares the new version with it."""
     started = time.perf_counter()
     if settings.task != "forecast":
         return {
@@ -88,8 +95,14 @@ def _train_job(
             "seconds": 0.0,
         }
     prev_model = ForecastModel.from_metadata(*previous) if previous is not None else None
+    # irregular readings on the grid, short gaps interpolated, so that they train
+    raw_ts = np.asarray(ts, np.float64)
+    ts, values = regular_series(ts, values, settings.period_s, settings.anomaly_max_fill)
     try:
         model = train_forecast(ts, values, channels, settings, previous=prev_model)
+        finite = raw_ts[np.isfinite(raw_ts)]  # data range: of the readings, not the grid
+        model.data_start, model.data_end = float(finite.min()), float(finite.max())
+        model.readings = int(finite.shape[0])
     except SkipTraining as exc:
         return {
             "status": "skipped",
@@ -104,10 +117,18 @@ def _train_job(
             "detail": f"{type(exc).__name__}: {exc}",
             "seconds": time.perf_counter() - started,
         }
+    decision = judge(model, prev_model, ts, values, test_fraction=settings.test_fraction,
+                     current_version=previous_version)
+    # the detector's threshold, calibrated to the false-alarm budget, for gateway and board
+    meta = calibrated_metadata(model, ts, values, settings)
+    meta["promotion"] = {"promoted": decision.promoted, "result": decision.code,
+                         "reason": decision.reason, "figures": decision.figures}
     return {
-        "status": "trained",
-        "metadata": model.metadata(),
+        "status": "trained" if decision.promoted else "rejected",
+        "metadata": meta,
         "weights": model.weights,
+        "reason": None if decision.promoted else decision.code,
+        "detail": decision.reason,
         "seconds": time.perf_counter() - started,
     }
 
@@ -149,6 +170,7 @@ class TrainingScheduler:
             registry=reg,
             buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300),
         )
+        self._promotions = promotion_counter(reg)
 
     @property
     def state(self) -> SchedulerState:
@@ -243,9 +265,11 @@ class TrainingScheduler:
         registry: ModelRegistry,
     ) -> TrainingOutcome | None:
         latest = registry.latest(device, "forecast")
-        previous = (latest.metadata, latest.weights) if latest is not None else None
+        current = registry.current(device, "forecast")
+        previous = (current.metadata, current.weights) if current is not None else None
         future = self._executor().submit(
-            _train_job, device, ts, values, channels, self.settings, previous
+            _train_job, device, ts, values, channels, self.settings, previous,
+            current.version if current is not None else None,
         )
         try:
             result = future.result()
@@ -273,21 +297,28 @@ class TrainingScheduler:
             log.info("training %s %s: %s", device, result["status"], result["detail"])
         else:
             meta = result["metadata"]
+            promoted = result["status"] == "trained"
             version = registry.register(
                 device,
                 "forecast",
                 result["weights"],
                 meta,
                 parent_version=latest.version if latest is not None else None,
+                status=PROMOTED if promoted else REJECTED,
+                reason=None if promoted else result["detail"],
             )
             outcome = TrainingOutcome(
                 device,
-                "trained",
+                result["status"],
                 version=version,
+                reason=result["reason"],
+                detail=result["detail"],
                 metrics=dict(meta["metrics"]),
                 seconds=result["seconds"],
             )
-            log.info("trained %s: version %d, %s", device, version, meta["metrics"])
+            self._promotions.labels(result["reason"] or "promoted").inc()
+            log.info("trained %s: version %d %s (%s)", device, version,
+                     "promoted" if promoted else "rejected", result["detail"])
         self._runs.labels(outcome.status).inc()
         if outcome.status == "skipped" and outcome.reason:
             self._skips.labels(outcome.reason).inc()

@@ -8,6 +8,8 @@ operator code sets both ``deprecated_builtin_code`` (int8) and ``builtin_code``.
 
 Graph: one FULLY_CONNECTED per layer (weights stored (out, in)), ReLU fused into the
 layer; tanh and softmax are separate ops because the float kernel ignores a fused TANH.
+A linear path (``MLPSpec.skip``) is one more FULLY_CONNECTED from the input, ADDed to the
+last layer's output (float32 only).
 With calibration data, post-training int8 quantization: QUANTIZE in, int8 FC with int8
 symmetric per-tensor weights and int32 biases, DEQUANTIZE out; I/O stays float32.
 """
@@ -22,6 +24,7 @@ import numpy as np
 from gateway.learning.mlp import MLPSpec, Weights, check_weights
 
 # BuiltinOperator codes (schema.fbs)
+OP_ADD = 0
 OP_DEQUANTIZE = 6
 OP_FULLY_CONNECTED = 9
 OP_SOFTMAX = 25
@@ -37,6 +40,7 @@ OPTIONS_SOFTMAX = 9
 SCHEMA_VERSION = 3
 # op versions matching the tensor types used (the runtime accepts these ranges)
 OP_VERSION = {
+    (OP_ADD, FLOAT32): 1,
     (OP_FULLY_CONNECTED, FLOAT32): 1,
     (OP_FULLY_CONNECTED, INT8): 4,
     (OP_SOFTMAX, FLOAT32): 1,
@@ -242,6 +246,8 @@ def export_tflite(spec: MLPSpec, weights: Weights, calibration: np.ndarray | Non
     check_weights(spec, weights)
     weights = {k: np.asarray(v, np.float32) for k, v in weights.items()}
     quant = calibration is not None
+    if quant and spec.skip:
+        raise ExportError("int8 export of a network with a linear path is not supported")
     if quant:
         calibration = np.asarray(calibration, np.float32)
         if calibration.ndim != 2 or calibration.shape[1] != spec.sizes[0] or not len(calibration):
@@ -253,6 +259,8 @@ def export_tflite(spec: MLPSpec, weights: Weights, calibration: np.ndarray | Non
     n_in = spec.sizes[0]
     current = g.tensor(_Tensor("input", [1, n_in], FLOAT32, signature=[-1, n_in]))
     model_input = current
+    if spec.skip and spec.output != "linear":
+        raise ExportError(f"a linear path needs a linear output, got {spec.output!r}")
     if quant:
         scale, zp = _asym_params(*ranges[0])
         q = g.tensor(
@@ -297,6 +305,20 @@ def export_tflite(spec: MLPSpec, weights: Weights, calibration: np.ndarray | Non
             _Op(OP_FULLY_CONNECTED, [current, w_id, b_id], [out], OPTIONS_FULLY_CONNECTED, fused)
         )
         current = out
+        if not hidden and spec.skip:
+            n_out = spec.sizes[-1]
+            s_id = g.tensor(
+                _Tensor("skip.weight", [n_out, n_in], FLOAT32), weights["skip.weight"].T
+            )
+            zero = g.tensor(_Tensor("skip.bias", [n_out], FLOAT32), np.zeros(n_out, np.float32))
+            s_out = g.tensor(_Tensor("skip.out", [1, n_out], FLOAT32, signature=[-1, n_out]))
+            g.ops.append(
+                _Op(OP_FULLY_CONNECTED, [model_input, s_id, zero], [s_out],
+                    OPTIONS_FULLY_CONNECTED, ACT_NONE)
+            )
+            total = g.tensor(_Tensor("output", [1, n_out], FLOAT32, signature=[-1, n_out]))
+            g.ops.append(_Op(OP_ADD, [current, s_out], [total]))
+            current = total
         extra = OP_TANH if hidden and spec.activation == "tanh" else None
         if not hidden and spec.output == "softmax":
             extra = OP_SOFTMAX

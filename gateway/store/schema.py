@@ -66,6 +66,23 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
     ],
+    # 3: anomaly events (consecutive flags of the gateway's detector merged, one per incident)
+    [
+        """CREATE TABLE anomaly_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            device TEXT NOT NULL,
+            start REAL NOT NULL,
+            end REAL NOT NULL,
+            peak REAL NOT NULL,
+            channels TEXT NOT NULL,
+            flags INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            open INTEGER NOT NULL,
+            model_version INTEGER,
+            updated REAL NOT NULL
+        )""",
+        "CREATE INDEX anomaly_events_by_device ON anomaly_events (device, start)",
+    ],
 ]
 
 LATEST = len(MIGRATIONS)

@@ -8,6 +8,12 @@ import gateway.learning as learning
 def test_all_is_honest() -> None:
     exported = {name for name in dir(learning) if not name.startswith("_")}
     modules = {
+        "baselines",
+        "computation",
+        "promotion",
+        "federated",
+        "anomaly",
+        "regular",
         "dataset",
         "edge_export",
         "forecast",

@@ -44,6 +44,19 @@ def test_dashboard_shows_devices_and_training_curve(
     wait_for(lambda: len(api.get("/api/rounds").json()) >= 3, timeout=90, what="a second round")
     client.disconnect()
     api.close()
+    # a version the promotion guard refused: listed with its reason, never current
+    from gateway_rig import db_path
+
+    from gateway.learning.registry import ModelRegistry
+
+    with ModelRegistry(db_path(config)) as registry:
+        current = registry.current("greenhouse")
+        assert current is not None
+        meta = dict(current.metadata, promotion={"promoted": False,
+                                                 "result": "worse_than_persistence",
+                                                 "reason": "test reason", "figures": {}})
+        rejected = registry.register("greenhouse", "forecast", current.weights, meta,
+                                     status="rejected", reason="held-out MAE not below")
 
     errors: list[str] = []
     with sync_playwright() as pw:
@@ -67,6 +80,9 @@ def test_dashboard_shows_devices_and_training_curve(
         assert sorted(curve.evaluate_all("ls => ls.map(l => l.dataset.peer)")) == [
             "greenhouse", "shed"]
         assert page.locator("#models a.download").count() == 4
+        cell = page.locator("#models tr[data-model='greenhouse'] td.rejected").inner_text()
+        assert f"v{rejected}" in cell and "held-out MAE not below" in cell
+        assert page.locator("#models tr[data-model='shed'] td.rejected").inner_text() == "\u2013"
         assert page.locator("#gateway-id").inner_text() == "gw-test"
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)

@@ -21,6 +21,7 @@ def test_discovery_documents_are_exact() -> None:
     docs = discovery_messages(config, "bed-2", ["temp", "co2x"], firmware="0.1.0")
     assert sorted(docs) == [
         "homeassistant/binary_sensor/learnae_gh-1_bed-2/anomaly/config",
+        "homeassistant/binary_sensor/learnae_gh-1_bed-2/anomaly_event/config",
         "homeassistant/sensor/learnae_gh-1_bed-2/anomaly_score/config",
         "homeassistant/sensor/learnae_gh-1_bed-2/co2x/config",
         "homeassistant/sensor/learnae_gh-1_bed-2/temp/config",
@@ -45,6 +46,9 @@ def test_discovery_documents_are_exact() -> None:
     assert "device_class" not in docs["homeassistant/sensor/learnae_gh-1_bed-2/co2x/config"]
     anomaly = docs["homeassistant/binary_sensor/learnae_gh-1_bed-2/anomaly/config"]
     assert anomaly["value_template"] == "{{ 'ON' if value_json.anomaly else 'OFF' }}"
+    event = docs["homeassistant/binary_sensor/learnae_gh-1_bed-2/anomaly_event/config"]
+    assert event["value_template"] == "{{ 'ON' if value_json.anomaly_event else 'OFF' }}"
+    assert event["device_class"] == "problem"
     assert state_topic(config, "bed-2") == "learnae-gateway/gh-1/bed-2/state"
 
 
@@ -93,10 +97,11 @@ def test_state_carries_the_forecaster_score(tmp_path: Path, broker: PrivateBroke
 
     bridge = HomeAssistantBridge(config, publisher_port.publish_retained,
                                  registry=CollectorRegistry())
-    assert bridge.publish_once() == 4 + 1  # 2 channels + score + flag, then the state
+    assert bridge.publish_once() == 5 + 1  # 2 channels + score + flag + event, then the state
     assert bridge.publish_once() == 1  # announced once; the state every time
     publisher_port.close()
     state = json.loads(retained(broker, f"st{prefix}/gw-ha/cellar/state") or b"{}")
     assert state["model_version"] == version
     assert isinstance(state["anomaly_score"], float) and state["anomaly_score"] >= 0.0
     assert state["ts"] == 1_700_000_000.0 + 199 * 60
+    assert state["anomaly_event"] is False  # no detector pass has flagged anything

@@ -182,7 +182,7 @@ function renderModels(models) {
   if (!models || models.length === 0) { box.replaceChildren(el("p", { class: "muted" }, "No model yet.")); return; }
   const table = el("table", { id: "models" });
   const head = el("tr");
-  for (const h of ["device", "version", "trained", "samples", "metrics", "download"]) head.appendChild(el("th", {}, h));
+  for (const h of ["device", "version", "trained", "samples", "metrics", "rejected since", "download"]) head.appendChild(el("th", {}, h));
   table.appendChild(el("thead")).appendChild(head);
   const body = table.appendChild(el("tbody"));
   for (const m of models) {
@@ -192,6 +192,10 @@ function renderModels(models) {
     tr.appendChild(el("td", {}, ago(m.created)));
     tr.appendChild(el("td", { class: "num" }, m.samples === null || m.samples === undefined ? "–" : String(m.samples)));
     tr.appendChild(el("td", {}, Object.entries(m.metrics || {}).slice(0, 4).map(([k, v]) => `${k} ${fmt(v)}`).join(", ")));
+    // versions the promotion guard kept from deployment, newest first, with its reason
+    const rejected = (m.rejected || []).slice().reverse();
+    tr.appendChild(el("td", { class: "rejected", title: rejected.map((r) => `v${r.version}: ${r.reason}`).join("\n") },
+      rejected.length === 0 ? "–" : `${rejected.length}: v${rejected[0].version} ${rejected[0].reason || rejected[0].result || ""}`));
     const links = el("td");
     for (const [fmtName, href] of Object.entries(m.artifacts || {})) {
       links.appendChild(el("a", { href, download: "", class: "download", "data-format": fmtName }, fmtName));

@@ -1,0 +1,168 @@
+"""The gateway's live detector: new readings of every device scored, flags merged into events.
+
+A thread wakes every ``training.anomaly_interval_s``. For each device with a forecaster in the
+model registry it reads the readings that arrived since its last pass (plus a little context
+for interpolation), puts them on the device's grid (``gateway.learning.regular``), feeds
+the finished slots to the device's ``Detector`` and stores the events the ``EventTracker``
+opens, extends or closes (``gateway.store.anomaly_events``). A slot is finished once a
+reading of a later slot has arrived. A new model version is swapped into the running
+detector (same window, new statistics). State lives in memory: after a restart each
+device warms up again on its latest readings, and events left open are closed.
+
+Counted in /metrics: slots scored, flags, events opened, level shifts accepted, slots not
+scored by reason, failed passes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from prometheus_client import REGISTRY, CollectorRegistry, Counter
+
+from gateway.config import GatewayConfig
+
+log = logging.getLogger("learnae.anomaly")
+
+
+@dataclass
+class _DeviceState:
+    version: int
+    detector: Any
+    tracker: Any
+    origin: float
+    fed_until: float  # time of the last slot fed to the detector
+
+
+class AnomalyMonitor:
+    """Start/stop like every part; ``poll_once`` does one pass (tests call it directly)."""
+
+    def __init__(self, config: GatewayConfig, *, registry: CollectorRegistry | None = None
+                 ) -> None:
+        self.config = config
+        self._states: dict[str, _DeviceState] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        reg = REGISTRY if registry is None else registry
+        self.scored = Counter("learnae_anomaly_scored", "Readings scored by the gateway's "
+                              "detector", registry=reg)
+        self.flags = Counter("learnae_anomaly_flags", "Readings the gateway's detector "
+                             "flagged", registry=reg)
+        self.events = Counter("learnae_anomaly_events", "Anomaly events opened", registry=reg)
+        self.shifts = Counter("learnae_anomaly_level_shifts", "Runs of flags accepted as a "
+                              "new level (their event becomes kind level_shift)", registry=reg)
+        self.skipped = Counter("learnae_anomaly_unscored", "Grid slots not scored, by reason",
+                               ["reason"], registry=reg)
+        self.failures = Counter("learnae_anomaly_failures", "Detector passes that failed for "
+                                "a device", registry=reg)
+
+    # -- lifecycle --------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="anomaly-monitor", daemon=True)
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:
+                log.exception("anomaly pass failed; retrying")
+            self._stop.wait(self.config.training.anomaly_interval_s)
+
+    # -- one pass ---------------------------------------------------------------------
+    def poll_once(self) -> int:
+        """Score every device's new readings; returns the number of slots scored."""
+        from gateway.learning.registry import ModelRegistry
+        from gateway.store import Store
+        from gateway.store.anomaly_events import AnomalyEventLog
+
+        done = 0
+        with Store.open(self.config.db_path, readonly=True) as store, \
+                ModelRegistry(self.config.db_path) as registry, \
+                AnomalyEventLog.open(self.config.db_path) as log_:
+            for info in store.devices():
+                if self._stop.is_set():
+                    break
+                # the version served and pushed: the newest promoted one
+                current = registry.current(info.id, "forecast")
+                if current is None:
+                    continue
+                try:
+                    done += self._device(store, log_, info.id, current)
+                except Exception:
+                    self.failures.inc()
+                    log.exception("anomaly detection for %s failed", info.id)
+        return done
+
+    def _device(self, store: Any, events: Any, device: str, version: Any) -> int:
+        from gateway.learning.anomaly import Calibration, Detector, DetectorSettings, predictor_for
+        from gateway.learning.events import EventTracker
+        from gateway.learning.regular import regularize
+
+        settings = self.config.training
+        predictor = predictor_for(version.metadata, version.weights)
+        doc = version.metadata.get("detector")
+        cal = (Calibration.from_dict(doc) if doc else
+               Calibration.plain(predictor.residual_scale, float(version.metadata["threshold"])))
+        period, w = predictor.period_s, predictor.window
+        state = self._states.get(device)
+        if state is not None and state.detector.predictor.channels != predictor.channels:
+            state = None
+        if state is None:
+            newest = store.read_series(device, limit=1)
+            if not len(newest):
+                return 0
+            start = float(newest.ts[-1]) - w * period  # w slots before the newest: warm-up
+            det = Detector(predictor, cal, DetectorSettings(
+                shift_after=settings.anomaly_shift_after, gap=settings.anomaly_event_gap))
+            tracker = EventTracker(device, predictor.channels, period,
+                                   settings.anomaly_event_gap)
+            events.close_open(device)  # left open by an earlier run: they cannot grow now
+            state = _DeviceState(version.version, det, tracker, origin=start, fed_until=start
+                                 - period)
+            self._states[device] = state
+        elif state.version != version.version:
+            state.detector.swap(predictor, cal)
+            state.version = version.version
+        context = (settings.anomaly_max_fill + 2) * period
+        series = store.read_series(device, since_ts=state.fed_until - context)
+        if not len(series):
+            return 0
+        values = np.full((len(series), len(predictor.channels)), np.nan)
+        for j, name in enumerate(predictor.channels):
+            if name in series.channels:
+                values[:, j] = series.values[:, series.channels.index(name)]
+        grid_t, grid = regularize(series.ts, values, period, settings.anomaly_max_fill,
+                                  state.origin)
+        last_slot_t = state.origin + np.rint((series.ts[-1] - state.origin) / period) * period
+        fresh = (grid_t > state.fed_until + period / 2) & (grid_t < last_slot_t - period / 2)
+        scored = 0
+        for t, x in zip(grid_t[fresh], grid[fresh], strict=True):
+            res = state.detector.step(float(t), x)
+            state.fed_until = float(t)
+            if res.score is None:
+                self.skipped.labels(res.reason or "not_scored").inc()
+                continue
+            scored += 1
+            self.scored.inc()
+            if res.flag:
+                self.flags.inc()
+            for ev in state.tracker.update(res):
+                new = ev.id is None
+                events.save(ev, state.version)
+                if new:
+                    self.events.inc()
+            if res.shifted:
+                self.shifts.inc()
+        return scored

@@ -1,0 +1,458 @@
+"""The gateway's anomaly detector: one reading at a time, as it runs live and in replays.
+
+It stands on any forecaster that can predict the next reading from a window (``Predictor``),
+and adds what makes its alarms worth trusting:
+
+* **Replacement.** A value whose score exceeds the threshold enters the window as its
+  prediction, not as read (so do gaps), so one spike is one flag and not one per later
+  window that still holds it. A run longer than ``MAX_REPLACED`` readings is the signal
+  (a turn, a new level): the window then takes the run as read. The board's LEM scorer
+  does the same (``shared.edge_model``).
+* **Level shifts.** A run starts at a flag and lasts while flags keep coming (pauses of up to
+  ``shift_after`` readings). Once it has ``shift_after`` readings, at least half of them
+  flagged, and the median of its latest ``shift_after`` residuals is still more than half a
+  threshold off, the detector accepts the new level: that median is added to a per-channel
+  level offset and to the window, so flags stop within a bounded number of readings (one
+  event, not hundreds until the next retraining).
+* **Cycles longer than the window.** Residuals are corrected per phase of the day (``bins``
+  phase bins): a summary of a longer history than the window, the mean and spread of the
+  residual at this time of day, so a daily rise the window cannot see coming is not flagged
+  at every cycle edge.
+* **Online adaptation** between retrainings: the per-phase bias and scale follow the unflagged
+  residuals (exponential averages, bounded to a factor of the calibrated scale).
+* **A calibrated threshold.** ``calibrate`` picks the lowest threshold (not below a floor) at
+  which the held-out part of the training series raises at most
+  ``anomaly_false_alarms_per_day`` events per day, instead of a fixed quantile of scores
+  (extrapolated from the bulk of the scores when the held-out span is too short to count).
+
+score = max over present channels |x - pred - bias[phase]| / scale[phase], raw units.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from gateway.learning.regular import regularize, slot_of
+
+DAY_S = 86400.0
+MAX_BINS = 48  # phase bins per day: half-hourly at most (each needs readings to learn from)
+SHRINK = 20.0  # a phase bin's statistics count as this many readings of the global ones
+MAX_REPLACED = 2  # as shared.edge_model: readings in a row replaced before a run is taken as read
+SCALE_BOUNDS = (0.5, 4.0)  # online scale stays within these factors of the calibrated one
+MIN_COUNTED_EVENTS = 10  # a held-out span allowing fewer events extrapolates the tail instead
+GAP_RATIO = 2.0  # extremes this far above the rest are anomalies, not the normal tail
+
+
+class Predictor(Protocol):
+    """What the detector needs from a forecaster (today's MLP or any other)."""
+
+    @property
+    def channels(self) -> list[str]: ...
+
+    @property
+    def window(self) -> int: ...
+
+    @property
+    def period_s(self) -> float: ...
+
+    def predict(self, windows: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """Next reading [N, C] (raw units) of each window [N, W, C] (raw, oldest first);
+        ``times`` [N] are the times of the predicted readings (for calendar inputs)."""
+        ...
+
+
+class ForecastPredictor:
+    """``Predictor`` over a ``gateway.learning.forecast.ForecastModel`` (standardised MLP)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    @property
+    def channels(self) -> list[str]:
+        return list(self.model.channels)
+
+    @property
+    def window(self) -> int:
+        return int(self.model.window)
+
+    @property
+    def period_s(self) -> float:
+        return float(self.model.period_s)
+
+    def predict(self, windows: np.ndarray, times: np.ndarray) -> np.ndarray:
+        n, w, c = windows.shape
+        z = self.model.scaler.transform(windows.reshape(n * w, c)).reshape(n, w * c)
+        # step 1 of a forecaster with any horizon; ``times`` feed its calendar inputs
+        pred = self.model.predict_next_std(z, times)
+        return np.asarray(self.model.scaler.inverse(pred), np.float64)
+
+    @property
+    def residual_scale(self) -> np.ndarray:
+        """The model's own residual scale, raw units (what the board divides by)."""
+        return np.asarray(self.model.residual_scale, np.float64) * self.model.scaler.std
+
+
+def predictor_for(meta: dict[str, Any], weights: Any) -> ForecastPredictor:
+    """The predictor of a registry version (metadata + weights)."""
+    from gateway.learning.forecast import ForecastModel
+
+    return ForecastPredictor(ForecastModel.from_metadata(meta, weights))
+
+
+def phase_bins(period_s: float, window: int) -> int:
+    """Phase bins per day; 1 (no phase correction) when a day is no longer than the window."""
+    slots = DAY_S / period_s
+    if slots <= window or slots < 2:
+        return 1
+    return int(min(MAX_BINS, round(slots)))
+
+
+def phase_of(times: np.ndarray, bins: int) -> np.ndarray:
+    if bins <= 1:
+        return np.zeros(np.shape(times), np.int64)
+    frac = np.mod(np.asarray(times, np.float64), DAY_S) / DAY_S
+    return np.minimum((frac * bins).astype(np.int64), bins - 1)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The detector's statistics for one model version (stored in its metadata)."""
+
+    threshold: float
+    bias: np.ndarray  # [bins, C] raw units
+    scale: np.ndarray  # [bins, C] raw units, > 0
+    bins: int
+    board_threshold: float  # the same budget for the board's scorer (no phase correction)
+    held_days: float = 0.0
+    held_events: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "bias": self.bias.tolist(),
+                "scale": self.scale.tolist(), "bins": self.bins,
+                "board_threshold": self.board_threshold, "held_days": self.held_days,
+                "held_events": self.held_events}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Calibration:
+        return cls(threshold=float(doc["threshold"]), bias=np.asarray(doc["bias"], np.float64),
+                   scale=np.asarray(doc["scale"], np.float64), bins=int(doc["bins"]),
+                   board_threshold=float(doc["board_threshold"]),
+                   held_days=float(doc.get("held_days", 0.0)),
+                   held_events=int(doc.get("held_events", 0)))
+
+    @classmethod
+    def plain(cls, scale: np.ndarray, threshold: float) -> Calibration:
+        """No phase correction: the board's computation (scale = the model's residual scale)."""
+        scale = np.asarray(scale, np.float64)[None, :]
+        return cls(threshold, np.zeros_like(scale), scale, 1, threshold)
+
+
+def count_events(flags: np.ndarray, slots: np.ndarray, gap: int) -> int:
+    """Runs of flags, where flags at most ``gap`` unflagged slots apart are one run."""
+    idx = slots[flags]
+    if idx.shape[0] == 0:
+        return 0
+    return int(1 + np.count_nonzero(np.diff(idx) > gap + 1))
+
+
+def budget_threshold(scores: np.ndarray, slots: np.ndarray, allowed: int, floor: float,
+                     gap: int) -> float:
+    """The lowest threshold >= ``floor`` at which ``scores`` raise at most ``allowed`` events."""
+    if count_events(scores > floor, slots, gap) <= allowed:
+        return float(floor)
+    candidates = np.unique(scores[scores > floor])  # ascending; flag is score > threshold
+    lo, hi = 0, candidates.shape[0] - 1  # candidates[hi] (the max) flags nothing
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if count_events(scores > candidates[mid], slots, gap) <= allowed:
+            hi = mid
+        else:
+            lo = mid + 1
+    return float(candidates[lo])
+
+
+def tail_threshold(scores: np.ndarray, per_reading: float, floor: float) -> float:
+    """The threshold whose exceedance rate per reading is ``per_reading``, extrapolated
+    from the bulk of the scores: an exponential tail above their 90th percentile, its scale
+    from the median excess. The extremes (real anomalies among the held-out readings) barely
+    move it, which is why it serves when the held-out span is too short to count events."""
+    s = scores[np.isfinite(scores)]
+    if s.shape[0] < 20 or not per_reading > 0:
+        return float(floor)
+    x0 = float(np.quantile(s, 0.9))
+    excess = s[s > x0] - x0
+    beta = float(np.median(excess)) / math.log(2) if excess.shape[0] else 0.0
+    th = x0 + beta * math.log(0.1 / per_reading) if per_reading < 0.1 else x0
+    return float(max(floor, th))
+
+
+def gap_threshold(scores: np.ndarray, low: float) -> float:
+    """Above ``low``: the middle (geometric) of the widest gap, by ratio, between the sorted
+    scores over ``low`` (``low`` itself counting as the lowest), when that gap is at least
+    ``GAP_RATIO``; else ``low``. What lies below the gap (rare but recurring shapes, such as
+    the edges of a cycle longer than the window) is taken as normal; the cluster above it
+    as the anomalies the held-out span happens to hold."""
+    top = np.sort(scores[np.isfinite(scores) & (scores > low)])
+    if top.shape[0] == 0 or not low > 0:
+        return float(low)
+    vals = np.concatenate(([low], top))
+    ratios = vals[1:] / vals[:-1]
+    k = int(np.argmax(ratios))
+    if ratios[k] < GAP_RATIO:
+        return float(low)
+    return float(math.sqrt(vals[k] * vals[k + 1]))
+
+
+def _windows(grid_t: np.ndarray, grid: np.ndarray, w: int) -> tuple[np.ndarray, ...]:
+    ok = ~np.isnan(grid).any(axis=1)
+    csum = np.concatenate(([0], np.cumsum(ok, dtype=np.int64)))
+    starts = np.zeros(0, np.int64)
+    if ok.shape[0] > w:
+        starts = np.flatnonzero(csum[w + 1 :] - csum[: -w - 1] == w + 1)
+    idx = starts[:, None] + np.arange(w)[None, :]
+    return grid[idx], grid[starts + w], grid_t[starts + w]
+
+
+def _robust_rms(r: np.ndarray, axis: int = 0) -> np.ndarray:
+    """RMS after clipping at 5 x RMS, so the spikes in the training data barely count."""
+    rms = np.sqrt(np.mean(r**2, axis=axis))
+    clipped = np.clip(r, -5 * rms, 5 * rms)
+    return np.asarray(np.sqrt(np.mean(clipped**2, axis=axis)), np.float64)
+
+
+def calibrate(predictor: Predictor, ts: np.ndarray, values: np.ndarray, *,
+              false_alarms_per_day: float = 1.0, floor: float = 4.0, held_fraction: float = 0.2,
+              max_fill: int = 2, gap: int = 2, board_scale: np.ndarray | None = None,
+              origin: float | None = None) -> Calibration:
+    """Phase bias and scale from the older part of the series, threshold on the newest part.
+
+    The newest ``held_fraction`` of the gap-free windows is held out; the threshold is the
+    lowest (>= ``floor``) at which it raises at most ``false_alarms_per_day`` events per day
+    of held-out time. When that span allows fewer than ``MIN_COUNTED_EVENTS`` events (less
+    than ten days at one a day), counting cannot tell a budget from the real anomalies in it:
+    the threshold is then extrapolated from the bulk of the scores (``tail_threshold``) and
+    raised into a clear gap above it if the scores have one (``gap_threshold``).
+    ``board_scale`` (the model's own residual scale) gets its own threshold for the board's
+    scorer, which has no phase correction. Raises ValueError without windows.
+    """
+    start = float(np.nanmin(ts)) if origin is None and len(ts) else (origin or 0.0)
+    grid_t, grid = regularize(ts, values, predictor.period_s, max_fill, start)
+    x, y, t = _windows(grid_t, grid, predictor.window)
+    n = y.shape[0]
+    if n < 8:
+        raise ValueError(f"{n} gap-free windows, calibration needs at least 8")
+    resid = y - predictor.predict(x, t)
+    n_held = min(max(round(n * held_fraction), 4), n - 4)
+    fit, held = slice(0, n - n_held), slice(n - n_held, n)
+    bins = phase_bins(predictor.period_s, predictor.window)
+    phase = phase_of(t, bins)
+    g_bias = np.median(resid[fit], axis=0)
+    g_scale = np.maximum(_robust_rms(resid[fit] - g_bias), 1e-9)
+    bias = np.tile(g_bias, (bins, 1))
+    scale = np.tile(g_scale, (bins, 1))
+    for b in range(bins) if bins > 1 else ():
+        r = resid[fit][phase[fit] == b]
+        if r.shape[0]:
+            k = r.shape[0]
+            bias[b] = (k * np.median(r, axis=0) + SHRINK * g_bias) / (k + SHRINK)
+            var = _robust_rms(r - bias[b]) ** 2
+            scale[b] = np.sqrt((k * var + SHRINK * g_scale**2) / (k + SHRINK))
+    # held-out residuals in units of the fitted scale should have unit spread: the fit part
+    # is the model's training data, whose residuals are optimistic
+    rel = (resid[held] - bias[phase[held]]) / scale[phase[held]]
+    scale = scale * max(float(np.median(_robust_rms(rel))), 1e-3)
+    scale = np.maximum(scale, 1e-6)
+    slots = slot_of(t[held], predictor.period_s, start)
+    days = (float(t[held][-1] - t[held][0]) + predictor.period_s) / DAY_S
+    budget = false_alarms_per_day * days
+    per_reading = false_alarms_per_day * predictor.period_s / DAY_S
+
+    def pick(s: np.ndarray) -> float:
+        if budget < MIN_COUNTED_EVENTS:  # too short a span to count on: extrapolate
+            return gap_threshold(s, tail_threshold(s, per_reading, floor))
+        return budget_threshold(s, slots, math.floor(budget), floor, gap)
+
+    scores = np.nanmax(np.abs(resid[held] - bias[phase[held]]) / scale[phase[held]], axis=1)
+    threshold = pick(scores)
+    board = threshold
+    if board_scale is not None:
+        board = pick(np.nanmax(np.abs(resid[held]) / np.asarray(board_scale, np.float64),
+                               axis=1))
+    return Calibration(threshold=threshold, bias=bias, scale=scale, bins=bins,
+                       board_threshold=board, held_days=days,
+                       held_events=count_events(scores > threshold, slots, gap))
+
+
+@dataclass
+class StepResult:
+    t: float
+    score: float | None  # None: not scored (window filling, or nothing present)
+    flag: bool = False
+    channels: tuple[int, ...] = ()  # channels above the threshold
+    shifted: bool = False  # this reading completed a run that was accepted as a new level
+    reason: str = ""  # why not scored: "warming" | "gap"
+
+
+@dataclass
+class DetectorSettings:
+    shift_after: int = 6  # flagged readings in a row before the new level is accepted
+    gap: int = 2  # unflagged readings that do not yet end a run (nor an event)
+    adapt: bool = True  # online bias/scale updates and level-shift acceptance
+    alpha: float = 0.02  # weight of one unflagged residual in the phase statistics
+
+
+@dataclass
+class Detector:
+    """Streaming state of one device: feed ``step`` one grid slot at a time, in order."""
+
+    predictor: Predictor
+    calibration: Calibration
+    settings: DetectorSettings = field(default_factory=DetectorSettings)
+
+    def __post_init__(self) -> None:
+        c = len(self.predictor.channels)
+        self.win = np.zeros((self.predictor.window, c))
+        self.raw = np.zeros_like(self.win)  # the window as read (gaps as predicted)
+        self.replaced = 0  # readings in a row with a replaced value
+        self.filled = 0
+        self.level = np.zeros(c)
+        self.missing = 0
+        self.run: list[np.ndarray] = []
+        self.quiet = 0  # unflagged readings since the last flag of the run
+        self.run_flags = 0  # flagged readings in the run
+        self._load(self.calibration)
+
+    def _load(self, cal: Calibration) -> None:
+        self.calibration = cal
+        self.bias = cal.bias.copy()
+        self.scale = cal.scale.copy()
+        self.scale0 = cal.scale.copy()
+        self.threshold = cal.threshold
+
+    def swap(self, predictor: Predictor, calibration: Calibration) -> None:
+        """A retrained model: new statistics, same window (no warm-up), level offset reset."""
+        if list(predictor.channels) != list(self.predictor.channels) or (
+                predictor.window != self.predictor.window):
+            self.predictor = predictor
+            self.__post_init__()
+            self._load(calibration)
+            return
+        self.predictor = predictor
+        self.level[:] = 0.0
+        self._load(calibration)
+
+    def reset(self) -> None:
+        self.filled = 0
+        self.replaced = 0
+        self.run, self.run_flags = [], 0
+
+    def step(self, t: float, x: np.ndarray) -> StepResult:
+        present = ~np.isnan(x)
+        w = self.predictor.window
+        if self.filled < w:
+            if not present.all():
+                return StepResult(t, None, reason="warming")  # the first windows hold no gap
+            self.win[:-1] = self.win[1:]
+            self.win[-1] = x
+            self.raw[:] = self.win
+            self.filled += 1
+            return StepResult(t, None, reason="warming")
+        b = int(phase_of(np.asarray([t]), self.calibration.bins)[0])
+        pred = self.predictor.predict((self.win - self.level)[None], np.asarray([t]))[0]
+        pred = pred + self.level + self.bias[b]
+        self.win[:-1] = self.win[1:]
+        self.raw[:-1] = self.raw[1:]
+        self.raw[-1] = np.where(present, x, pred)
+        if not present.any():
+            self.win[-1] = pred
+            self.missing += 1
+            if self.missing > w:  # the window would hold only predictions: start again
+                self.reset()
+            return StepResult(t, None, reason="gap")
+        self.missing = 0
+        resid = np.where(present, x - pred, 0.0)
+        per = np.abs(resid) / self.scale[b]
+        score = float(per.max())
+        over = present & (per > self.threshold)
+        clean = np.where(over | ~present, pred, x)
+        result = StepResult(t, score, bool(over.any()), tuple(np.flatnonzero(over).tolist()))
+        if result.flag:
+            self.quiet = 0
+            self.run.append(resid)
+            self.run_flags += 1
+        elif self.run:  # the run goes on over pauses; the statistics wait for its end
+            self.quiet += 1
+            self.run.append(resid)
+            if self.quiet > self.settings.shift_after:
+                self.run, self.run_flags = [], 0
+        elif self.settings.adapt:
+            a = self.settings.alpha
+            self.bias[b] = np.where(present, self.bias[b] + a * resid, self.bias[b])
+            var = (1 - a) * self.scale[b] ** 2 + a * resid**2
+            lo, hi = SCALE_BOUNDS
+            new = np.clip(np.sqrt(var), lo * self.scale0[b], hi * self.scale0[b])
+            self.scale[b] = np.where(present, new, self.scale[b])
+        k = self.settings.shift_after
+        if self.settings.adapt and len(self.run) >= k:
+            # sustained: the median of the latest residuals is still half a threshold off
+            jump = np.median(np.asarray(self.run[-k:]), axis=0)
+            moved = np.abs(jump) > 0.5 * self.threshold * self.scale[b]
+            if moved.any():
+                jump = np.where(moved, jump, 0.0)
+                self.level += jump
+                self.win[:-1] += jump  # the window as it would have been at the new level
+                clean = np.where(present, x, pred + jump)
+                self.run, self.run_flags = [], 0
+                self.replaced = -1  # the window is at the new level: nothing to restore
+                result.shifted = True
+        self.win[-1] = clean
+        self.replaced = self.replaced + 1 if (result.flag and not result.shifted) else 0
+        if self.replaced > MAX_REPLACED:
+            # a deviation that lasts is the signal (a turn, a new level): the window takes
+            # the readings of the run as read (as the board's scorer does) ...
+            k = min(self.replaced, w)
+            self.win[-k:] = self.raw[-k:]
+            self.replaced = 0
+            if self.settings.adapt and len(self.run) >= k:
+                # ... and, adapting, the level offset moves by the run's median residual,
+                # so that a forecaster of absolute levels predicts at the new level
+                jump = np.median(np.asarray(self.run[-k:]), axis=0)
+                moved = np.abs(jump) > 0.5 * self.threshold * self.scale[b]
+                if moved.any():
+                    jump = np.where(moved, jump, 0.0)
+                    self.level += jump
+                    self.win[:-k] += jump
+                    self.run, self.run_flags = [], 0
+                    result.shifted = True
+        return result
+
+
+def unit_score(score: float | None, threshold: float) -> float | None:
+    """Score mapped to 0..1 as s / (s + threshold): the alarm is at 0.5."""
+    if score is None:
+        return None
+    return float(score / (score + threshold)) if score + threshold > 0 else 0.0
+
+
+def calibrated_metadata(model: Any, ts: np.ndarray, values: np.ndarray, settings: Any
+                        ) -> dict[str, Any]:
+    """A trained forecaster's registry metadata with the detector's calibration on its own
+    training series: ``detector`` (for the gateway) and ``threshold`` (for the board's LEM
+    scorer), both set to the false-alarm budget. Too little data keeps the model's own."""
+    meta: dict[str, Any] = model.metadata()
+    predictor = ForecastPredictor(model)
+    try:
+        cal = calibrate(predictor, ts, values,
+                        false_alarms_per_day=settings.anomaly_false_alarms_per_day,
+                        floor=settings.anomaly_min_threshold,
+                        held_fraction=settings.test_fraction, max_fill=settings.anomaly_max_fill,
+                        gap=settings.anomaly_event_gap, board_scale=predictor.residual_scale)
+    except ValueError:
+        return meta
+    meta["threshold"] = cal.board_threshold
+    meta["detector"] = cal.to_dict()
+    return meta
