@@ -1,4 +1,4 @@
-"""``bench firmware|ingest|train|api|forecaster|peer|ledger --json``: one benchmark module per target.
+"""``bench TARGET --json``: one benchmark module per target (see TARGETS).
 
 Each module in gateway.bench exposes ``add_arguments(parser)`` and
 ``run(args) -> dict``; the result is printed as one JSON line. Benchmark
