@@ -120,6 +120,8 @@ def subscribed(nodes: list[PeerNode], session: str) -> None:
 
 
 def test_store_names_blocks_like_the_local_store_and_moves_them(rig: Rig) -> None:
+    """kubo: bitswap fetches a block from a connected peer; ``block/get`` with ``timeout``
+    gives up on a block nobody has; a refused connection is a transport error."""
     a, b = rig.nodes[0], rig.nodes[1]
     store_a, store_b = store_of(a), store_of(b, max_block_bytes=64)
     cid = store_a.put(b"hello")
@@ -162,6 +164,8 @@ def test_running_nodes_listen_on_and_connect_to_loopback_only(rig: Rig) -> None:
 
 
 def test_three_gateways_exchange_entries_and_weights_and_fuse(rig: Rig) -> None:
+    """kubo: gossipsub delivers ``pubsub/pub`` to every subscriber of the topic on connected
+    nodes (``pubsub/peers`` lists them once the mesh is formed); bitswap moves the blocks."""
     nodes = [peer_node(n, "trio", s) for n, s in zip(rig.nodes, (1.0, 2.0, 3.0), strict=True)]
     try:
         subscribed(nodes, "trio")
@@ -198,6 +202,7 @@ def test_three_gateways_exchange_entries_and_weights_and_fuse(rig: Rig) -> None:
 
 
 def test_dropped_gossip_heals_by_walking_prev(rig: Rig) -> None:
+    """kubo: blocks stay fetchable over bitswap after the gossip naming them was lost."""
     a = peer_node(rig.nodes[0], "drops", 1.0)
     lossy = DroppingTransport(IpfsPubsubTransport(rig.nodes[1].api_url))
     b = peer_node(rig.nodes[1], "drops", 1.0, transport=lossy)
@@ -221,6 +226,8 @@ def test_dropped_gossip_heals_by_walking_prev(rig: Rig) -> None:
 
 
 def test_a_node_stopped_and_restarted_catches_up(rig: Rig) -> None:
+    """kubo: a daemon stopped and started on the same repository keeps its peer id and
+    blocks; the RPC refuses connections meanwhile; ``pubsub/sub`` can be re-opened."""
     a, b, c = (peer_node(n, "restart", 1.0, timeout=1.0) for n in rig.nodes)
     try:
         subscribed([a, b, c], "restart")
