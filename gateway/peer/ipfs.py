@@ -343,12 +343,27 @@ class IpfsPubsubTransport:
         *,
         timeout: float = 5.0,
         reconnect_s: float = 0.5,
+        registry: Any = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.rpc = IpfsRpc(api_url, timeout=timeout, retries=1)
         self.reconnect_s = reconnect_s
         self._subs: dict[str, _Subscription] = {}
         self._lock = threading.Lock()
+        self._faults: Any = None
+        if registry is not None:  # only when asked: tests build many transports per process
+            from prometheus_client import Counter
+
+            self._faults = Counter(
+                "learnae_peer_pubsub_faults_total",
+                "kubo pubsub stream lines dropped and streams re-opened, by reason",
+                ["reason"],
+                registry=registry,
+            )
+
+    def _fault(self, reason: str) -> None:
+        if self._faults is not None:
+            self._faults.labels(reason).inc()
 
     def publish(self, topic: str, data: bytes) -> None:
         if len(data) > MAX_MESSAGE_BYTES:
@@ -365,7 +380,7 @@ class IpfsPubsubTransport:
             if topic in self._subs:
                 self._subs[topic].handlers.append(handler)
                 return
-            sub = _Subscription(self.api_url, topic, handler, self.reconnect_s)
+            sub = _Subscription(self.api_url, topic, handler, self.reconnect_s, self._fault)
             self._subs[topic] = sub
         sub.start()
 
@@ -387,8 +402,16 @@ class IpfsPubsubTransport:
 
 
 class _Subscription:
-    def __init__(self, api_url: str, topic: str, handler: Handler, reconnect_s: float) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        topic: str,
+        handler: Handler,
+        reconnect_s: float,
+        on_fault: Callable[[str], None] = lambda reason: None,
+    ) -> None:
         self.api_url = api_url
+        self.on_fault = on_fault
         self.topic = topic
         self.handlers: list[Callable[[bytes], None]] = [handler]
         self.reconnect_s = reconnect_s
@@ -438,6 +461,7 @@ class _Subscription:
             except Exception as exc:  # any failure: drop the stream and open a new one
                 if not self._stop.is_set():
                     self.last_error = f"{type(exc).__name__}: {exc}"
+                    self.on_fault("stream_failed")
                     log.debug("pubsub stream for %r failed: %s", self.topic, exc)
             finally:
                 self.open.clear()
@@ -455,19 +479,23 @@ class _Subscription:
             doc = json.loads(line)
         except json.JSONDecodeError:
             self.malformed += 1
+            self.on_fault("not_json")
             log.debug("pubsub line on %r is not JSON: %.80r", self.topic, line)
             return
         if not isinstance(doc, dict) or "data" not in doc:
             self.malformed += 1
+            self.on_fault("not_message")
             return
         topics = doc.get("topicIDs")
         if isinstance(topics, list) and topics and arg not in topics:
             self.malformed += 1  # kubo delivers only the topic asked for: not ours is a fault
+            self.on_fault("other_topic")
             return
         try:
             data = multibase_decode(str(doc["data"]))
         except (ValueError, TypeError):
             self.malformed += 1
+            self.on_fault("not_multibase")
             log.debug("pubsub data on %r is not multibase", self.topic)
             return
         for handler in list(self.handlers):

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from gateway.peer import IpfsPubsubTransport, IpfsRpc, IpfsStore, StoreUnavailable, cid_of
 from gateway.peer.ipfs import multibase_encode
@@ -98,7 +99,8 @@ def test_pubsub_lines_not_for_the_topic_are_counted_and_dropped(
     daemon: tuple[str, type]
 ) -> None:
     url, _ = daemon
-    transport = IpfsPubsubTransport(url, reconnect_s=5.0)
+    registry = CollectorRegistry()
+    transport = IpfsPubsubTransport(url, reconnect_s=5.0, registry=registry)
     got: list[bytes] = []
     try:
         transport.subscribe("t1", got.append)
@@ -108,5 +110,8 @@ def test_pubsub_lines_not_for_the_topic_are_counted_and_dropped(
         assert got == [b"ours"]
         sub = transport._subs["t1"]
         assert sub.malformed == 3  # another topic, data not multibase, a line not JSON
+        for reason in ("other_topic", "not_multibase", "not_json"):
+            labels = {"reason": reason}
+            assert registry.get_sample_value("learnae_peer_pubsub_faults_total", labels) == 1.0
     finally:
         transport.close()
