@@ -24,7 +24,7 @@ from gateway.peer import (
     decode_entry,
 )
 from gateway.peer.gossip import topic_for
-from gateway.peer.ipfs import multibase_encode
+from gateway.peer.ipfs import PINSET_NAME, multibase_encode
 from gateway.peer.transport import Handler
 
 from .conftest import SETTINGS, StepTrainer
@@ -265,13 +265,16 @@ def test_a_node_stopped_and_restarted_catches_up(rig: Rig) -> None:
 
 
 def test_kubo_stores_raw_blocks_under_our_cid_and_pins_them(rig: Rig) -> None:
-    """kubo: ``block/put?cid-codec=raw&mhtype=sha2-256&pin=true`` keys and pins the block."""
+    """kubo: ``block/put?cid-codec=raw&mhtype=sha2-256&pin=false`` keys the block under the
+    CID computed here; ``pin/add`` pins it; ``pin/ls?type=all`` lists it."""
     store = store_of(rig.nodes[0])
     data = b"\x00\xffweights" * 100
     cid = store.put(data)
     assert cid == cid_of(data)
     stat = rig.nodes[0].rpc("block/stat", arg=cid)
     assert stat == {"Key": cid, "Size": len(data)}
+    assert cid not in store.pinned()  # what stays is the retention policy's call
+    store.pin(cid)
     assert cid in store.pinned()
 
 
@@ -372,3 +375,31 @@ def test_kubo_keeps_the_own_window_pinned_and_collects_the_rest(rig: Rig) -> Non
         assert status.gc_runs == 4 and status.removed >= 4
     finally:
         node.stop()
+
+
+def test_the_policy_pins_through_one_named_pinset_root(rig: Rig) -> None:
+    """kubo: ``dag/put`` (dag-json in, dag-cbor stored) links blocks; ``pin/add?name=`` pins
+    the root recursively (its links become indirect pins); ``pin/update`` moves it;
+    ``pin/ls?names=true`` names it."""
+    kubo = rig.nodes[1]
+    store = store_of(kubo)
+    a, b, c = (store.put(bytes([i]) * 100) for i in (1, 2, 3))
+    missing = cid_of(b"a block this repository never had")
+
+    def roots() -> list[dict[str, object]]:
+        params = {"type": "recursive", "stream": "true", "names": "true"}
+        return [d for d in store.rpc.lines("pin/ls", params) if d.get("Name") == PINSET_NAME]
+
+    started = time.monotonic()
+    store.replace_pins({a, b, missing})  # a lost block is left out, not waited for
+    assert time.monotonic() - started < 5
+    assert {a, b} <= store.pinned() and c not in store.pinned()
+    (first,) = roots()
+    again = store_of(kubo)  # a gateway restarted: it finds its root and moves it
+    again.replace_pins({b, c})
+    (second,) = roots()
+    assert second["Cid"] != first["Cid"]
+    pinned = again.pinned()
+    assert {b, c} <= pinned and a not in pinned
+    again.replace_pins(set())
+    assert not {a, b, c} & again.pinned()
