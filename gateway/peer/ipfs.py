@@ -4,14 +4,15 @@ Both speak plain HTTP through httpx to a local kubo daemon, in production and in
 tests (kubo v0.43.1, built by ``tools/kubo/install.sh``). What kubo answers, and what
 this module relies on:
 
-- ``block/put?cid-codec=raw&mhtype=sha2-256&cid-base=base32&pin=true`` answers
+- ``block/put?cid-codec=raw&mhtype=sha2-256&cid-base=base32&pin=false`` answers
   ``{"Key": CID, "Size": N}``; the key must equal the CID computed locally.
 - ``block/get`` streams the block (chunked, no length) or, when kubo gives up
   (its ``timeout`` parameter, or ``ipld: could not find``), answers 500 with
   ``{"Message": ..., "Type": "error"}``. The body is read only up to the size bound.
 - ``pin/add``, ``pin/rm`` (500 ``not pinned or pinned indirectly`` when not pinned),
-  ``pin/ls?type=recursive&stream=true`` (JSON lines ``{"Cid", "Type"}``),
-  ``repo/gc`` (JSON lines ``{"Key": {"/": CID}}``), ``repo/stat?size-only=true``
+  ``pin/ls?type=all&stream=true`` (JSON lines ``{"Cid", "Type"}``), ``pin/update``,
+  ``dag/put?store-codec=dag-cbor&input-codec=dag-json`` (``{"Cid": {"/": CID}}``),
+  ``refs/local`` (JSON lines ``{"Ref": CID}``), ``repo/gc`` (JSON lines ``{"Key": {"/": CID}}``), ``repo/stat?size-only=true``
   (``{"RepoSize": bytes}``).
 - Pubsub needs ``Pubsub.Enabled``; topics and message data are multibase (``u`` +
   base64url); a topic that is not multibase is refused with 500. ``pubsub/sub`` is a
@@ -235,7 +236,7 @@ def directory_bytes(root: Path) -> int:
 
 
 class IpfsStore:
-    """ContentStore on a kubo daemon. Blocks are pinned when put by this gateway.
+    """ContentStore on a kubo daemon. Blocks are put unpinned: the caller pins what stays.
 
     Besides the port it offers what the retention policy needs (``PrunableStore``):
     ``unpin``, ``pinned``, ``gc`` (kubo's ``repo/gc``) and ``disk_bytes``.
