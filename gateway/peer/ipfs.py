@@ -12,8 +12,8 @@ this module relies on:
 - ``pin/add``, ``pin/rm`` (500 ``not pinned or pinned indirectly`` when not pinned),
   ``pin/ls?type=all&stream=true`` (JSON lines ``{"Cid", "Type"}``), ``pin/update``,
   ``dag/put?store-codec=dag-cbor&input-codec=dag-json`` (``{"Cid": {"/": CID}}``),
-  ``refs/local`` (JSON lines ``{"Ref": CID}``), ``repo/gc`` (JSON lines ``{"Key": {"/": CID}}``), ``repo/stat?size-only=true``
-  (``{"RepoSize": bytes}``).
+  ``refs/local`` (JSON lines ``{"Ref": CID}``), ``repo/gc`` (JSON lines
+  ``{"Key": {"/": CID}}``), ``repo/stat?size-only=true`` (``{"RepoSize": bytes}``).
 - Pubsub needs ``Pubsub.Enabled``; topics and message data are multibase (``u`` +
   base64url); a topic that is not multibase is refused with 500. ``pubsub/sub`` is a
   long-lived stream of JSON lines ``{"from", "data", "seqno", "topicIDs"}``; it is
