@@ -28,12 +28,14 @@ def build_store(config: GatewayConfig) -> ContentStore:
     return LocalBlockStore(root, max_block_bytes=peer.max_block_bytes, owner=config.gateway.id)
 
 
-def build_transport(config: GatewayConfig) -> Transport:
+def build_transport(
+    config: GatewayConfig, *, registry: CollectorRegistry | None = None
+) -> Transport:
     peer = config.peer
     if peer.transport == "ledger":  # heads come from [ledger] announcements only
         return NullTransport()
     if peer.transport == "ipfs":
-        return IpfsPubsubTransport(peer.ipfs_api, timeout=peer.fetch_timeout_s)
+        return IpfsPubsubTransport(peer.ipfs_api, timeout=peer.fetch_timeout_s, registry=registry)
     return UdpTransport(port=peer.udp_port, peers=parse_endpoints(peer.udp_peers))
 
 
@@ -80,7 +82,7 @@ def build_peer_node(
     """A PeerNode with the gateway's key (created on first start), store and transport."""
     data_dir = config.gateway.data_dir
     identity, store = Identity.load_or_create(data_dir), build_store(config)
-    transport = build_transport(config)
+    transport = build_transport(config, registry=registry)
     try:
         return PeerNode(
             identity=identity,

@@ -4,15 +4,16 @@ Both speak plain HTTP through httpx to a local kubo daemon, in production and in
 tests (kubo v0.43.1, built by ``tools/kubo/install.sh``). What kubo answers, and what
 this module relies on:
 
-- ``block/put?cid-codec=raw&mhtype=sha2-256&cid-base=base32&pin=true`` answers
+- ``block/put?cid-codec=raw&mhtype=sha2-256&cid-base=base32&pin=false`` answers
   ``{"Key": CID, "Size": N}``; the key must equal the CID computed locally.
 - ``block/get`` streams the block (chunked, no length) or, when kubo gives up
   (its ``timeout`` parameter, or ``ipld: could not find``), answers 500 with
   ``{"Message": ..., "Type": "error"}``. The body is read only up to the size bound.
 - ``pin/add``, ``pin/rm`` (500 ``not pinned or pinned indirectly`` when not pinned),
-  ``pin/ls?type=recursive&stream=true`` (JSON lines ``{"Cid", "Type"}``),
-  ``repo/gc`` (JSON lines ``{"Key": {"/": CID}}``), ``repo/stat?size-only=true``
-  (``{"RepoSize": bytes}``).
+  ``pin/ls?type=all&stream=true`` (JSON lines ``{"Cid", "Type"}``), ``pin/update``,
+  ``dag/put?store-codec=dag-cbor&input-codec=dag-json`` (``{"Cid": {"/": CID}}``),
+  ``refs/local`` (JSON lines ``{"Ref": CID}``), ``repo/gc`` (JSON lines
+  ``{"Key": {"/": CID}}``), ``repo/stat?size-only=true`` (``{"RepoSize": bytes}``).
 - Pubsub needs ``Pubsub.Enabled``; topics and message data are multibase (``u`` +
   base64url); a topic that is not multibase is refused with 500. ``pubsub/sub`` is a
   long-lived stream of JSON lines ``{"from", "data", "seqno", "topicIDs"}``; it is
@@ -52,6 +53,7 @@ from gateway.peer.transport import MAX_MESSAGE_BYTES, Handler
 log = logging.getLogger(__name__)
 
 # kubo's messages when a block cannot be had: its own deadline, or not in the blockstore
+PINSET_NAME = "learnae-retention"
 _NOT_FOUND_HINTS = ("deadline exceeded", "could not find", "not found")
 
 
@@ -234,7 +236,7 @@ def directory_bytes(root: Path) -> int:
 
 
 class IpfsStore:
-    """ContentStore on a kubo daemon. Blocks are pinned when put by this gateway.
+    """ContentStore on a kubo daemon. Blocks are put unpinned: the caller pins what stays.
 
     Besides the port it offers what the retention policy needs (``PrunableStore``):
     ``unpin``, ``pinned``, ``gc`` (kubo's ``repo/gc``) and ``disk_bytes``.
@@ -252,11 +254,13 @@ class IpfsStore:
         self.max_block_bytes = max_block_bytes
         self.get_timeout = get_timeout
         self.repo_path = repo_path
+        self._pinset: str | None = None  # root of the retention policy's pins (replace_pins)
 
     def put(self, data: bytes) -> str:
         check_size(data, self.max_block_bytes)
         expected = cid_of(data)
-        params = {"cid-codec": "raw", "mhtype": "sha2-256", "cid-base": "base32", "pin": "true"}
+        # not pinned here: what stays is the retention policy's to say (``replace_pins``)
+        params = {"cid-codec": "raw", "mhtype": "sha2-256", "cid-base": "base32", "pin": "false"}
         response = self.rpc.call("block/put", params, data=data, what=expected)
         try:
             key = response.json().get("Key")
@@ -297,8 +301,57 @@ class IpfsStore:
                 raise
 
     def pinned(self) -> set[str]:
-        params = {"type": "recursive", "stream": "true", "cid-base": "base32"}
+        """Every pinned CID: direct, recursive, and the blocks a pinset root keeps."""
+        params = {"type": "all", "stream": "true", "cid-base": "base32"}
         return {str(doc["Cid"]) for doc in self.rpc.lines("pin/ls", params) if "Cid" in doc}
+
+    def replace_pins(self, keep: set[str]) -> None:
+        """Keep exactly ``keep`` pinned, with one recursive pin on a pinset root.
+
+        Pinning and unpinning block by block costs kubo a datastore write each, even for a
+        block already pinned (about 0.5 KB of leveldb log per call, measured), and a gateway
+        changes a dozen pins per round. So the policy's set is one dag-cbor node linking
+        every kept block (``{"keep": [CID, ...]}``), pinned recursively under the name
+        ``PINSET_NAME`` and moved with ``pin/update`` (a handful of writes per round). Only
+        blocks present in the repository are linked: a recursive pin would otherwise try to
+        fetch a block lost with a wiped repository, and wait.
+        """
+        refs = self.rpc.lines("refs/local", {"cid-base": "base32"})
+        local = {str(doc.get("Ref")) for doc in refs}
+        links = [{"/": cid} for cid in sorted(keep & local)]
+        body = json.dumps({"keep": links}).encode()
+        params = {"store-codec": "dag-cbor", "input-codec": "dag-json", "pin": "false"}
+        answer = self.rpc.call("dag/put", params, data=body, what=f"pinset of {len(links)}")
+        try:
+            root = str(answer.json()["Cid"]["/"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreUnavailable(f"IPFS dag/put of the pinset: {answer.text[:200]!r}") from exc
+        if self._pinset is None:
+            self._pinset = self._find_pinset()
+        if self._pinset == root:
+            return
+        if self._pinset is not None:
+            try:
+                self.rpc.call(
+                    "pin/update", {"arg": [self._pinset, root], "unpin": "true"},
+                    retry_errors=False, timeout=max(self.rpc.timeout, 30.0),
+                )
+                self._pinset = root
+                return
+            except StoreUnavailable as exc:  # the old root is gone (a wiped repository)
+                log.info("pin/update from %s failed (%s): pinning %s", self._pinset, exc, root)
+        self.rpc.call("pin/add", {"arg": root, "name": PINSET_NAME},
+                      timeout=max(self.rpc.timeout, 30.0))
+        self._pinset = root
+
+    def _find_pinset(self) -> str | None:
+        """The pinset root a previous run of this gateway left pinned, if any."""
+        params = {"type": "recursive", "stream": "true", "names": "true", "cid-base": "base32"}
+        roots = [str(d["Cid"]) for d in self.rpc.lines("pin/ls", params)
+                 if d.get("Name") == PINSET_NAME and "Cid" in d]
+        for extra in roots[1:]:  # only one is ever meant to exist
+            self.unpin(extra)
+        return roots[0] if roots else None
 
     def gc(self) -> int:
         """kubo's ``repo/gc``: delete every unpinned block; return how many went."""
@@ -343,12 +396,27 @@ class IpfsPubsubTransport:
         *,
         timeout: float = 5.0,
         reconnect_s: float = 0.5,
+        registry: Any = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.rpc = IpfsRpc(api_url, timeout=timeout, retries=1)
         self.reconnect_s = reconnect_s
         self._subs: dict[str, _Subscription] = {}
         self._lock = threading.Lock()
+        self._faults: Any = None
+        if registry is not None:  # only when asked: tests build many transports per process
+            from prometheus_client import Counter
+
+            self._faults = Counter(
+                "learnae_peer_pubsub_faults_total",
+                "kubo pubsub stream lines dropped and streams re-opened, by reason",
+                ["reason"],
+                registry=registry,
+            )
+
+    def _fault(self, reason: str) -> None:
+        if self._faults is not None:
+            self._faults.labels(reason).inc()
 
     def publish(self, topic: str, data: bytes) -> None:
         if len(data) > MAX_MESSAGE_BYTES:
@@ -365,7 +433,7 @@ class IpfsPubsubTransport:
             if topic in self._subs:
                 self._subs[topic].handlers.append(handler)
                 return
-            sub = _Subscription(self.api_url, topic, handler, self.reconnect_s)
+            sub = _Subscription(self.api_url, topic, handler, self.reconnect_s, self._fault)
             self._subs[topic] = sub
         sub.start()
 
@@ -387,8 +455,16 @@ class IpfsPubsubTransport:
 
 
 class _Subscription:
-    def __init__(self, api_url: str, topic: str, handler: Handler, reconnect_s: float) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        topic: str,
+        handler: Handler,
+        reconnect_s: float,
+        on_fault: Callable[[str], None] = lambda reason: None,
+    ) -> None:
         self.api_url = api_url
+        self.on_fault = on_fault
         self.topic = topic
         self.handlers: list[Callable[[bytes], None]] = [handler]
         self.reconnect_s = reconnect_s
@@ -438,6 +514,7 @@ class _Subscription:
             except Exception as exc:  # any failure: drop the stream and open a new one
                 if not self._stop.is_set():
                     self.last_error = f"{type(exc).__name__}: {exc}"
+                    self.on_fault("stream_failed")
                     log.debug("pubsub stream for %r failed: %s", self.topic, exc)
             finally:
                 self.open.clear()
@@ -455,19 +532,23 @@ class _Subscription:
             doc = json.loads(line)
         except json.JSONDecodeError:
             self.malformed += 1
+            self.on_fault("not_json")
             log.debug("pubsub line on %r is not JSON: %.80r", self.topic, line)
             return
         if not isinstance(doc, dict) or "data" not in doc:
             self.malformed += 1
+            self.on_fault("not_message")
             return
         topics = doc.get("topicIDs")
         if isinstance(topics, list) and topics and arg not in topics:
             self.malformed += 1  # kubo delivers only the topic asked for: not ours is a fault
+            self.on_fault("other_topic")
             return
         try:
             data = multibase_decode(str(doc["data"]))
         except (ValueError, TypeError):
             self.malformed += 1
+            self.on_fault("not_multibase")
             log.debug("pubsub data on %r is not multibase", self.topic)
             return
         for handler in list(self.handlers):

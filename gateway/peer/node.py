@@ -257,11 +257,12 @@ class PeerNode:
         )
         entry_block = sign_entry(self.identity, entry)
         entry_cid = self.store.put(entry_block)
-        for cid in (weights_cid, entry_cid):
-            try:
-                self.store.pin(cid)
-            except StoreError as exc:
-                log.warning("pinning %s failed: %s", cid, exc)
+        if self.retention is None:  # else the retention policy pins them at the round's end
+            for cid in (weights_cid, entry_cid):
+                try:
+                    self.store.pin(cid)
+                except StoreError as exc:
+                    log.warning("pinning %s failed: %s", cid, exc)
         self.bytes_put += len(blob) + len(entry_block)
         self.metrics.bytes.labels("put").inc(len(blob) + len(entry_block))
         own_round = self.round

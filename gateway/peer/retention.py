@@ -124,8 +124,17 @@ class Retention:
         return self.status()
 
     def apply(self) -> None:
-        """Pin what is kept (own blocks were pinned when put), unpin what dropped out."""
+        """Pin what is kept, unpin what dropped out (a store may do both in one step)."""
         keep = self.keep()
+        replace = getattr(self.store, "replace_pins", None)
+        if replace is not None:
+            try:
+                replace(keep)
+                self.pinned = set(keep)
+            except StoreError as exc:
+                self._failed("pin", exc)
+            self._save()
+            return
         for cid in sorted(keep - self.pinned):
             try:
                 self.store.pin(cid)

@@ -24,7 +24,7 @@ from gateway.peer import (
     decode_entry,
 )
 from gateway.peer.gossip import topic_for
-from gateway.peer.ipfs import multibase_encode
+from gateway.peer.ipfs import PINSET_NAME, multibase_encode
 from gateway.peer.transport import Handler
 
 from .conftest import SETTINGS, StepTrainer
@@ -120,6 +120,8 @@ def subscribed(nodes: list[PeerNode], session: str) -> None:
 
 
 def test_store_names_blocks_like_the_local_store_and_moves_them(rig: Rig) -> None:
+    """kubo: bitswap fetches a block from a connected peer; ``block/get`` with ``timeout``
+    gives up on a block nobody has; a refused connection is a transport error."""
     a, b = rig.nodes[0], rig.nodes[1]
     store_a, store_b = store_of(a), store_of(b, max_block_bytes=64)
     cid = store_a.put(b"hello")
@@ -162,6 +164,8 @@ def test_running_nodes_listen_on_and_connect_to_loopback_only(rig: Rig) -> None:
 
 
 def test_three_gateways_exchange_entries_and_weights_and_fuse(rig: Rig) -> None:
+    """kubo: gossipsub delivers ``pubsub/pub`` to every subscriber of the topic on connected
+    nodes (``pubsub/peers`` lists them once the mesh is formed); bitswap moves the blocks."""
     nodes = [peer_node(n, "trio", s) for n, s in zip(rig.nodes, (1.0, 2.0, 3.0), strict=True)]
     try:
         subscribed(nodes, "trio")
@@ -198,6 +202,7 @@ def test_three_gateways_exchange_entries_and_weights_and_fuse(rig: Rig) -> None:
 
 
 def test_dropped_gossip_heals_by_walking_prev(rig: Rig) -> None:
+    """kubo: blocks stay fetchable over bitswap after the gossip naming them was lost."""
     a = peer_node(rig.nodes[0], "drops", 1.0)
     lossy = DroppingTransport(IpfsPubsubTransport(rig.nodes[1].api_url))
     b = peer_node(rig.nodes[1], "drops", 1.0, transport=lossy)
@@ -221,6 +226,8 @@ def test_dropped_gossip_heals_by_walking_prev(rig: Rig) -> None:
 
 
 def test_a_node_stopped_and_restarted_catches_up(rig: Rig) -> None:
+    """kubo: a daemon stopped and started on the same repository keeps its peer id and
+    blocks; the RPC refuses connections meanwhile; ``pubsub/sub`` can be re-opened."""
     a, b, c = (peer_node(n, "restart", 1.0, timeout=1.0) for n in rig.nodes)
     try:
         subscribed([a, b, c], "restart")
@@ -258,13 +265,16 @@ def test_a_node_stopped_and_restarted_catches_up(rig: Rig) -> None:
 
 
 def test_kubo_stores_raw_blocks_under_our_cid_and_pins_them(rig: Rig) -> None:
-    """kubo: ``block/put?cid-codec=raw&mhtype=sha2-256&pin=true`` keys and pins the block."""
+    """kubo: ``block/put?cid-codec=raw&mhtype=sha2-256&pin=false`` keys the block under the
+    CID computed here; ``pin/add`` pins it; ``pin/ls?type=all`` lists it."""
     store = store_of(rig.nodes[0])
     data = b"\x00\xffweights" * 100
     cid = store.put(data)
     assert cid == cid_of(data)
     stat = rig.nodes[0].rpc("block/stat", arg=cid)
     assert stat == {"Key": cid, "Size": len(data)}
+    assert cid not in store.pinned()  # what stays is the retention policy's call
+    store.pin(cid)
     assert cid in store.pinned()
 
 
@@ -365,3 +375,31 @@ def test_kubo_keeps_the_own_window_pinned_and_collects_the_rest(rig: Rig) -> Non
         assert status.gc_runs == 4 and status.removed >= 4
     finally:
         node.stop()
+
+
+def test_the_policy_pins_through_one_named_pinset_root(rig: Rig) -> None:
+    """kubo: ``dag/put`` (dag-json in, dag-cbor stored) links blocks; ``pin/add?name=`` pins
+    the root recursively (its links become indirect pins); ``pin/update`` moves it;
+    ``pin/ls?names=true`` names it."""
+    kubo = rig.nodes[1]
+    store = store_of(kubo)
+    a, b, c = (store.put(bytes([i]) * 100) for i in (1, 2, 3))
+    missing = cid_of(b"a block this repository never had")
+
+    def roots() -> list[dict[str, object]]:
+        params = {"type": "recursive", "stream": "true", "names": "true"}
+        return [d for d in store.rpc.lines("pin/ls", params) if d.get("Name") == PINSET_NAME]
+
+    started = time.monotonic()
+    store.replace_pins({a, b, missing})  # a lost block is left out, not waited for
+    assert time.monotonic() - started < 5
+    assert {a, b} <= store.pinned() and c not in store.pinned()
+    (first,) = roots()
+    again = store_of(kubo)  # a gateway restarted: it finds its root and moves it
+    again.replace_pins({b, c})
+    (second,) = roots()
+    assert second["Cid"] != first["Cid"]
+    pinned = again.pinned()
+    assert {b, c} <= pinned and a not in pinned
+    again.replace_pins(set())
+    assert not {a, b, c} & again.pinned()

@@ -132,3 +132,28 @@ def test_the_rig_refuses_a_daemon_environment_with_telemetry(tmp_path: Path) -> 
         node.start()
     assert node.process is None
 
+
+
+@needs_kubo
+def test_the_build_script_reuses_a_built_kubo() -> None:
+    """``tools/kubo/install.sh`` returns at once when its stamp matches the binary."""
+    import subprocess
+    import time
+
+    from .ipfs_rig import kubo_binary
+
+    stamp = kubo_binary().parent.parent / ".installed"
+    if not stamp.exists():
+        pytest.skip(f"kubo at {kubo_binary()} was not built by tools/kubo/install.sh")
+    repo = Path(__file__).resolve().parents[2]
+    started = time.monotonic()
+    done = subprocess.run(
+        ["bash", str(repo / "tools" / "kubo" / "install.sh"), str(kubo_binary().parent.parent)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "v0.43.1 already built" in done.stderr
+    assert time.monotonic() - started < 10
+    version = subprocess.run([str(kubo_binary()), "version", "--number"], capture_output=True,
+                             text=True, timeout=30)
+    assert version.stdout.strip() == "0.43.1"

@@ -11,7 +11,7 @@
 # the replace, require go-libp2p v0.50.0, and build.
 #
 # Usage: bash tools/kubo/install.sh [CACHE_DIR]   (default: <repo>/.cache/kubo, or $LEARNAE_KUBO)
-# Result: CACHE_DIR/bin/ipfs
+# Result: CACHE_DIR/bin/ipfs. GOOS/GOARCH in the environment cross-compile (e.g. for a Pi).
 set -euo pipefail
 KUBO_VERSION=v0.43.1
 LIBP2P_VERSION=v0.50.0
@@ -20,7 +20,7 @@ repo="$(cd "$here/../.." && pwd)"
 cache="${1:-${LEARNAE_KUBO:-$repo/.cache/kubo}}"
 bin="$cache/bin/ipfs"
 stamp="$cache/.installed"
-want="kubo $KUBO_VERSION go-libp2p $LIBP2P_VERSION $(sha256sum "$here/install.sh" | cut -d' ' -f1)"
+want="kubo $KUBO_VERSION go-libp2p $LIBP2P_VERSION ${GOOS:-host}/${GOARCH:-host} $(sha256sum "$here/install.sh" | cut -d' ' -f1)"
 if [[ -x "$bin" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
   echo "kubo: $KUBO_VERSION already built in $cache" >&2
   exit 0
@@ -44,7 +44,11 @@ go build -mod=mod -trimpath -o "$bin.tmp" ./cmd/ipfs
 mv "$bin.tmp" "$bin"
 cd "$cache"
 rm -rf "$src"
-got="$("$bin" version --number)"
-[[ "v$got" == "$KUBO_VERSION" ]] || { echo "kubo: built version $got, wanted $KUBO_VERSION" >&2; exit 1; }
+if [[ "$(go env GOOS)/$(go env GOARCH)" == "$(go env GOHOSTOS)/$(go env GOHOSTARCH)" ]]; then
+  got="$("$bin" version --number)"
+  [[ "v$got" == "$KUBO_VERSION" ]] || { echo "kubo: built version $got, wanted $KUBO_VERSION" >&2; exit 1; }
+else
+  got="${KUBO_VERSION#v} for $(go env GOOS)/$(go env GOARCH) (cross-compiled, not run here)"
+fi
 echo "$want" > "$stamp"
 echo "kubo: built $got in $((SECONDS - started)) s" >&2
