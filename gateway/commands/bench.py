@@ -1,4 +1,4 @@
-"""``bench firmware|ingest|train|api --json``: one benchmark module per target.
+"""``bench firmware|ingest|train|api|soak --json``: one benchmark module per target.
 
 Each module in gateway.bench exposes ``add_arguments(parser)`` and
 ``run(args) -> dict``; the result is printed as one JSON line. Benchmark
@@ -11,7 +11,7 @@ import argparse
 import importlib
 import json
 
-TARGETS = ("firmware", "ingest", "train", "api")
+TARGETS = ("firmware", "ingest", "train", "api", "soak")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
