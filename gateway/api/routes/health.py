@@ -76,6 +76,7 @@ def overview(context: ContextDep, response: Response) -> Overview:
         model, models = None, []
     return Overview(
         status=health.status,
+        reason=health.reason,
         gateway=health.gateway,
         version=health.version,
         uptime_s=health.uptime_s,
