@@ -6,12 +6,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from gateway.api.cache import ResponseCache
+from gateway.api.context import ModelsUnavailable, ServiceContext
 from gateway.api.contract import complete_contract
-from gateway.api.deps import ServiceContext
 from gateway.api.routes import (
     anomalies,
     dashboard,
@@ -69,11 +70,16 @@ def create_app(context: ServiceContext) -> GatewayApp:
     app.response_cache = ResponseCache(lambda: context.config.api.cache_ms / 1000.0,
                                        _CachedObserver(api_metrics))
     app.add_middleware(LimitsAndMetrics, context=context)
+    app.add_exception_handler(ModelsUnavailable, _models_unavailable)
     for router in (health, devices, anomalies, model, peers, metrics, dashboard, versions):
         app.include_router(router.router)
     app.include_router(ledger_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+async def _models_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": f"model registry unavailable: {exc}"}, status_code=503)
 
 
 class _CachedObserver:

@@ -21,7 +21,13 @@ from gateway.config import GatewayConfig
 if TYPE_CHECKING:  # pragma: no cover
     from prometheus_client import CollectorRegistry
 
-__all__ = ["ModelSource", "PeerSource", "Publisher", "ServiceContext", "StoreReader"]
+__all__ = ["ModelSource", "ModelsUnavailable", "PeerSource", "Publisher", "ServiceContext",
+           "StoreReader"]
+
+
+class ModelsUnavailable(RuntimeError):
+    """The model registry cannot be read now (e.g. a full disk before its first model);
+    the API answers 503 with this message."""
 
 
 class Publisher(Protocol):
@@ -31,7 +37,10 @@ class Publisher(Protocol):
 
 
 class ModelSource(Protocol):
-    """The trained model as the API shows it (backed by the learning registry)."""
+    """The trained model as the API shows it (backed by the learning registry).
+
+    Every method may raise ``ModelsUnavailable``.
+    """
 
     def current(self, device: str | None = None) -> dict[str, Any] | None: ...
 

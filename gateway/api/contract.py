@@ -3,8 +3,9 @@
 FastAPI documents what a handler declares; some answers come from elsewhere and
 are added here, for every route, so a route file cannot forget them:
 
-- a route that takes a body answers 400 when the body cannot be parsed and 413
-  when it is larger than ``api.max_body_bytes`` (``LimitsAndMetrics``);
+- every route answers 413 to a body larger than ``api.max_body_bytes``
+  (``LimitsAndMetrics`` runs before routing), and one that takes a body 400
+  when it cannot be parsed;
 - a route behind the bearer token answers 401 without it and 403 with a wrong one;
 - a route with parameters or a body answers 422 (``HTTPValidationError``);
 - every error answer has a body schema (``ErrorDetail`` unless stated);
@@ -26,10 +27,8 @@ ERROR_REF = "#/components/schemas/ErrorDetail"
 VALIDATION_REF = "#/components/schemas/HTTPValidationError"
 METHODS = ("get", "put", "post", "delete", "patch")
 
-_BODY_ANSWERS = {
-    "400": "the body is not parseable as JSON",
-    "413": "the body is larger than `api.max_body_bytes`",
-}
+_BODY_ANSWERS = {"400": "the body is not parseable as JSON"}
+_TOO_LARGE = "the request body is larger than `api.max_body_bytes` (any route, even a GET)"
 _TOKEN_ANSWERS = {
     "401": "no bearer token (`Authorization: Bearer <token>`, see `api.token_file`)",
     "403": "the bearer token is not valid",
@@ -49,6 +48,7 @@ def complete_contract(schema: dict[str, Any], *, max_page: int) -> dict[str, Any
 
 def _complete_operation(op: dict[str, Any], components: dict[str, Any], max_page: int) -> None:
     responses = op.setdefault("responses", {})
+    responses.setdefault("413", {"description": _TOO_LARGE})
     if "requestBody" in op:
         for code, text in _BODY_ANSWERS.items():
             responses.setdefault(code, {"description": text})

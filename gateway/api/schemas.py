@@ -129,6 +129,7 @@ class Overview(BaseModel):
     """Everything the dashboard header needs in one request (always 200)."""
 
     status: str
+    reason: str | None = Field(default=None, description="why `degraded` (as /healthz)")
     gateway: str
     version: str
     uptime_s: float

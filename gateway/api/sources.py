@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.api.context import ModelsUnavailable
+
 if TYPE_CHECKING:  # pragma: no cover
     from gateway.api.context import ModelSource
 
@@ -40,9 +42,12 @@ class RegistryModels:
     def _registry(self) -> Any:
         registry = getattr(self._local, "registry", None)
         if registry is None:
-            from gateway.learning.registry import ModelRegistry
+            from gateway.learning.registry import ModelRegistry, RegistryError
 
-            registry = ModelRegistry(self.path)
+            try:
+                registry = ModelRegistry(self.path)
+            except RegistryError as exc:  # e.g. a full disk before the first model
+                raise ModelsUnavailable(str(exc)) from exc
             self._local.registry = registry
         return registry
 

@@ -215,3 +215,14 @@ def connect(port: int, user: str | None, password: str | None) -> int:
     if not codes:
         pytest.fail("no CONNACK within 10 s")
     return codes[0]
+
+
+def test_a_dry_run_on_this_machine_plans_every_live_step_and_changes_nothing() -> None:
+    etc = Path("/etc/learnae")
+    existed = etc.exists()
+    out = cli("install", "--dry-run", "--gateway-id", "greenhouse-1").stdout
+    assert "would systemctl daemon-reload" in out or "would systemctl enable --now" in out
+    assert "would create /etc/systemd/system/learnae-gateway.service" in out or \
+        "would replace /etc/systemd/system/learnae-gateway.service" in out
+    assert "dry run: nothing was changed" in out
+    assert etc.exists() == existed

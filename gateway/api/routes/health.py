@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from fastapi import APIRouter, Response
 
+from gateway.api.context import ModelsUnavailable
 from gateway.api.deps import ContextDep
 from gateway.api.schemas import Health, ModelPublic, Overview
 
@@ -87,10 +88,14 @@ def overview(context: ContextDep, response: Response) -> Overview:
 
     health = healthz(context, response)
     response.status_code = 200
-    model = context.models.current() if context.models else None
-    models = context.models.latest_per_device() if context.models else []
+    try:
+        model = context.models.current() if context.models else None
+        models = context.models.latest_per_device() if context.models else []
+    except ModelsUnavailable:  # the header still loads; the status says degraded
+        model, models = None, []
     return Overview(
         status=health.status,
+        reason=health.reason,
         gateway=health.gateway,
         version=health.version,
         uptime_s=health.uptime_s,

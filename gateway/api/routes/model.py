@@ -20,7 +20,10 @@ NO_MODEL = "no model yet: the first training round has not finished"
 EXTENSIONS = {"tflite": "tflite", "edge": "lem"}
 Device = Annotated[str | None, Query(json_schema_extra=DEVICE_ID_SCHEMA,
                                      description="device id (default: newest)")]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorDetail, "description": NO_MODEL}}
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorDetail, "description": "the model registry cannot be read now"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorDetail, "description": NO_MODEL}, **UNAVAILABLE}
 
 
 def _device(device: str | None) -> str | None:
@@ -38,7 +41,7 @@ def get_model(context: ContextDep, device: Device = None) -> ModelPublic:
     return ModelPublic.model_validate(current)
 
 
-@router.get("/models", response_model=list[ModelPublic])
+@router.get("/models", response_model=list[ModelPublic], responses=UNAVAILABLE)
 def list_models(context: ContextDep) -> list[ModelPublic]:
     """The latest model of every device that has one, sorted by device."""
     if context.models is None:

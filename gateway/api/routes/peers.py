@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from gateway.api.deps import ContextDep
 from gateway.api.routes.devices import Limit, _check_limit
+from gateway.api.routes.model import UNAVAILABLE
 from gateway.api.schemas import PeerPublic, PeersPublic, RoundPublic
 
 router = APIRouter(prefix="/api", tags=["peers"])
@@ -25,7 +26,7 @@ def list_peers(context: ContextDep) -> PeersPublic:
     )
 
 
-@router.get("/rounds", response_model=list[RoundPublic])
+@router.get("/rounds", response_model=list[RoundPublic], responses=UNAVAILABLE)
 def list_rounds(
     context: ContextDep,
     limit: Limit = 200,

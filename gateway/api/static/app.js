@@ -211,7 +211,8 @@ async function refresh() {
   try {
     const overview = await getJSON("/api/overview");
     $("gateway-id").textContent = overview.gateway;
-    $("service-state").textContent = `${overview.status} · up ${Math.round(overview.uptime_s)} s · ${overview.parts.join(", ")}`;
+    const why = overview.reason ? ` (${overview.reason})` : "";
+    $("service-state").textContent = `${overview.status}${why} · up ${Math.round(overview.uptime_s)} s · ${overview.parts.join(", ")}`;
     renderModels(overview.models);
     renderPeers(overview.peers);
     const [rounds] = await Promise.all([getJSON("/api/rounds?limit=500"), refreshDevices()]);
