@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "flash": ("gateway.commands.flash", "copy the firmware to a board with mpremote"),
     "bench": ("gateway.commands.bench", "measure firmware, ingest, training or API"),
     "experiment": ("gateway.commands.experiment", "run the LEARNAE resilience study"),
+    "ota": ("gateway.commands.ota", "update boards over the air"),
 }
 
 

@@ -98,6 +98,9 @@ def mpremote_commands(port: str, build_dir: Path, board_file: Path, config_file:
     cmds.append([*base, "cp", *map(str, shared), ":shared/"])
     cmds.append([*base, "cp", str(board_file), ":board.json"])
     cmds.append([*base, "cp", str(config_file), ":config.json"])
+    ota_key = config_file.with_name(config_file.stem + ".ota.key")  # from `device add`
+    if ota_key.exists():
+        cmds.append([*base, "cp", str(ota_key), ":ota.key"])
     cmds.append([*base, "reset"])
     return cmds
 
