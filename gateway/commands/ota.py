@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"ota push: {bundle.version}, {bundle.firmware_bytes} bytes in "
               f"{len(bundle.files)} files, to {len(devices)} device(s)", file=sys.stderr)
 
-    def progress(o) -> None:  # noqa: ANN001
+    def progress(o) -> None:
         print(f"ota push: {o.device} {o.state} {o.next}/{o.total}", file=sys.stderr)
 
     c = gw.ota
