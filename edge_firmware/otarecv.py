@@ -212,9 +212,6 @@ class Receiver:
             return  # out of order (a resend after a resume): the ack says where we are
         try:
             self._write(memoryview(msg)[14:])
-            free = gc.mem_free()
-            if free < _low[0]:
-                _low[0] = free
         except Refused as exc:
             self.error = str(exc)
         except OSError as exc:
@@ -311,15 +308,17 @@ def _factory():
     return v
 
 
-_low = [1 << 30]  # the lowest free heap seen (reported as heap_peak)
+_peak = [0]  # the most heap in use after a collection, over the acknowledgements
 
 
 def _ack(client, topic, r, state, reason=None):
-    free = gc.mem_free()
-    if free < _low[0]:
-        _low[0] = free
-    doc = {"id": r.tid, "state": state, "next": r.next, "total": r.total,
-           "heap_peak": gc.mem_free() + gc.mem_alloc() - _low[0]}
+    # heap_peak: the receiver's live heap (after a collection) at its largest,
+    # a chunk in the receive buffer and the file being written open
+    gc.collect()
+    used = gc.mem_alloc()
+    if used > _peak[0]:
+        _peak[0] = used
+    doc = {"id": r.tid, "state": state, "next": r.next, "total": r.total, "heap_peak": _peak[0]}
     if reason is not None:
         doc["reason"] = reason
     client.publish(topic, json.dumps(doc), qos=1)

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import json
 
-TARGETS = ("firmware", "ingest", "train", "api")
+TARGETS = ("firmware", "ingest", "train", "api", "ota")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

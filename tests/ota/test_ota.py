@@ -8,9 +8,9 @@ from pathlib import Path
 from gateway import micropython_host
 from gateway.ota import Bundle, KeyStore, build_bundle
 from gateway.ota.bundle import FACTORY_VERSION
+from gateway.ota.hostboard import Board
 from tests.firmware.conftest import Collector
 from tests.ota.conftest import make_board_dir, pusher
-from tests.ota.rig import Board
 
 # The smallest heap (in 4 KB steps) at which an update from .mpy modules works on this
 # 64-bit port; the 32 KB the issue asks for is not reached (docs/firmware.md, OTA memory).

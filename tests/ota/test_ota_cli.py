@@ -7,8 +7,8 @@ from pathlib import Path
 
 from gateway.cli import main
 from gateway.ota import KeyStore
+from gateway.ota.hostboard import Board
 from tests.firmware.conftest import Collector, write_config
-from tests.ota.rig import Board
 
 
 def test_device_add_then_ota_push_and_key_rotation(broker, prefix, tmp_path: Path, boards,

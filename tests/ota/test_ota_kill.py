@@ -14,9 +14,9 @@ from pathlib import Path
 from gateway import micropython_host
 from gateway.ota import KeyStore, build_bundle
 from gateway.ota.bundle import FACTORY_VERSION
+from gateway.ota.hostboard import Board
 from tests.firmware.conftest import Collector
 from tests.ota.conftest import make_board_dir, pusher
-from tests.ota.rig import Board
 
 SEED = 1313
 ROUNDS = 6
