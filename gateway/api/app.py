@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from gateway.api.cache import ResponseCache
 from gateway.api.deps import ServiceContext
-from gateway.api.routes import dashboard, devices, health, metrics, model, peers
+from gateway.api.routes import dashboard, devices, health, metrics, model, ota, peers
 from gateway.metrics import ApiMetrics
 
 __all__ = ["GatewayApp", "create_app"]
@@ -50,7 +50,7 @@ def create_app(context: ServiceContext) -> GatewayApp:
     app.response_cache = ResponseCache(lambda: context.config.api.cache_ms / 1000.0,
                                        _CachedObserver(api_metrics))
     app.add_middleware(LimitsAndMetrics, context=context)
-    for router in (health, devices, model, peers, metrics, dashboard):
+    for router in (health, devices, model, peers, metrics, dashboard, ota):
         app.include_router(router.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
