@@ -101,6 +101,9 @@ def mpremote_commands(port: str, build_dir: Path, board_file: Path, config_file:
     ota_key = config_file.with_name(config_file.stem + ".ota.key")  # from `device add`
     if ota_key.exists():
         cmds.append([*base, "cp", str(ota_key), ":ota.key"])
+    ca = config_file.with_name(config_file.stem + ".ca.der")  # the broker's CA (mqtt.tls)
+    if ca.exists():
+        cmds.append([*base, "cp", str(ca), ":ca.der"])
     cmds.append([*base, "reset"])
     return cmds
 
