@@ -15,7 +15,7 @@ import startup  # noqa: E402
 
 HOST = startup.HOST
 try:
-    args = __import__("otaboot").receive() if OTA == 1 else startup.boot()
+    args = startup.boot()
     # the boot-only module goes before the agent is built: its RAM is the buffer's
     del startup
     sys.modules.pop("startup", None)
@@ -32,7 +32,7 @@ try:
         agent = Agent(*args)
         args = None
         if OTA == 2:  # a new version: confirmed once online and published, or rolled back
-            __import__("otaboot").arm(agent)
+            __import__("otafs").arm(agent)
         if agent.conf["power_mode"] == "deep_sleep":
             import sleepmode
 

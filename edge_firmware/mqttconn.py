@@ -34,10 +34,7 @@ def connect(c, clean_session=False):
         pass
     sock.connect(addr)
     if c.tls:
-        import ssl
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.verify_mode = ssl.CERT_NONE  # type: ignore[attr-defined]  # absent from the stubs
-        c.sock = ctx.wrap_socket(sock, server_hostname=c.server)
+        c.sock = __import__("tlsconn").wrap(sock, c.server)
     c._poller = select.poll()
     c._poller.register(c.sock, select.POLLIN)
     # Fixed header, variable header, client id and (with a will) the will

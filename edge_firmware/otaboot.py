@@ -11,99 +11,42 @@
 # counted, and the third rolls back to the version it replaced (it failed at
 # import, crashed, or otaguard.py reset it after ota_confirm_s without a
 # confirmation); an update waiting to be received (ota/go.json, written when
-# {"cmd": "ota"} came) runs otarecv.py in this interpreter lifetime instead of
-# the agent.
+# {"cmd": "ota"} came) is received by otarecv.py right here, instead of
+# anything else in this interpreter lifetime.
+# Kept to the boot decision (loaded at every boot once an update has come):
+# the helpers, the rollback and the receiver are in otafs.py and otarecv.py.
 import json
 import os
 import sys
 
-PTR = "ota/fw.json"
-GO = "ota/go.json"
-LAST = "ota/last.json"  # progress or outcome of the last update (status "ota")
-MAX_TRIES = 3  # boots of an unconfirmed version, a stage-1 config restart included
-
-
-def load(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def save(path, doc):
-    """Write ``doc`` to ``path`` atomically: a temporary file, then a rename."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(doc, f)
-    os.rename(tmp, path)
-
-
-def remove(path):
-    """Remove a file or a directory tree; absent is fine."""
-    try:
-        names = os.listdir(path)
-    except OSError:
-        try:  # noqa: SIM105
-            os.remove(path)
-        except OSError:
-            pass
-        return
-    for name in names:
-        remove(path + "/" + name)
-    try:  # noqa: SIM105
-        os.rmdir(path)
-    except OSError:
-        pass
-
-
-def rollback(p, reason):
-    """Back to the version the trial replaced; the trial's files go."""
-    prev = p.get("previous") or {}
-    save(LAST, {"id": p.get("id"), "state": "rolled_back", "version": p.get("version"),
-                "reason": reason, "running": prev.get("version")})
-    if prev.get("dir"):
-        save(PTR, {"dir": prev["dir"], "version": prev["version"], "id": prev.get("id"),
-                   "state": "ok"})
-    else:
-        os.remove(PTR)  # back to the factory files
-    remove(p["dir"])
-    print("ota: rolled back from", p.get("version"), "-", reason)
-    return prev.get("dir")
-
 
 def boot():
-    """1 when an update waits to be received, 2 when the active version is
-    on trial, else 0; sys.path set for the active version."""
-    recv = load(GO) is not None
-    p = load(PTR)
-    mode = 1 if recv else 0
+    """2 when the active version is on trial, else 0; sys.path set for the
+    active version. When an update waits to be received, it is received now,
+    before main.py imports anything else (the receiver gets the whole heap),
+    and the board resets: the call does not return then."""
+    recv = "go.json" in os.listdir("ota")
+    try:
+        with open("ota/fw.json") as f:
+            p = json.load(f)
+    except (OSError, ValueError):
+        p = None
+    mode = 0
     d = None
     if p is not None:
         d = p.get("dir")
         if p.get("state") == "trial" and not recv:
             p["tries"] = p.get("tries", 0) + 1
-            if p["tries"] >= MAX_TRIES:
-                d = rollback(p, p.get("reason") or "not confirmed in %d boots"
-                             % (p["tries"] - 1))
+            if p["tries"] >= 3:  # otafs.MAX_TRIES
+                d = __import__("otafs").rollback(
+                    p, p.get("reason") or "not confirmed in %d boots" % (p["tries"] - 1))
             else:
-                save(PTR, p)
+                with open("ota/fw.tmp", "w") as f:
+                    json.dump(p, f)
+                os.rename("ota/fw.tmp", "ota/fw.json")
                 mode = 2
     if d:
         sys.path.insert(0, d)
+    if recv:
+        __import__("otafs").receive()
     return mode
-
-
-def receive():
-    """The update waiting in ota/go.json (otarecv.py); an exit code."""
-    import otarecv
-
-    return otarecv.run()
-
-
-def arm(agent):
-    """A version on trial: its guard replaces the watchdog the loop feeds."""
-    import otaguard
-
-    p = load(PTR)
-    agent.wdt = otaguard.Guard(agent, agent.wdt, p.get("confirm_s") or 120)

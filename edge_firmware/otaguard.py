@@ -18,28 +18,28 @@ class Guard:
             self.inner.feed()
         a = self.agent
         if a.up and a.acked and not a.status_dirty:
-            import otaboot
+            import otafs
 
-            p = otaboot.load(otaboot.PTR)
+            p = otafs.load(otafs.PTR)
             prev = p.pop("previous", None) or {}
             p["state"] = "ok"
             p.pop("tries", None)
-            otaboot.save(otaboot.PTR, p)  # the switch is now final
-            otaboot.save(otaboot.LAST, {"id": p.get("id"), "state": "confirmed",
+            otafs.save(otafs.PTR, p)  # the switch is now final
+            otafs.save(otafs.LAST, {"id": p.get("id"), "state": "confirmed",
                                         "version": p.get("version")})
             if prev.get("dir") and prev["dir"] != p["dir"]:
-                otaboot.remove(prev["dir"])  # kept until now for a rollback
-            sys.modules.pop("otaboot", None)
+                otafs.remove(prev["dir"])  # kept until now for a rollback
+            sys.modules.pop("otafs", None)
             a.wdt = self.inner
             a.status_dirty = True  # the gateway learns it from the next status
             sys.modules.pop("otaguard", None)
         elif time.ticks_diff(time.ticks_ms(), self.deadline) > 0:
             import machine
-            import otaboot
+            import otafs
 
-            p = otaboot.load(otaboot.PTR)
-            p["tries"] = otaboot.MAX_TRIES - 1  # the next boot rolls back
+            p = otafs.load(otafs.PTR)
+            p["tries"] = otafs.MAX_TRIES - 1  # the next boot rolls back
             p["reason"] = "not confirmed within ota_confirm_s"
-            otaboot.save(otaboot.PTR, p)
+            otafs.save(otafs.PTR, p)
             print("ota: no confirmation in time, rolling back")
             machine.reset()

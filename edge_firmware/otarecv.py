@@ -1,6 +1,6 @@
 # Receiving an update (docs/protocol.md, OTA), in an interpreter lifetime of
 # its own: {"cmd": "ota"} wrote ota/go.json and reset the board, and
-# otaboot.py runs this instead of the agent, so the agent's RAM is not shared.
+# otaboot.py runs this (otafs.receive) instead of the agent, so the agent's RAM is not shared.
 #
 # The gateway sends one byte stream in chunks on <prefix>/<id>/ota (QoS 1):
 #   [u32 L][manifest: L bytes of JSON][HMAC-SHA256 of the manifest, 32 bytes]
@@ -12,9 +12,10 @@
 # flash holds. The manifest's HMAC (the device's own key, ota.key) is checked
 # as soon as the head is in, every file's size and sha256 at the end; then the
 # pointer ota/fw.json names the new directory (one rename) and the board
-# resets into it, on trial (otaboot.py, otaguard.py). A refusal (reason in
+# resets into it, on trial (otafs.py, otaguard.py). A refusal (reason in
 # status) removes the staged files and the board resets into its current version.
 import binascii
+import gc
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ import struct
 import sys
 import time
 
-import otaboot
+import otafs
 
 _HEAD = "/.head"  # the stream's first 4 + L + 32 bytes, in the transfer's directory
 _IDLE_MS = 60000  # no progress for this long: give up (the staged bytes stay)
@@ -85,7 +86,7 @@ class Receiver:
         self.dir = "ota/" + tid
         self.base = base
         self.manifest = None
-        self.files = None  # [(name, size, sha256 hex)]
+        self.files_at = 0  # where the file lines start in the staged head
         self.head_len = None  # 4 + L + 32 once L is known
         self.total = None
         self.next = 0
@@ -109,13 +110,13 @@ class Receiver:
                 n = struct.unpack(">I", f.read(4))[0]
             self.head_len = 4 + n + 32
             if head > self.head_len:  # cannot happen by construction: start again
-                otaboot.remove(self.dir + _HEAD)
+                otafs.remove(self.dir + _HEAD)
                 self.next = 0
                 self.head_len = None
             elif head == self.head_len:
                 self._check_head()
                 off = self.head_len
-                for name, size, _ in self.files:
+                for name, size, _ in self.entries():
                     have = _size(self.dir + "/" + name)
                     if have > size:
                         raise Refused("file %s: %d bytes staged, manifest says %d"
@@ -126,39 +127,77 @@ class Receiver:
                 self.next = off
 
     def _check_head(self):
-        with open(self.dir + _HEAD, "rb") as f:
-            n = struct.unpack(">I", f.read(4))[0]
-            raw = f.read(n)
-            mac = f.read(32)
+        # The manifest is a JSON line, then one line per file: "<sha256> <size>
+        # <name>". Neither it nor its parsed entries are held in RAM: the HMAC
+        # is computed in pieces, and files() reads the entries from flash.
         key = read_key()
         if key is None:
             raise Refused("no ota.key on the board")
-        if not _same(hmac_sha256(key, raw), mac):
-            raise Refused("manifest HMAC does not match this device's key")
-        try:
-            m = json.loads(raw)
-            files = [(str(e[0]), int(e[1]), str(e[2])) for e in m["files"]]
-            version = str(m["version"])
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
-            raise Refused("manifest unreadable: %r" % (exc,))
+        n = self.head_len - 36
+        if len(key) > 64:
+            key = hashlib.sha256(key).digest()
+        key = key + bytes(64 - len(key))
+        inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        buf = bytearray(256)
+        with open(self.dir + _HEAD, "rb") as f:
+            f.seek(4)
+            left = n
+            while left:
+                k = f.readinto(memoryview(buf)[:min(left, 256)])
+                if not k:
+                    raise Refused("manifest truncated")
+                inner.update(memoryview(buf)[:k])
+                left -= k
+            mac = f.read(32)
+            outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+            outer.update(inner.digest())
+            if not _same(outer.digest(), mac):
+                raise Refused("manifest HMAC does not match this device's key")
+            f.seek(4)
+            try:
+                m = json.loads(f.readline())
+                version = str(m["version"])
+                count = int(m["files"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise Refused("manifest unreadable: %r" % (exc,))
+            self.files_at = f.tell()
         if m.get("id") != self.tid:
             raise Refused("manifest is for transfer %r, not %r" % (m.get("id"), self.tid))
         if m.get("v") != 1:
             raise Refused("manifest version %r is not 1" % (m.get("v"),))
         need = 0
-        for name, size, digest in files:
+        k = 0
+        for name, size, digest in self.entries():
             if not _safe_name(name) or size < 0 or len(digest) != 64:
                 raise Refused("manifest entry %r is not a safe name, size and sha256" % (name,))
             need += size
+            k += 1
+        if k != count:
+            raise Refused("manifest lists %d files, says %d" % (k, count))
         st = os.statvfs(".")
         free = st[0] * st[4]
         if need + 4096 > free:
             raise Refused("too large: %d bytes of files, %d bytes of flash free" % (need, free))
         self.manifest = m
-        self.files = files
         self.version = version
         self.total = self.head_len + need
-        print("ota: manifest of", version, "accepted,", need, "bytes in", len(files), "files")
+        print("ota: manifest of", version, "accepted,", need, "bytes in", k, "files")
+
+    def entries(self):
+        """(name, size, sha256 hex) of each file, read from the staged manifest."""
+        end = self.head_len - 32
+        with open(self.dir + _HEAD, "rb") as f:
+            f.seek(self.files_at)
+            while f.tell() < end:
+                line = f.readline()
+                if not line:
+                    return
+                try:
+                    digest, size, name = line.decode().rstrip("\n").split(" ", 2)
+                    size = int(size)
+                except ValueError:
+                    raise Refused("manifest line %r unreadable" % (line[:60],))
+                yield name, size, digest
 
     # -- chunks -------------------------------------------------------------
     def on_message(self, topic, msg, retained):
@@ -202,7 +241,7 @@ class Receiver:
                 raise Refused("more bytes than the manifest announces")
             if self.f is None:
                 off = self.head_len
-                for name, size, _ in self.files:
+                for name, size, _ in self.entries():
                     if self.next < off + size:
                         path = self.dir + "/" + name
                         i = name.rfind("/")
@@ -232,7 +271,7 @@ class Receiver:
     def verify(self):
         buf = bytearray(256)
         mv = memoryview(buf)
-        for name, size, digest in self.files:
+        for name, size, digest in self.entries():
             h = hashlib.sha256()
             n = 0
             if not size:
@@ -251,11 +290,11 @@ class Receiver:
 
     def switch(self):
         """The atomic step: the pointer names the new directory (one rename)."""
-        cur = otaboot.load(otaboot.PTR)
+        cur = otafs.load(otafs.PTR)
         prev = None
         if cur is not None and cur.get("dir") != self.dir:
             prev = {"dir": cur.get("dir"), "version": cur.get("version"), "id": cur.get("id")}
-        otaboot.save(otaboot.PTR, {
+        otafs.save(otafs.PTR, {
             "dir": self.dir, "version": self.version, "id": self.tid, "state": "trial",
             "tries": 0, "confirm_s": self.manifest.get("ota_confirm_s") or 120,
             "previous": prev or {"dir": None, "version": _factory()}})
@@ -269,8 +308,17 @@ def _factory():
     return v
 
 
+_peak = [0]  # the most heap in use after a collection, over the acknowledgements
+
+
 def _ack(client, topic, r, state, reason=None):
-    doc = {"id": r.tid, "state": state, "next": r.next, "total": r.total}
+    # heap_peak: the receiver's live heap (after a collection) at its largest,
+    # a chunk in the receive buffer and the file being written open
+    gc.collect()
+    used = gc.mem_alloc()
+    if used > _peak[0]:
+        _peak[0] = used
+    doc = {"id": r.tid, "state": state, "next": r.next, "total": r.total, "heap_peak": _peak[0]}
     if reason is not None:
         doc["reason"] = reason
     client.publish(topic, json.dumps(doc), qos=1)
@@ -291,21 +339,21 @@ def _rotate(r, client, topic):
 
 
 def _finish(go_state, tid, reason=None, version=None):
-    otaboot.save(otaboot.LAST, {"id": tid, "state": go_state, "reason": reason,
+    otafs.save(otafs.LAST, {"id": tid, "state": go_state, "reason": reason,
                                 "version": version})
-    otaboot.remove(otaboot.GO)
+    otafs.remove(otafs.GO)
 
 
 def _clean(tid):
     # staged files of other transfers go; the active and previous versions stay
-    cur = otaboot.load(otaboot.PTR) or {}
+    cur = otafs.load(otafs.PTR) or {}
     keep = ["fw.json", "go.json", "last.json", tid]
     for d in (cur.get("dir"), (cur.get("previous") or {}).get("dir")):
         if d:
             keep.append(d.split("/")[-1])
     for name in os.listdir("ota"):
         if name not in keep:
-            otaboot.remove("ota/" + name)
+            otafs.remove("ota/" + name)
     return cur
 
 
@@ -313,9 +361,9 @@ def run():
     """Receive, verify and switch (or refuse); reset the board either way."""
     import mqtt
 
-    go = otaboot.load(otaboot.GO) or {}
+    go = otafs.load(otafs.GO) or {}
     tid = str(go.get("id", ""))
-    v = otaboot.load("valid.json") or {}
+    v = otafs.load("valid.json") or {}
     conf = v.get("conf") or {}
     mq = conf.get("mqtt") or {}
     base = "%s/%s/" % (mq.get("topic_prefix"), conf.get("device_id"))
@@ -327,7 +375,7 @@ def run():
         cur = _clean(tid)
         if cur.get("id") == tid:
             # switched already (a reset came between the pointer and go.json)
-            otaboot.remove(otaboot.GO)
+            otafs.remove(otafs.GO)
             return _reset()
         if cur.get("state") == "trial":
             refused = "busy: version %s is on trial" % cur.get("version")
@@ -361,7 +409,7 @@ def run():
                     if "rotate" in r.manifest:
                         _rotate(r, client, t_ack)
                         _finish("rotated", tid)
-                        otaboot.remove(r.dir)
+                        otafs.remove(r.dir)
                         break
                     r.verify()
                     r.switch()
@@ -382,7 +430,7 @@ def run():
             refused = str(exc)
             if r is not None:
                 r.flush()
-                otaboot.remove(r.dir)
+                otafs.remove(r.dir)
             print("ota: refused:", refused)
             _finish("refused", tid, refused)
             try:  # noqa: SIM105
@@ -409,7 +457,4 @@ def run():
 
 
 def _reset():
-    import machine
-
-    machine.reset()
-    return 4
+    return 4  # otafs.receive() resets the board

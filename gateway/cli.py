@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ledger": ("gateway.commands.ledger", "deploy the iota-evm contract, show the EVM account"),
     "install": ("gateway.commands.install", "set this machine up to run the gateway service"),
     "uninstall": ("gateway.commands.uninstall", "undo install (data kept unless --purge)"),
+    "ota": ("gateway.commands.ota", "update boards over the air"),
 }
 
 

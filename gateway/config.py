@@ -182,6 +182,15 @@ class LedgerSection:
 
 
 @dataclass(frozen=True)
+class OtaSection:
+    confirm_s: int = 120  # a new version not confirmed by then is rolled back (ota_confirm_s)
+    chunk: int = 1024  # bytes of firmware per MQTT message
+    window: int = 4  # chunks in flight ahead of the board's last acknowledgement
+    ack_timeout_s: float = 5.0  # no progress for this long: resend from the last acknowledged
+    timeout_s: float = 300.0  # per push, for every board of it
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     gateway: GatewaySection = field(default_factory=GatewaySection)
     mqtt: MqttSection = field(default_factory=MqttSection)
@@ -192,6 +201,7 @@ class GatewayConfig:
     api: ApiSection = field(default_factory=ApiSection)
     homeassistant: HomeAssistantSection = field(default_factory=HomeAssistantSection)
     ledger: LedgerSection = field(default_factory=LedgerSection)
+    ota: OtaSection = field(default_factory=OtaSection)
 
     @property
     def db_path(self) -> Path:

@@ -54,7 +54,7 @@ def make_device_config(
 
 
 def device_acl(prefix: str, device_id: str) -> list[str]:
-    """ACL lines: write data/status, read config/model/cmd, nothing else."""
+    """ACL lines: write data/status, read config/model/cmd, OTA; nothing else."""
     base = f"{check_prefix(prefix)}/{check_device_id(device_id)}"
     return [
         f"topic write {base}/data",
@@ -62,6 +62,8 @@ def device_acl(prefix: str, device_id: str) -> list[str]:
         f"topic read {base}/config",
         f"topic read {base}/model",
         f"topic read {base}/cmd",
+        f"topic read {base}/ota",  # update chunks (docs/protocol.md, OTA)
+        f"topic write {base}/status/ota",  # their acknowledgements
     ]
 
 

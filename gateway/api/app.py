@@ -20,6 +20,7 @@ from gateway.api.routes import (
     health,
     metrics,
     model,
+    ota,
     peers,
     versions,
 )
@@ -71,7 +72,7 @@ def create_app(context: ServiceContext) -> GatewayApp:
                                        _CachedObserver(api_metrics))
     app.add_middleware(LimitsAndMetrics, context=context)
     app.add_exception_handler(ModelsUnavailable, _models_unavailable)
-    for router in (health, devices, anomalies, model, peers, metrics, dashboard, versions):
+    for router in (health, devices, anomalies, model, peers, metrics, dashboard, versions, ota):
         app.include_router(router.router)
     app.include_router(ledger_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

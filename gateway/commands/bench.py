@@ -11,7 +11,7 @@ import argparse
 import importlib
 import json
 
-TARGETS = ("firmware", "ingest", "train", "api", "forecaster", "peer", "ledger", "soak")
+TARGETS = ("firmware", "ingest", "train", "api", "forecaster", "peer", "ledger", "soak", "ota")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -64,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
             period_ms=args.period_ms, batch_size=args.batch_size,
             power_mode=args.power_mode, **extra)
         register(gw, args.device_id)
+        from gateway.commands.ota import keys_dir
+        from gateway.ota import KeyStore
+
+        ota_key = KeyStore(keys_dir(gw)).create(args.device_id)
     except (OSError, ValueError, StoreError) as exc:
         print(f"device add: {exc}", file=sys.stderr)
         return 2
@@ -71,6 +75,12 @@ def run(args: argparse.Namespace) -> int:
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds a password
     with os.fdopen(fd, "w") as handle:
         json.dump(doc, handle, indent=2)
-    print(f"device {args.device_id}: config written to {out}", file=sys.stderr)
+    # the board's copy of its OTA key (`flash` installs it as /ota.key)
+    key_out = out.with_name(out.stem + ".ota.key")
+    fd = os.open(key_out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(ota_key.hex())
+    print(f"device {args.device_id}: config written to {out}, OTA key to {key_out}",
+          file=sys.stderr)
     print(str(out))
     return 0

@@ -98,6 +98,12 @@ def mpremote_commands(port: str, build_dir: Path, board_file: Path, config_file:
     cmds.append([*base, "cp", *map(str, shared), ":shared/"])
     cmds.append([*base, "cp", str(board_file), ":board.json"])
     cmds.append([*base, "cp", str(config_file), ":config.json"])
+    ota_key = config_file.with_name(config_file.stem + ".ota.key")  # from `device add`
+    if ota_key.exists():
+        cmds.append([*base, "cp", str(ota_key), ":ota.key"])
+    ca = config_file.with_name(config_file.stem + ".ca.der")  # the broker's CA (mqtt.tls)
+    if ca.exists():
+        cmds.append([*base, "cp", str(ca), ":ca.der"])
     cmds.append([*base, "reset"])
     return cmds
 

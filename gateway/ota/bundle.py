@@ -50,14 +50,27 @@ class Bundle:
         return sum(len(f.data) for f in self.files)
 
     def manifest(self, transfer_id: str, confirm_s: int) -> bytes:
-        doc = {"v": 1, "id": transfer_id, "version": self.version, "ota_confirm_s": confirm_s,
-               "files": [[f.name, len(f.data), f.sha256] for f in self.files]}
-        return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+        return manifest_bytes({"v": 1, "id": transfer_id, "version": self.version,
+                               "ota_confirm_s": confirm_s}, self.files)
 
     def stream(self, transfer_id: str, key: bytes, confirm_s: int = 120) -> bytes:
         """The bytes the board receives, in order."""
         return head(self.manifest(transfer_id, confirm_s), key) + b"".join(
             f.data for f in self.files)
+
+
+def manifest_bytes(doc: dict, files: tuple[BundleFile, ...] = ()) -> bytes:
+    """A JSON line (``files``: how many), then ``<sha256 hex> <size> <name>`` per file.
+
+    Lines, so that a board reads the entries from flash one at a time instead
+    of parsing one JSON document of every file into RAM.
+    """
+    for f in files:
+        if " " in f.name or "\n" in f.name:
+            raise BundleError(f"file name {f.name!r} holds a space or a newline")
+    line = json.dumps({**doc, "files": len(files)}, separators=(",", ":"), sort_keys=True)
+    return (line + "\n" + "".join(f"{f.sha256} {len(f.data)} {f.name}\n" for f in files)
+            ).encode()
 
 
 def head(manifest: bytes, key: bytes) -> bytes:

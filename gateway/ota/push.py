@@ -51,6 +51,8 @@ class Outcome:
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     resends: int = 0
+    board_heap_peak: int = 0  # the board's heap in use at its fullest, while receiving
+
 
     @property
     def done(self) -> bool:
@@ -60,6 +62,7 @@ class Outcome:
         return {"device": self.device, "id": self.transfer_id, "version": self.version,
                 "state": self.state, "next": self.next, "total": self.total,
                 "reason": self.reason, "wire_bytes": self.wire_bytes, "resends": self.resends,
+                "board_heap_peak": self.board_heap_peak,
                 "seconds": None if self.finished is None else round(
                     self.finished - self.started, 3)}
 
@@ -139,6 +142,9 @@ class OtaPush:
             return
         state = doc.get("state")
         nxt = doc.get("next")
+        peak = doc.get("heap_peak")
+        if isinstance(peak, int) and peak > o.board_heap_peak:
+            o.board_heap_peak = peak
         if isinstance(nxt, int) and 0 <= nxt <= o.total:
             if nxt > t.acked:
                 t.last_progress = time.monotonic()
@@ -251,5 +257,6 @@ def rotation_manifest(transfer_id: str, key: bytes, new_key: bytes) -> bytes:
         raise ValueError(f"a rotated key must be 32 bytes, got {len(new_key)}")
     pad = hmac.new(key, b"rotate:" + transfer_id.encode(), hashlib.sha256).digest()
     masked = bytes(a ^ b for a, b in zip(new_key, pad, strict=True))
-    doc = {"v": 1, "id": transfer_id, "version": "", "files": [], "rotate": masked.hex()}
-    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+    from gateway.ota.bundle import manifest_bytes
+
+    return manifest_bytes({"v": 1, "id": transfer_id, "version": "", "rotate": masked.hex()})

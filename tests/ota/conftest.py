@@ -12,8 +12,8 @@ import pytest
 
 from gateway.commands.flash import build_firmware
 from gateway.ota import KeyStore, OtaPush, build_bundle
+from gateway.ota.hostboard import Board
 from tests.firmware.conftest import write_config
-from tests.ota.rig import Board
 
 
 @pytest.fixture(scope="session")

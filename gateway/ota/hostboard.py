@@ -1,4 +1,4 @@
-"""A board under the MicroPython unix port that the OTA tests can kill and restart.
+"""A board under the MicroPython unix port that can be killed and restarts (OTA tests, bench).
 
 It runs like ``learnae-gateway sim`` (deep sleep, reset and revalidation
 restart the firmware in the same state directory, which stands for flash), and
