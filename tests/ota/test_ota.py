@@ -130,3 +130,23 @@ def test_ota_at_a_capped_heap_from_mpy_modules(broker, prefix, tmp_path: Path, b
         assert len(set(collector.keys)) >= seen + 20
     finally:
         collector.close()
+
+
+def test_a_busy_board_refuses_with_the_reason(broker, prefix, tmp_path: Path, bundle,
+                                              boards) -> None:
+    # a deep-sleep board takes updates over USB: it answers "busy" at its next wake
+    keys = KeyStore(tmp_path / "keys")
+    d = make_board_dir(tmp_path, broker.port, prefix, "dev1", keys, power_mode="deep_sleep",
+                       period_ms=50, batch_size=2)
+    collector = Collector(broker.port, prefix)
+    try:
+        boards.append(Board(d).start())
+        collector.wait_status(lambda s: s.get("state") == "online", timeout=30)
+        out = pusher(broker.port, prefix).push({"dev1": (bundle, keys.get("dev1"))}, timeout=60)
+        o = out["dev1"]
+        assert o.state == "refused" and o.reason.startswith("busy: deep_sleep"), o.as_dict()
+        status = collector.wait_status(
+            lambda s: (s.get("ota") or {}).get("id") == o.transfer_id, timeout=30)
+        assert status["ota"]["state"] == "refused" and status["fw"] == FACTORY_VERSION
+    finally:
+        collector.close()
