@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from gateway.api.cache import ResponseCache
 from gateway.api.context import ModelsUnavailable, ServiceContext
@@ -31,6 +34,7 @@ __all__ = ["GatewayApp", "create_app"]
 
 STATIC = Path(__file__).resolve().parent / "static"
 VERSION = "0.1.0"
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 class GatewayApp(FastAPI):
@@ -56,6 +60,20 @@ class GatewayApp(FastAPI):
             await super().__call__(scope, receive, send)
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's answer, except that a 405's ``Allow`` lists the methods of every route of
+    the path (Starlette names only the first route's, wrong when GET and POST are two)."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        routes = request.app.router.routes
+        allowed = [m for m in _METHODS
+                   if any(r.matches({**request.scope, "method": m})[0] == Match.FULL
+                          for r in routes)]
+        if allowed:
+            exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
+    return await http_exception_handler(request, exc)
+
+
 def create_app(context: ServiceContext) -> GatewayApp:
     app = GatewayApp(
         title="LEARNAE edge gateway",
@@ -72,6 +90,7 @@ def create_app(context: ServiceContext) -> GatewayApp:
                                        _CachedObserver(api_metrics))
     app.add_middleware(LimitsAndMetrics, context=context)
     app.add_exception_handler(ModelsUnavailable, _models_unavailable)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     for router in (health, devices, anomalies, model, peers, metrics, dashboard, versions, ota):
         app.include_router(router.router)
     app.include_router(ledger_routes.router)

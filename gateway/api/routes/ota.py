@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Request, status
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.api.deps import ContextDep, TokenDep
-from shared.errors import ProtocolError
-from shared.topics import check_device_id
+from gateway.api.routes.devices import DeviceId, _device_id
+from gateway.api.schemas import ErrorDetail
 
 router = APIRouter(prefix="/api", tags=["ota"])
 _MAKE = threading.Lock()  # one OtaJobs per app
@@ -54,33 +55,42 @@ def _jobs(request: Request, registry: Any) -> OtaJobs:
     return state.ota_jobs  # type: ignore[no-any-return]
 
 
-def _device(device_id: str) -> str:
-    try:
-        return check_device_id(device_id)
-    except ProtocolError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
+class OtaRequest(BaseModel):
+    """What to build: the board file whose compiler architecture the bundle uses."""
+
+    model_config = ConfigDict(extra="forbid")
+    board: str | None = Field(default=None, description="a file name of hardware/boards/")
+
+
+class OtaStarted(BaseModel):
+    device: str
+    version: str
+    bytes: int
+    files: int
+
+
+def _body_error(message: str) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                         detail=[{"loc": ["body", "board"], "msg": message,
+                                  "type": "value_error"}])
 
 
 @router.post(
     "/devices/{device_id}/ota",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={401: {"description": "no bearer token"}, 403: {"description": "wrong token"},
-               404: {"description": "the device has no OTA key"},
-               409: {"description": "a push to this device is running"},
-               422: {"description": "bad device id or board"}},
+    response_model=OtaStarted,
+    responses={404: {"model": ErrorDetail, "description": "the device has no OTA key"},
+               409: {"model": ErrorDetail, "description": "a push to this device is running"}},
 )
-def post_ota(context: ContextDep, _: TokenDep, request: Request, device_id: str,
-             body: Annotated[dict[str, Any] | None, Body()] = None) -> dict[str, Any]:
+def post_ota(context: ContextDep, _: TokenDep, request: Request, device_id: DeviceId,
+             body: Annotated[OtaRequest | None, Body()] = None) -> OtaStarted:
     """Start updating one board over MQTT; poll ``GET`` for the outcome."""
     from gateway.commands.ota import keys_dir
     from gateway.ota import BundleError, KeyStore, OtaPush, build_bundle
 
-    device = _device(device_id)
+    device = _device_id(device_id)
     jobs = _jobs(request, context.registry)
-    board = (body or {}).get("board")
-    if board is not None and not isinstance(board, str):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            detail=f"board must be a board file name, got {board!r}")
+    board = body.board if body is not None else None
     try:
         key = KeyStore(keys_dir(context.config)).get(device)
     except KeyError as exc:
@@ -94,7 +104,7 @@ def post_ota(context: ContextDep, _: TokenDep, request: Request, device_id: str,
         try:
             bundle = build_bundle(Path(tempfile.mkdtemp(prefix="learnae-ota-")), board=board)
         except BundleError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
+            raise _body_error(str(exc)) from exc
         gw, c = context.config, context.config.ota
 
         def progress(o: Any) -> None:
@@ -121,14 +131,15 @@ def post_ota(context: ContextDep, _: TokenDep, request: Request, device_id: str,
         thread = threading.Thread(target=work, name=f"ota-{device}", daemon=True)
         jobs.threads[device] = thread
         thread.start()
-    return {"device": device, "version": bundle.version, "bytes": bundle.firmware_bytes,
-            "files": len(bundle.files)}
+    return OtaStarted(device=device, version=bundle.version, bytes=bundle.firmware_bytes,
+                      files=len(bundle.files))
 
 
-@router.get("/devices/{device_id}/ota", responses={404: {"description": "no push yet"}})
-def get_ota(context: ContextDep, request: Request, device_id: str) -> dict[str, Any]:
+@router.get("/devices/{device_id}/ota",
+            responses={404: {"model": ErrorDetail, "description": "no push to it yet"}})
+def get_ota(context: ContextDep, request: Request, device_id: DeviceId) -> dict[str, Any]:
     """Where the device's last push stands."""
-    device = _device(device_id)
+    device = _device_id(device_id)
     o = _jobs(request, context.registry).outcomes.get(device)
     if o is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no OTA push to {device!r} yet")

@@ -12,17 +12,18 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 
 from gateway.api.deps import ContextDep
-from gateway.api.routes.devices import _device_id
-from gateway.api.schemas import ModelPublic
+from gateway.api.routes.devices import DeviceId, _device_id
+from gateway.api.schemas import ErrorDetail, ModelPublic
 
 router = APIRouter(prefix="/api", tags=["model"])
 
 
-@router.get("/models/{device}/versions", response_model=list[ModelPublic],
-            responses={404: {"description": "no model version for this device"}})
-def list_versions(context: ContextDep, device: str) -> list[ModelPublic]:
-    """All versions of ``device``, oldest first: ``status`` promoted or rejected, ``reason``."""
-    device = _device_id(device)
+@router.get("/models/{device_id}/versions", response_model=list[ModelPublic],
+            responses={404: {"model": ErrorDetail,
+                             "description": "no model version for this device"}})
+def list_versions(context: ContextDep, device_id: DeviceId) -> list[ModelPublic]:
+    """All versions of the device, oldest first: ``status`` promoted or rejected, ``reason``."""
+    device = _device_id(device_id)
     source: Any = context.models
     rows = source.versions(device) if source is not None and hasattr(source, "versions") else []
     if not rows:
