@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.mosquitto import render_acl
-from gateway.mosquitto_auth import write_password_file
-
 from gateway.broker import PrivateBroker
 from gateway.ota import KeyStore
 from gateway.ota.hostboard import Board
+from gateway.system import render_acl, write_password_file
 from tests.firmware.conftest import Collector
 from tests.ota.conftest import make_board_dir, pusher
 
