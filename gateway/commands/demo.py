@@ -146,7 +146,7 @@ period_s = {period_s}
 window = 8
 hidden_units = 16
 epochs = 8
-min_windows = 64
+min_windows = 256
 max_readings = 3000
 anomaly_interval_s = {ALARM_INTERVAL_S}
 

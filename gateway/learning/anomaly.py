@@ -18,6 +18,9 @@ and adds what makes its alarms worth trusting:
   phase bins): a summary of a longer history than the window, the mean and spread of the
   residual at this time of day, so a daily rise the window cannot see coming is not flagged
   at every cycle edge.
+* **A persistence floor.** A channel the forecaster predicts worse than "next = last" on the
+  held-out data is scored against the last reading instead, so a poor model cannot make the
+  alarms worse than the naive baseline (the board, with no such fallback, runs the model).
 * **Online adaptation** between retrainings: the per-phase bias and scale follow the unflagged
   residuals (exponential averages, bounded to a factor of the calibrated scale).
 * **A calibrated threshold.** ``calibrate`` picks the lowest threshold (not below a floor) at
@@ -129,12 +132,13 @@ class Calibration:
     board_threshold: float  # the same budget for the board's scorer (no phase correction)
     held_days: float = 0.0
     held_events: int = 0
+    persist: tuple[bool, ...] = ()  # channels predicted as "next = last": the model is worse
 
     def to_dict(self) -> dict[str, Any]:
         return {"threshold": self.threshold, "bias": self.bias.tolist(),
                 "scale": self.scale.tolist(), "bins": self.bins,
                 "board_threshold": self.board_threshold, "held_days": self.held_days,
-                "held_events": self.held_events}
+                "held_events": self.held_events, "persist": list(self.persist)}
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Calibration:
@@ -142,7 +146,8 @@ class Calibration:
                    scale=np.asarray(doc["scale"], np.float64), bins=int(doc["bins"]),
                    board_threshold=float(doc["board_threshold"]),
                    held_days=float(doc.get("held_days", 0.0)),
-                   held_events=int(doc.get("held_events", 0)))
+                   held_events=int(doc.get("held_events", 0)),
+                   persist=tuple(bool(v) for v in doc.get("persist", ())))
 
     @classmethod
     def plain(cls, scale: np.ndarray, threshold: float) -> Calibration:
@@ -248,6 +253,10 @@ def calibrate(predictor: Predictor, ts: np.ndarray, values: np.ndarray, *,
     resid = y - predictor.predict(x, t)
     n_held = min(max(round(n * held_fraction), 4), n - 4)
     fit, held = slice(0, n - n_held), slice(n - n_held, n)
+    # a channel the forecaster predicts worse than persistence is scored against persistence
+    last = y - x[:, -1, :]
+    persist = _robust_rms(last[held]) < _robust_rms(resid[held])
+    resid = np.where(persist, last, resid)
     bins = phase_bins(predictor.period_s, predictor.window)
     phase = phase_of(t, bins)
     g_bias = np.median(resid[fit], axis=0)
@@ -280,11 +289,14 @@ def calibrate(predictor: Predictor, ts: np.ndarray, values: np.ndarray, *,
     threshold = pick(scores)
     board = threshold
     if board_scale is not None:
-        board = pick(np.nanmax(np.abs(resid[held]) / np.asarray(board_scale, np.float64),
+        # the board runs the forecaster on every channel (it has no persistence fallback)
+        model_resid = y[held] - predictor.predict(x[held], t[held])
+        board = pick(np.nanmax(np.abs(model_resid) / np.asarray(board_scale, np.float64),
                                axis=1))
     return Calibration(threshold=threshold, bias=bias, scale=scale, bins=bins,
                        board_threshold=board, held_days=days,
-                       held_events=count_events(scores > threshold, slots, gap))
+                       held_events=count_events(scores > threshold, slots, gap),
+                       persist=tuple(bool(v) for v in persist))
 
 
 @dataclass
@@ -332,6 +344,8 @@ class Detector:
         self.scale = cal.scale.copy()
         self.scale0 = cal.scale.copy()
         self.threshold = cal.threshold
+        c = self.win.shape[1]
+        self.persist = np.asarray(cal.persist if len(cal.persist) == c else (False,) * c, bool)
 
     def swap(self, predictor: Predictor, calibration: Calibration) -> None:
         """A retrained model: new statistics, same window (no warm-up), level offset reset."""
@@ -363,7 +377,10 @@ class Detector:
             return StepResult(t, None, reason="warming")
         b = int(phase_of(np.asarray([t]), self.calibration.bins)[0])
         pred = self.predictor.predict((self.win - self.level)[None], np.asarray([t]))[0]
-        pred = pred + self.level + self.bias[b]
+        pred = pred + self.level
+        if self.persist.any():
+            pred = np.where(self.persist, self.win[-1], pred)
+        pred = pred + self.bias[b]
         self.win[:-1] = self.win[1:]
         self.raw[:-1] = self.raw[1:]
         self.raw[-1] = np.where(present, x, pred)

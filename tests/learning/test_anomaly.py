@@ -197,3 +197,22 @@ def test_gap_threshold_splits_recurring_shapes_from_outliers() -> None:
     th = gap_threshold(np.concatenate([bulk, edges, spikes]), 5.0)
     assert 10 < th < 60
     assert gap_threshold(np.concatenate([bulk, rng.uniform(5, 7, 30)]), 5.0) == 5.0
+
+
+def test_a_channel_the_model_predicts_worse_than_persistence_is_scored_against_it() -> None:
+    class Mean(Persistence):
+        """A poor forecaster: always the long-run level, whatever the window shows."""
+
+        def predict(self, windows: np.ndarray, times: np.ndarray) -> np.ndarray:
+            return np.tile([20.0, 50.0], (windows.shape[0], 1))
+
+    rng = np.random.default_rng(2)
+    ts = 1.7e9 + np.arange(3000) * PERIOD
+    walk = np.cumsum(rng.normal(0, 0.2, 3000))  # wanders far from the level: persistence wins
+    values = np.stack([20 + walk, 50 + rng.normal(0, 0.3, 3000)], axis=1)
+    cal = calibrate(Mean(), ts[:2500], values[:2500], floor=4.0)
+    assert cal.persist == (True, False)
+    test = values[2500:].copy()
+    test[100, 0] += 3.0
+    _, events = run(Detector(Mean(), cal), ts[2500:], test)
+    assert [e.start for e in events if ts[2590] <= e.start <= ts[2620]] == [ts[2600]]
