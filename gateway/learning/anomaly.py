@@ -42,7 +42,7 @@ import numpy as np
 from gateway.learning.regular import regularize, slot_of
 
 DAY_S = 86400.0
-MAX_BINS = 48  # phase bins per day: half-hourly at most (each needs readings to learn from)
+MAX_BINS = 288  # phase bins per day: five-minutely at most (each needs readings to learn from)
 SHRINK = 20.0  # a phase bin's statistics count as this many readings of the global ones
 MAX_REPLACED = 2  # as shared.edge_model: readings in a row replaced before a run is taken as read
 SCALE_BOUNDS = (0.5, 4.0)  # online scale stays within these factors of the calibrated one
@@ -223,10 +223,14 @@ def _windows(grid_t: np.ndarray, grid: np.ndarray, w: int) -> tuple[np.ndarray, 
 
 
 def _robust_rms(r: np.ndarray, axis: int = 0) -> np.ndarray:
-    """RMS after clipping at 5 x RMS, so the spikes in the training data barely count."""
-    rms = np.sqrt(np.mean(r**2, axis=axis))
-    clipped = np.clip(r, -5 * rms, 5 * rms)
-    return np.asarray(np.sqrt(np.mean(clipped**2, axis=axis)), np.float64)
+    """RMS of the residuals within 4 robust standard deviations (1.4826 x the median absolute
+    deviation) of their median: the spikes in the training data do not count, even when they
+    are a few percent of it (each spike also leaves a second residual, its drop back)."""
+    med = np.median(r, axis=axis, keepdims=True)
+    mad = 1.4826 * np.median(np.abs(r - med), axis=axis, keepdims=True)
+    keep = np.abs(r - med) <= 4 * np.maximum(mad, 1e-12)
+    total = np.sum(np.where(keep, r**2, 0.0), axis=axis)
+    return np.asarray(np.sqrt(total / np.maximum(np.sum(keep, axis=axis), 1)), np.float64)
 
 
 def calibrate(predictor: Predictor, ts: np.ndarray, values: np.ndarray, *,

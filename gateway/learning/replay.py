@@ -58,11 +58,13 @@ def median_period(ts: np.ndarray) -> float:
 
 
 def train_and_calibrate(ts: np.ndarray, values: np.ndarray, channels: list[str],
-                        settings: TrainingSection, origin: float = 0.0
+                        settings: TrainingSection, origin: float = 0.0, *, board: bool = False
                         ) -> tuple[Any, Calibration]:
     """What the scheduler does per attempt: train on the regular grid, then calibrate.
 
-    Raises ``SkipTraining`` (with its reason) when the data cannot train a model.
+    ``board`` gives the board's computation instead (the model's residual scale, the
+    board's threshold, no phase correction). Raises ``SkipTraining`` (with its reason)
+    when the data cannot train a model.
     """
     grid_t, grid = regularize(ts, values, settings.period_s, settings.anomaly_max_fill, origin)
     model = train_forecast(grid_t, grid, channels, settings)
@@ -70,14 +72,18 @@ def train_and_calibrate(ts: np.ndarray, values: np.ndarray, channels: list[str],
     if "detector" not in meta:
         raise SkipTraining(SkipReason.TOO_FEW_WINDOWS, "too few windows to calibrate the "
                            "detector's threshold")
+    if board:
+        return model, Calibration.plain(ForecastPredictor(model).residual_scale,
+                                        float(meta["threshold"]))
     return model, Calibration.from_dict(meta["detector"])
 
 
 def replay(ts: np.ndarray, values: np.ndarray, channels: list[str],
            settings: TrainingSection | None = None, *, train_fraction: float = 0.15,
-           device: str = "replay", progress: Callable[[str], None] | None = None
-           ) -> ReplayOutput:
-    """Stream the rows (time-ordered) through training, calibration and the detector."""
+           device: str = "replay", progress: Callable[[str], None] | None = None,
+           board: bool = False) -> ReplayOutput:
+    """Stream the rows (time-ordered) through training, calibration and the detector;
+    ``board``: the board's LEM scorer instead (replacement, no adaptation)."""
     settings = settings or TrainingSection()
     if not 0 < train_fraction < 1:
         raise ValueError(f"train_fraction {train_fraction!r} is outside (0, 1)")
@@ -104,7 +110,7 @@ def replay(ts: np.ndarray, values: np.ndarray, channels: list[str],
     trainings = 0
     threshold = math.nan
     det_settings = DetectorSettings(shift_after=settings.anomaly_shift_after,
-                                    gap=settings.anomaly_event_gap)
+                                    gap=settings.anomaly_event_gap, adapt=not board)
     for s in range(grid_t.shape[0]):
         if detector is not None:
             res = detector.step(float(grid_t[s]), grid[s])
@@ -126,7 +132,7 @@ def replay(ts: np.ndarray, values: np.ndarray, channels: list[str],
         lo = max(0, have - settings.max_readings) if settings.max_readings else 0
         try:
             model, cal = train_and_calibrate(ts[lo:have], values[lo:have], channels, settings,
-                                             origin)
+                                             origin, board=board)
         except SkipTraining as exc:
             training_skips[exc.reason.value] += 1
             if progress:

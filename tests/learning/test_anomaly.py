@@ -100,12 +100,13 @@ def test_level_shift_is_one_event_and_the_new_level_is_relearned() -> None:
 
 
 def test_a_daily_cycle_longer_than_the_window_is_not_flagged_at_its_edge() -> None:
-    # a sharp rise at 06:00 every day that a window of 4 ten-minute readings cannot foresee
+    # a rise at 06:00 and a fall at 07:00 every day that a window of 4 ten-minute readings
+    # cannot foresee (a machine that runs one hour a day)
     rng = np.random.default_rng(3)
     ts = 1.7e9 - (1.7e9 % 86400) + np.arange(144 * 40) * PERIOD
     hour = (ts % 86400) / 3600
-    step = np.where((hour >= 6) & (hour < 6.2), 4.0, 0.0)
-    values = np.stack([20 + np.cumsum(step) % 40, 50 + 0 * hour], axis=1)
+    bump = np.where((hour >= 6) & (hour < 7), 4.0, 0.0)
+    values = np.stack([20 + bump, 50 + 0 * hour], axis=1)
     values = values + rng.normal(0, 0.3, values.shape)
     cal = calibrate(Persistence(), ts[: 144 * 30], values[: 144 * 30], floor=4.0,
                     false_alarms_per_day=0.5)
@@ -113,7 +114,7 @@ def test_a_daily_cycle_longer_than_the_window_is_not_flagged_at_its_edge() -> No
     _, events = run(Detector(Persistence(), cal), ts[144 * 30 :], values[144 * 30 :])
     _, naive = run(Detector(Persistence(), plain(threshold=cal.threshold)),
                    ts[144 * 30 :], values[144 * 30 :])
-    assert len(naive) >= 10  # one per day at the edge without the phase correction
+    assert len(naive) >= 10  # at least one a day at the edges without the phase correction
     assert len(events) <= 2
 
 
@@ -184,7 +185,7 @@ def test_a_short_held_out_span_with_real_anomalies_still_flags_them() -> None:
 
     cal = calibrate(Fast(), ts, values, false_alarms_per_day=1.0, floor=4.0)
     assert cal.held_days < 0.01
-    assert 4.0 <= cal.threshold < 10.0  # the spikes (scores about 40) stay above it
+    assert 4.0 <= cal.threshold < 25.0  # the spikes (scores about 40) stay above it
 
 
 def test_gap_threshold_splits_recurring_shapes_from_outliers() -> None:
