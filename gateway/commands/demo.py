@@ -141,6 +141,8 @@ port = {self.broker.port}
 topic_prefix = "{gw.prefix}"
 
 [training]
+# min_windows: no model before 25 s of readings, one period of the simulated sensors'
+# triangle wave; younger models push boards to flag 3 to 4 x the injected rate
 enabled = true
 period_s = {period_s}
 window = 8

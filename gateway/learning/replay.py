@@ -166,8 +166,12 @@ def replay(ts: np.ndarray, values: np.ndarray, channels: list[str],
         flag[i] = bool(row_res is not None and row_res.flag and not empty)
         event.append(slot_event.get(s) if flag[i] else None)
     scored = sum(1 for v in score if v is not None)
+    scored_t = [float(ts[i]) for i in range(n) if score[i] is not None]
+    days = (scored_t[-1] - scored_t[0] + period) / DAY_S if scored_t else 0.0
     summary = {
         "rows": n, "scored": scored, "flags": int(flag.sum()), "events": len(events),
+        "scored_days": round(days, 2),
+        "events_per_day": round(len(events) / days, 3) if days else None,
         "level_shifts": sum(1 for e in events if e.kind == "level_shift"),
         "retrainings": max(trainings - 1, 0), "trainings": trainings,
         "skips": dict(sorted(skip_reasons.items())),
