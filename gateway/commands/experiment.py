@@ -1,4 +1,5 @@
 """``experiment resilience --json [--peers N]``: LEARNAE's resilience study, in process.
+(``experiment replay``: a history through the live detector, see gateway/commands/replay.py.)
 
 Peers run on the local adapters (in-process gossip hub, per-peer stores);
 progress goes to stderr and the result is one JSON object, the last line of stdout.

@@ -21,8 +21,9 @@ and adds what makes its alarms worth trusting:
 * **A persistence floor.** A channel the forecaster predicts worse than "next = last" on the
   held-out data is scored against the last reading instead, so a poor model cannot make the
   alarms worse than the naive baseline (the board, with no such fallback, runs the model).
-* **Online adaptation** between retrainings: the per-phase bias and scale follow the unflagged
-  residuals (exponential averages, bounded to a factor of the calibrated scale).
+* **Online adaptation** between retrainings: the per-phase bias follows the median of the
+  unflagged residuals, the per-phase scale their median absolute value (stochastic medians;
+  the scale bounded to 0.5 to 4 times the calibrated one).
 * **A calibrated threshold.** ``calibrate`` picks the lowest threshold (not below a floor) at
   which the held-out part of the training series raises at most
   ``anomaly_false_alarms_per_day`` events per day, instead of a fixed quantile of scores
@@ -46,6 +47,7 @@ MAX_BINS = 288  # phase bins per day: five-minutely at most (each needs readings
 SHRINK = 20.0  # a phase bin's statistics count as this many readings of the global ones
 MAX_REPLACED = 2  # as shared.edge_model: readings in a row replaced before a run is taken as read
 SCALE_BOUNDS = (0.5, 4.0)  # online scale stays within these factors of the calibrated one
+MEDIAN_ABS = 0.6745  # median |x| of a standard normal x
 MIN_COUNTED_EVENTS = 10  # a held-out span allowing fewer events extrapolates the tail instead
 GAP_RATIO = 2.0  # extremes this far above the rest are anomalies, not the normal tail
 
@@ -183,14 +185,14 @@ def budget_threshold(scores: np.ndarray, slots: np.ndarray, allowed: int, floor:
 def tail_threshold(scores: np.ndarray, per_reading: float, floor: float) -> float:
     """The threshold whose exceedance rate per reading is ``per_reading``, extrapolated
     from the bulk of the scores: an exponential tail above their 90th percentile, its scale
-    from the median excess. The extremes (real anomalies among the held-out readings) barely
-    move it, which is why it serves when the held-out span is too short to count events."""
+    from the 90th and 97.5th percentiles (``q97.5 - q90 = beta ln 4`` for such a tail). The
+    extremes (real anomalies among the held-out readings, up to 2.5 % of them) do not move it,
+    which is why it serves when the held-out span is too short to count events."""
     s = scores[np.isfinite(scores)]
     if s.shape[0] < 20 or not per_reading > 0:
         return float(floor)
-    x0 = float(np.quantile(s, 0.9))
-    excess = s[s > x0] - x0
-    beta = float(np.median(excess)) / math.log(2) if excess.shape[0] else 0.0
+    x0, x1 = (float(q) for q in np.quantile(s, [0.9, 0.975]))
+    beta = (x1 - x0) / math.log(4)
     th = x0 + beta * math.log(0.1 / per_reading) if per_reading < 0.1 else x0
     return float(max(floor, th))
 
@@ -223,14 +225,18 @@ def _windows(grid_t: np.ndarray, grid: np.ndarray, w: int) -> tuple[np.ndarray, 
 
 
 def _robust_rms(r: np.ndarray, axis: int = 0) -> np.ndarray:
-    """RMS of the residuals within 4 robust standard deviations (1.4826 x the median absolute
-    deviation) of their median: the spikes in the training data do not count, even when they
-    are a few percent of it (each spike also leaves a second residual, its drop back)."""
+    """RMS of the residuals within 4 robust standard deviations of their median: the spikes
+    in the training data do not count, even when they are a few percent of it (each spike
+    also leaves a second residual, its drop back). The robust deviation is 1.4826 x the
+    median absolute deviation, and the result at least a tenth of the plain RMS, so that a
+    bulk of near-identical residuals (a noise-free signal) does not shrink it to nothing."""
     med = np.median(r, axis=axis, keepdims=True)
     mad = 1.4826 * np.median(np.abs(r - med), axis=axis, keepdims=True)
-    keep = np.abs(r - med) <= 4 * np.maximum(mad, 1e-12)
+    rms = np.sqrt(np.mean(r**2, axis=axis, keepdims=True))
+    keep = np.abs(r - med) <= 4 * np.maximum(np.maximum(mad, 0.1 * rms), 1e-12)
     total = np.sum(np.where(keep, r**2, 0.0), axis=axis)
-    return np.asarray(np.sqrt(total / np.maximum(np.sum(keep, axis=axis), 1)), np.float64)
+    kept = np.sqrt(total / np.maximum(np.sum(keep, axis=axis), 1))
+    return np.asarray(np.maximum(kept, 0.1 * np.squeeze(rms, axis=axis)), np.float64)
 
 
 def calibrate(predictor: Predictor, ts: np.ndarray, values: np.ndarray, *,
@@ -278,7 +284,11 @@ def calibrate(predictor: Predictor, ts: np.ndarray, values: np.ndarray, *,
     # is the model's training data, whose residuals are optimistic
     rel = (resid[held] - bias[phase[held]]) / scale[phase[held]]
     scale = scale * max(float(np.median(_robust_rms(rel))), 1e-3)
-    scale = np.maximum(scale, 1e-6)
+    # a perfectly predictable channel would make any rounding an alarm: at least 1e-3 of its
+    # spread (as forecast.MIN_RESIDUAL_SCALE in standardized units)
+    spread = np.nanstd(grid, axis=0)
+    scale = np.maximum(scale, np.maximum(1e-3 * np.where(np.isfinite(spread), spread, 0.0),
+                                         1e-9))
     slots = slot_of(t[held], predictor.period_s, start)
     days = (float(t[held][-1] - t[held][0]) + predictor.period_s) / DAY_S
     budget = false_alarms_per_day * days
@@ -412,10 +422,17 @@ class Detector:
                 self.run, self.run_flags = [], 0
         elif self.settings.adapt:
             a = self.settings.alpha
-            self.bias[b] = np.where(present, self.bias[b] + a * resid, self.bias[b])
-            var = (1 - a) * self.scale[b] ** 2 + a * resid**2
+            s0 = self.scale0[b]
+            # bias and scale follow the median residual and the median absolute residual
+            # (0.6745 sigma for a normal bulk), a step of alpha x the calibrated scale a
+            # reading: robust as the calibration is, so common large residuals (a cycle's
+            # edge) move neither
+            self.bias[b] = np.where(present, self.bias[b] + a * s0 * np.sign(resid),
+                                    self.bias[b])
+            up = np.abs(resid) > MEDIAN_ABS * self.scale[b]
+            new = self.scale[b] + a * s0 * np.where(up, 1.0, -1.0)
             lo, hi = SCALE_BOUNDS
-            new = np.clip(np.sqrt(var), lo * self.scale0[b], hi * self.scale0[b])
+            new = np.clip(new, lo * s0, hi * s0)
             self.scale[b] = np.where(present, new, self.scale[b])
         k = self.settings.shift_after
         if self.settings.adapt and len(self.run) >= k:

@@ -232,7 +232,7 @@ def judge_injected(out: ReplayOutput, injected: Injected, shift_channel: str | N
 
     A spike is "one event" when exactly one event overlaps its row and the ``gap`` rows
     after it and that event contains the spike row. For the shift: the events on the shifted
-    channel that start within a day of it, the hours from the shift to the end of the first,
+    channel that overlap the day from its start (one may begin a reading early), the hours from the shift to the end of the first,
     and the flags on the shifted channel's events from one day to eight days after the shift.
     """
     t = out.t
@@ -245,7 +245,7 @@ def judge_injected(out: ReplayOutput, injected: Injected, shift_channel: str | N
                            "spikes_one_event": sum(1 for k in per_spike if k == 1)}
     if injected.shift is not None:
         t0 = t[injected.shift]
-        near = [e for e in out.events if t0 <= e.start <= t0 + DAY_S
+        near = [e for e in out.events if e.end >= t0 and e.start <= t0 + DAY_S
                 and (shift_channel is None or shift_channel in e.channels)]
         later = [e for e in out.events if t0 + DAY_S < e.start <= t0 + 8 * DAY_S
                  and shift_channel in e.channels]

@@ -9,7 +9,10 @@ def test_all_is_honest() -> None:
     exported = {name for name in dir(learning) if not name.startswith("_")}
     modules = {
         "anomaly",
+        "csvseries",
+        "events",
         "regular",
+        "replay",
         "dataset",
         "edge_export",
         "forecast",
