@@ -232,8 +232,9 @@ def judge_injected(out: ReplayOutput, injected: Injected, shift_channel: str | N
 
     A spike is "one event" when exactly one event overlaps its row and the ``gap`` rows
     after it and that event contains the spike row. For the shift: the events on the shifted
-    channel that overlap the day from its start (one may begin a reading early), the hours from the shift to the end of the first,
-    and the flags on the shifted channel's events from one day to eight days after the shift.
+    channel that overlap the day from its start (one may begin a reading early), the hours
+    from the shift to the end of the first, and the flags on the shifted channel's events
+    from one day to eight days after the shift.
     """
     t = out.t
     per_spike = []
