@@ -48,7 +48,7 @@ def _lower_priority(increment: int) -> None:
 def _train_devices(series: list[tuple[str, np.ndarray, np.ndarray, list[str]]],
                    settings: Any, start: dict[str, np.ndarray]) -> dict[str, Any]:
     """Worker process: continue ``start`` on each device's series in turn."""
-    from gateway.learning.anomaly import calibrated_metadata
+    from gateway.learning.calibration import calibrated_metadata
     from gateway.learning.dataset import SkipTraining
     from gateway.learning.forecast import train_forecast
     from gateway.learning.regular import regular_series

@@ -4,7 +4,8 @@ The public surface is re-exported here; modules: ``mlp`` (the trainer and the we
 exchange format), ``dataset`` (series -> windows), ``forecast`` (the default task and its
 anomaly score), ``metrics``, ``tflite_export``, ``edge_export`` (the boards' model),
 ``registry`` (model versions in SQLite), ``scheduler`` (background training),
-``anomaly`` (the streaming detector over any ``Predictor``), ``events`` (flags into anomaly
+``anomaly`` (the streaming detector over any ``Predictor``), ``calibration`` (its
+statistics and threshold), ``events`` (flags into anomaly
 events), ``regular`` (irregular readings onto the grid), ``replay`` and ``csvseries``
 (``experiment replay``).
 """

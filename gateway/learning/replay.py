@@ -29,9 +29,9 @@ from gateway.learning.anomaly import (
     DetectorSettings,
     ForecastPredictor,
     StepResult,
-    calibrated_metadata,
     unit_score,
 )
+from gateway.learning.calibration import calibrated_metadata
 from gateway.learning.dataset import SkipReason, SkipTraining
 from gateway.learning.events import AnomalyEvent, EventTracker
 from gateway.learning.forecast import train_forecast

@@ -10,14 +10,8 @@ import numpy as np
 import pytest
 
 from gateway.config import ConfigError, TrainingSection, config_from_dict
-from gateway.learning.anomaly import (
-    Calibration,
-    Detector,
-    DetectorSettings,
-    calibrate,
-    count_events,
-    unit_score,
-)
+from gateway.learning.anomaly import Calibration, Detector, DetectorSettings, unit_score
+from gateway.learning.calibration import calibrate, count_events
 from gateway.learning.dataset import SkipTraining
 from gateway.learning.events import EventTracker
 from gateway.learning.forecast import train_forecast
@@ -189,7 +183,7 @@ def test_a_short_held_out_span_with_real_anomalies_still_flags_them() -> None:
 
 
 def test_gap_threshold_splits_recurring_shapes_from_outliers() -> None:
-    from gateway.learning.anomaly import gap_threshold
+    from gateway.learning.calibration import gap_threshold
 
     rng = np.random.default_rng(0)
     bulk = np.abs(rng.normal(0, 1, 5000))

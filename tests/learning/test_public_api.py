@@ -9,6 +9,7 @@ def test_all_is_honest() -> None:
     exported = {name for name in dir(learning) if not name.startswith("_")}
     modules = {
         "anomaly",
+        "calibration",
         "csvseries",
         "events",
         "regular",
