@@ -390,6 +390,13 @@ def print_summary(summary: dict[str, Any]) -> None:
               f" {s.get('rounds', 0):>6} {fmt(s.get('loss_first')):>10} {fmt(s.get('loss')):>9}"
               f" {s.get('peers_verified', 0):>8} {s['rss_peak_mb']:>7} "
               f"{s['rss_peak_with_training_mb']:>9}")
+    for name, s in summary["gateways"].items():
+        a = s.get("alarms", {}).get("total")
+        if a:
+            print(f"{name:8} alarms: boards flagged {a['board_flagged']} of {a['stored']} readings"
+                  f" ({a['injected']} injected); {a['spikes_one_event']} of"
+                  f" {a['spikes_scored']} injected readings after the first model are one"
+                  f" anomaly event each, {a['events_without_spike']} other events")
     print(json.dumps(summary))
 
 
