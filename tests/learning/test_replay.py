@@ -53,6 +53,7 @@ def test_airquality_year_spikes_and_a_shift_are_one_event_each(capsys, tmp_path)
     assert inj["shift_events"] == 1
     assert inj["shift_event_hours"] <= 24.0  # flags stop within one day of the shift
     assert doc["rows"] == 9357 and doc["retrainings"] >= 10 and doc["training_skips"] == {}
+    assert doc["events_per_day"] <= 1.0  # the default false-alarm budget holds on new data
     assert doc["scored"] + sum(doc["skips"].values()) == doc["rows"]
     assert doc["first_training_row"] == 1404 and doc["skips"]["no_model_yet"] == 1404
     with out.open() as handle:
