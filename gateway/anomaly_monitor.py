@@ -6,8 +6,10 @@ for interpolation), puts them on the device's grid (``gateway.learning.regular``
 the finished slots to the device's ``Detector`` and stores the events the ``EventTracker``
 opens, extends or closes (``gateway.store.anomaly_events``). A slot is finished once a
 reading of a later slot has arrived. A new model version is swapped into the running
-detector (same window, new statistics). State lives in memory: after a restart each
-device warms up again on its latest readings, and events left open are closed.
+detector (same window, new statistics). A detector starting up (first model, or after a
+restart) resumes after the model's training data and the device's latest stored event, at
+most ``MAX_BACKLOG`` slots back, so readings that arrived meanwhile are scored once; events
+left open by an earlier run are closed.
 
 Counted in /metrics: slots scored, flags, events opened, level shifts accepted, slots not
 scored by reason, failed passes.
@@ -26,6 +28,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter
 from gateway.config import GatewayConfig
 
 log = logging.getLogger("learnae.anomaly")
+
+MAX_BACKLOG = 10000  # slots a detector starting up scores at most (older readings: history)
 
 
 @dataclass
@@ -123,7 +127,10 @@ class AnomalyMonitor:
             newest = store.read_series(device, limit=1)
             if not len(newest):
                 return 0
-            start = float(newest.ts[-1]) - w * period  # w slots before the newest: warm-up
+            # resume after what the model was trained on and what earlier runs scored (their
+            # latest event), at most MAX_BACKLOG slots back; w slots before it warm up
+            resume = max(float(version.data_end), events.last_end(device) or -np.inf)
+            start = max(resume, float(newest.ts[-1]) - MAX_BACKLOG * period) - w * period
             det = Detector(predictor, cal, DetectorSettings(
                 shift_after=settings.anomaly_shift_after, gap=settings.anomaly_event_gap))
             tracker = EventTracker(device, predictor.channels, period,

@@ -58,7 +58,7 @@ def _train_devices(series: list[tuple[str, np.ndarray, np.ndarray, list[str]]],
     the better of the shared weights and a short fine-tune, judged by the promotion guard
     against persistence and the device's current version (``current``), with the
     detector's threshold calibrated to the false-alarm budget on the device's series."""
-    from gateway.learning.anomaly import calibrated_metadata
+    from gateway.learning.calibration import calibrated_metadata
     from gateway.learning.dataset import SkipTraining
     from gateway.learning.federated import personalise, prepare_devices, spec_for, train_shared
     from gateway.learning.forecast import ForecastModel, finish_model, train_config

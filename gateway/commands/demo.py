@@ -141,12 +141,14 @@ port = {self.broker.port}
 topic_prefix = "{gw.prefix}"
 
 [training]
+# min_windows: no model before 25 s of readings, one period of the simulated sensors'
+# triangle wave; younger models push boards to flag 3 to 4 x the injected rate
 enabled = true
 period_s = {period_s}
 window = 8
 hidden_units = 16
 epochs = 8
-min_windows = 64
+min_windows = 256
 max_readings = 3000
 anomaly_interval_s = {ALARM_INTERVAL_S}
 
@@ -388,6 +390,13 @@ def print_summary(summary: dict[str, Any]) -> None:
               f" {s.get('rounds', 0):>6} {fmt(s.get('loss_first')):>10} {fmt(s.get('loss')):>9}"
               f" {s.get('peers_verified', 0):>8} {s['rss_peak_mb']:>7} "
               f"{s['rss_peak_with_training_mb']:>9}")
+    for name, s in summary["gateways"].items():
+        a = s.get("alarms", {}).get("total")
+        if a:
+            print(f"{name:8} alarms: boards flagged {a['board_flagged']} of {a['stored']} readings"
+                  f" ({a['injected']} injected); {a['spikes_one_event']} of"
+                  f" {a['spikes_scored']} injected readings after the first model are one"
+                  f" anomaly event each, {a['events_without_spike']} other events")
     print(json.dumps(summary))
 
 

@@ -1,5 +1,6 @@
 """``experiment resilience --json [--peers N]``: LEARNAE's resilience study, in process;
 ``experiment federation --json [--site NAME=CSV ...]``: what federation does for forecasting.
+(``experiment replay``: a history through the live detector, see gateway/commands/replay.py.)
 
 Peers run on the local adapters (in-process gossip hub, per-peer stores);
 progress goes to stderr and the result is one JSON object, the last line of stdout.

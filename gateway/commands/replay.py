@@ -35,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--inject-spikes", type=int, default=0, help="add N one-reading spikes")
     p.add_argument("--inject-shift", action="store_true", help="add one sustained level shift")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--board", action="store_true",
+                   help="score as the boards' LEM scorer does (no adaptation), to compare")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -95,8 +97,9 @@ def run(args: argparse.Namespace) -> int:
         print(msg, file=sys.stderr)
 
     out = replay(ts, values, channels, settings, train_fraction=args.train_fraction,
-                 progress=progress)
-    summary = dict(out.summary, source=source, channels=channels)
+                 progress=progress, board=args.board)
+    summary = dict(out.summary, source=source, channels=channels,
+                   scorer="board" if args.board else "gateway")
     summary["event_list"] = [e.to_dict() for e in out.events[:1000]]
     if injected is not None:
         summary["injected"] = judge_injected(out, injected, channels[0],

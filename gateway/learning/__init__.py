@@ -6,7 +6,8 @@ anomaly score), ``metrics``, ``tflite_export``, ``edge_export`` (the boards' mod
 ``registry`` (model versions in SQLite), ``scheduler`` (background training),
 ``computation`` (what the forecaster computes around its network), ``baselines``
 (persistence, seasonal naive, ridge), ``promotion`` (the guard before deployment),
-``anomaly`` (the streaming detector over any ``Predictor``), ``events`` (flags into anomaly
+``anomaly`` (the streaming detector over any ``Predictor``), ``calibration`` (its
+statistics and threshold), ``events`` (flags into anomaly
 events), ``regular`` (irregular readings onto the grid), ``replay`` and ``csvseries``
 (``experiment replay``).
 """

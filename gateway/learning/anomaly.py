@@ -18,10 +18,14 @@ and adds what makes its alarms worth trusting:
   phase bins): a summary of a longer history than the window, the mean and spread of the
   residual at this time of day, so a daily rise the window cannot see coming is not flagged
   at every cycle edge.
-* **Online adaptation** between retrainings: the per-phase bias and scale follow the unflagged
-  residuals (exponential averages, bounded to a factor of the calibrated scale).
-* **A calibrated threshold.** ``calibrate`` picks the lowest threshold (not below a floor) at
-  which the held-out part of the training series raises at most
+* **A persistence floor.** A channel the forecaster predicts worse than "next = last" on the
+  held-out data is scored against the last reading instead, so a poor model cannot make the
+  alarms worse than the naive baseline (the board, with no such fallback, runs the model).
+* **Online adaptation** between retrainings: the per-phase bias follows the median of the
+  unflagged residuals, the per-phase scale their median absolute value (stochastic medians;
+  the scale bounded to 0.5 to 4 times the calibrated one).
+* **A calibrated threshold.** ``calibration.calibrate`` picks the lowest threshold (not
+  below a floor) at which the held-out part of the training series raises at most
   ``anomaly_false_alarms_per_day`` events per day, instead of a fixed quantile of scores
   (extrapolated from the bulk of the scores when the held-out span is too short to count).
 
@@ -30,19 +34,17 @@ score = max over present channels |x - pred - bias[phase]| / scale[phase], raw u
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
-from gateway.learning.regular import regularize, slot_of
-
 DAY_S = 86400.0
-MAX_BINS = 48  # phase bins per day: half-hourly at most (each needs readings to learn from)
+MAX_BINS = 288  # phase bins per day: five-minutely at most (each needs readings to learn from)
 SHRINK = 20.0  # a phase bin's statistics count as this many readings of the global ones
 MAX_REPLACED = 2  # as shared.edge_model: readings in a row replaced before a run is taken as read
 SCALE_BOUNDS = (0.5, 4.0)  # online scale stays within these factors of the calibrated one
+MEDIAN_ABS = 0.6745  # median |x| of a standard normal x
 MIN_COUNTED_EVENTS = 10  # a held-out span allowing fewer events extrapolates the tail instead
 GAP_RATIO = 2.0  # extremes this far above the rest are anomalies, not the normal tail
 
@@ -129,12 +131,13 @@ class Calibration:
     board_threshold: float  # the same budget for the board's scorer (no phase correction)
     held_days: float = 0.0
     held_events: int = 0
+    persist: tuple[bool, ...] = ()  # channels predicted as "next = last": the model is worse
 
     def to_dict(self) -> dict[str, Any]:
         return {"threshold": self.threshold, "bias": self.bias.tolist(),
                 "scale": self.scale.tolist(), "bins": self.bins,
                 "board_threshold": self.board_threshold, "held_days": self.held_days,
-                "held_events": self.held_events}
+                "held_events": self.held_events, "persist": list(self.persist)}
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Calibration:
@@ -142,149 +145,14 @@ class Calibration:
                    scale=np.asarray(doc["scale"], np.float64), bins=int(doc["bins"]),
                    board_threshold=float(doc["board_threshold"]),
                    held_days=float(doc.get("held_days", 0.0)),
-                   held_events=int(doc.get("held_events", 0)))
+                   held_events=int(doc.get("held_events", 0)),
+                   persist=tuple(bool(v) for v in doc.get("persist", ())))
 
     @classmethod
     def plain(cls, scale: np.ndarray, threshold: float) -> Calibration:
         """No phase correction: the board's computation (scale = the model's residual scale)."""
         scale = np.asarray(scale, np.float64)[None, :]
         return cls(threshold, np.zeros_like(scale), scale, 1, threshold)
-
-
-def count_events(flags: np.ndarray, slots: np.ndarray, gap: int) -> int:
-    """Runs of flags, where flags at most ``gap`` unflagged slots apart are one run."""
-    idx = slots[flags]
-    if idx.shape[0] == 0:
-        return 0
-    return int(1 + np.count_nonzero(np.diff(idx) > gap + 1))
-
-
-def budget_threshold(scores: np.ndarray, slots: np.ndarray, allowed: int, floor: float,
-                     gap: int) -> float:
-    """The lowest threshold >= ``floor`` at which ``scores`` raise at most ``allowed`` events."""
-    if count_events(scores > floor, slots, gap) <= allowed:
-        return float(floor)
-    candidates = np.unique(scores[scores > floor])  # ascending; flag is score > threshold
-    lo, hi = 0, candidates.shape[0] - 1  # candidates[hi] (the max) flags nothing
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if count_events(scores > candidates[mid], slots, gap) <= allowed:
-            hi = mid
-        else:
-            lo = mid + 1
-    return float(candidates[lo])
-
-
-def tail_threshold(scores: np.ndarray, per_reading: float, floor: float) -> float:
-    """The threshold whose exceedance rate per reading is ``per_reading``, extrapolated
-    from the bulk of the scores: an exponential tail above their 90th percentile, its scale
-    from the median excess. The extremes (real anomalies among the held-out readings) barely
-    move it, which is why it serves when the held-out span is too short to count events."""
-    s = scores[np.isfinite(scores)]
-    if s.shape[0] < 20 or not per_reading > 0:
-        return float(floor)
-    x0 = float(np.quantile(s, 0.9))
-    excess = s[s > x0] - x0
-    beta = float(np.median(excess)) / math.log(2) if excess.shape[0] else 0.0
-    th = x0 + beta * math.log(0.1 / per_reading) if per_reading < 0.1 else x0
-    return float(max(floor, th))
-
-
-def gap_threshold(scores: np.ndarray, low: float) -> float:
-    """Above ``low``: the middle (geometric) of the widest gap, by ratio, between the sorted
-    scores over ``low`` (``low`` itself counting as the lowest), when that gap is at least
-    ``GAP_RATIO``; else ``low``. What lies below the gap (rare but recurring shapes, such as
-    the edges of a cycle longer than the window) is taken as normal; the cluster above it
-    as the anomalies the held-out span happens to hold."""
-    top = np.sort(scores[np.isfinite(scores) & (scores > low)])
-    if top.shape[0] == 0 or not low > 0:
-        return float(low)
-    vals = np.concatenate(([low], top))
-    ratios = vals[1:] / vals[:-1]
-    k = int(np.argmax(ratios))
-    if ratios[k] < GAP_RATIO:
-        return float(low)
-    return float(math.sqrt(vals[k] * vals[k + 1]))
-
-
-def _windows(grid_t: np.ndarray, grid: np.ndarray, w: int) -> tuple[np.ndarray, ...]:
-    ok = ~np.isnan(grid).any(axis=1)
-    csum = np.concatenate(([0], np.cumsum(ok, dtype=np.int64)))
-    starts = np.zeros(0, np.int64)
-    if ok.shape[0] > w:
-        starts = np.flatnonzero(csum[w + 1 :] - csum[: -w - 1] == w + 1)
-    idx = starts[:, None] + np.arange(w)[None, :]
-    return grid[idx], grid[starts + w], grid_t[starts + w]
-
-
-def _robust_rms(r: np.ndarray, axis: int = 0) -> np.ndarray:
-    """RMS after clipping at 5 x RMS, so the spikes in the training data barely count."""
-    rms = np.sqrt(np.mean(r**2, axis=axis))
-    clipped = np.clip(r, -5 * rms, 5 * rms)
-    return np.asarray(np.sqrt(np.mean(clipped**2, axis=axis)), np.float64)
-
-
-def calibrate(predictor: Predictor, ts: np.ndarray, values: np.ndarray, *,
-              false_alarms_per_day: float = 1.0, floor: float = 4.0, held_fraction: float = 0.2,
-              max_fill: int = 2, gap: int = 2, board_scale: np.ndarray | None = None,
-              origin: float | None = None) -> Calibration:
-    """Phase bias and scale from the older part of the series, threshold on the newest part.
-
-    The newest ``held_fraction`` of the gap-free windows is held out; the threshold is the
-    lowest (>= ``floor``) at which it raises at most ``false_alarms_per_day`` events per day
-    of held-out time. When that span allows fewer than ``MIN_COUNTED_EVENTS`` events (less
-    than ten days at one a day), counting cannot tell a budget from the real anomalies in it:
-    the threshold is then extrapolated from the bulk of the scores (``tail_threshold``) and
-    raised into a clear gap above it if the scores have one (``gap_threshold``).
-    ``board_scale`` (the model's own residual scale) gets its own threshold for the board's
-    scorer, which has no phase correction. Raises ValueError without windows.
-    """
-    start = float(np.nanmin(ts)) if origin is None and len(ts) else (origin or 0.0)
-    grid_t, grid = regularize(ts, values, predictor.period_s, max_fill, start)
-    x, y, t = _windows(grid_t, grid, predictor.window)
-    n = y.shape[0]
-    if n < 8:
-        raise ValueError(f"{n} gap-free windows, calibration needs at least 8")
-    resid = y - predictor.predict(x, t)
-    n_held = min(max(round(n * held_fraction), 4), n - 4)
-    fit, held = slice(0, n - n_held), slice(n - n_held, n)
-    bins = phase_bins(predictor.period_s, predictor.window)
-    phase = phase_of(t, bins)
-    g_bias = np.median(resid[fit], axis=0)
-    g_scale = np.maximum(_robust_rms(resid[fit] - g_bias), 1e-9)
-    bias = np.tile(g_bias, (bins, 1))
-    scale = np.tile(g_scale, (bins, 1))
-    for b in range(bins) if bins > 1 else ():
-        r = resid[fit][phase[fit] == b]
-        if r.shape[0]:
-            k = r.shape[0]
-            bias[b] = (k * np.median(r, axis=0) + SHRINK * g_bias) / (k + SHRINK)
-            var = _robust_rms(r - bias[b]) ** 2
-            scale[b] = np.sqrt((k * var + SHRINK * g_scale**2) / (k + SHRINK))
-    # held-out residuals in units of the fitted scale should have unit spread: the fit part
-    # is the model's training data, whose residuals are optimistic
-    rel = (resid[held] - bias[phase[held]]) / scale[phase[held]]
-    scale = scale * max(float(np.median(_robust_rms(rel))), 1e-3)
-    scale = np.maximum(scale, 1e-6)
-    slots = slot_of(t[held], predictor.period_s, start)
-    days = (float(t[held][-1] - t[held][0]) + predictor.period_s) / DAY_S
-    budget = false_alarms_per_day * days
-    per_reading = false_alarms_per_day * predictor.period_s / DAY_S
-
-    def pick(s: np.ndarray) -> float:
-        if budget < MIN_COUNTED_EVENTS:  # too short a span to count on: extrapolate
-            return gap_threshold(s, tail_threshold(s, per_reading, floor))
-        return budget_threshold(s, slots, math.floor(budget), floor, gap)
-
-    scores = np.nanmax(np.abs(resid[held] - bias[phase[held]]) / scale[phase[held]], axis=1)
-    threshold = pick(scores)
-    board = threshold
-    if board_scale is not None:
-        board = pick(np.nanmax(np.abs(resid[held]) / np.asarray(board_scale, np.float64),
-                               axis=1))
-    return Calibration(threshold=threshold, bias=bias, scale=scale, bins=bins,
-                       board_threshold=board, held_days=days,
-                       held_events=count_events(scores > threshold, slots, gap))
 
 
 @dataclass
@@ -332,6 +200,8 @@ class Detector:
         self.scale = cal.scale.copy()
         self.scale0 = cal.scale.copy()
         self.threshold = cal.threshold
+        c = self.win.shape[1]
+        self.persist = np.asarray(cal.persist if len(cal.persist) == c else (False,) * c, bool)
 
     def swap(self, predictor: Predictor, calibration: Calibration) -> None:
         """A retrained model: new statistics, same window (no warm-up), level offset reset."""
@@ -363,7 +233,10 @@ class Detector:
             return StepResult(t, None, reason="warming")
         b = int(phase_of(np.asarray([t]), self.calibration.bins)[0])
         pred = self.predictor.predict((self.win - self.level)[None], np.asarray([t]))[0]
-        pred = pred + self.level + self.bias[b]
+        pred = pred + self.level
+        if self.persist.any():
+            pred = np.where(self.persist, self.win[-1], pred)
+        pred = pred + self.bias[b]
         self.win[:-1] = self.win[1:]
         self.raw[:-1] = self.raw[1:]
         self.raw[-1] = np.where(present, x, pred)
@@ -391,10 +264,17 @@ class Detector:
                 self.run, self.run_flags = [], 0
         elif self.settings.adapt:
             a = self.settings.alpha
-            self.bias[b] = np.where(present, self.bias[b] + a * resid, self.bias[b])
-            var = (1 - a) * self.scale[b] ** 2 + a * resid**2
+            s0 = self.scale0[b]
+            # bias and scale follow the median residual and the median absolute residual
+            # (0.6745 sigma for a normal bulk), a step of alpha x the calibrated scale a
+            # reading: robust as the calibration is, so common large residuals (a cycle's
+            # edge) move neither
+            self.bias[b] = np.where(present, self.bias[b] + a * s0 * np.sign(resid),
+                                    self.bias[b])
+            up = np.abs(resid) > MEDIAN_ABS * self.scale[b]
+            new = self.scale[b] + a * s0 * np.where(up, 1.0, -1.0)
             lo, hi = SCALE_BOUNDS
-            new = np.clip(np.sqrt(var), lo * self.scale0[b], hi * self.scale0[b])
+            new = np.clip(new, lo * s0, hi * s0)
             self.scale[b] = np.where(present, new, self.scale[b])
         k = self.settings.shift_after
         if self.settings.adapt and len(self.run) >= k:
@@ -436,23 +316,3 @@ def unit_score(score: float | None, threshold: float) -> float | None:
     if score is None:
         return None
     return float(score / (score + threshold)) if score + threshold > 0 else 0.0
-
-
-def calibrated_metadata(model: Any, ts: np.ndarray, values: np.ndarray, settings: Any
-                        ) -> dict[str, Any]:
-    """A trained forecaster's registry metadata with the detector's calibration on its own
-    training series: ``detector`` (for the gateway) and ``threshold`` (for the board's LEM
-    scorer), both set to the false-alarm budget. Too little data keeps the model's own."""
-    meta: dict[str, Any] = model.metadata()
-    predictor = ForecastPredictor(model)
-    try:
-        cal = calibrate(predictor, ts, values,
-                        false_alarms_per_day=settings.anomaly_false_alarms_per_day,
-                        floor=settings.anomaly_min_threshold,
-                        held_fraction=settings.test_fraction, max_fill=settings.anomaly_max_fill,
-                        gap=settings.anomaly_event_gap, board_scale=predictor.residual_scale)
-    except ValueError:
-        return meta
-    meta["threshold"] = cal.board_threshold
-    meta["detector"] = cal.to_dict()
-    return meta

@@ -32,9 +32,9 @@ from gateway.learning.anomaly import (
     DetectorSettings,
     ForecastPredictor,
     StepResult,
-    calibrated_metadata,
     unit_score,
 )
+from gateway.learning.calibration import calibrated_metadata
 from gateway.learning.dataset import SkipReason, SkipTraining
 from gateway.learning.events import AnomalyEvent, EventTracker
 from gateway.learning.forecast import ForecastModel, train_forecast
@@ -63,11 +63,14 @@ def median_period(ts: np.ndarray) -> float:
 
 def train_and_calibrate(ts: np.ndarray, values: np.ndarray, channels: list[str],
                         settings: TrainingSection, origin: float = 0.0, *,
-                        previous: ForecastModel | None = None) -> tuple[Any, Calibration]:
+                        previous: ForecastModel | None = None, board: bool = False
+                        ) -> tuple[Any, Calibration]:
     """What the scheduler does per attempt: train on the regular grid (continuing
     ``previous``, the current model), then calibrate.
 
-    Raises ``SkipTraining`` (with its reason) when the data cannot train a model.
+    ``board`` gives the board's computation instead (the model's residual scale, the
+    board's threshold, no phase correction). Raises ``SkipTraining`` (with its reason)
+    when the data cannot train a model.
     """
     grid_t, grid = regularize(ts, values, settings.period_s, settings.anomaly_max_fill, origin)
     model = train_forecast(grid_t, grid, channels, settings, previous=previous)
@@ -75,14 +78,18 @@ def train_and_calibrate(ts: np.ndarray, values: np.ndarray, channels: list[str],
     if "detector" not in meta:
         raise SkipTraining(SkipReason.TOO_FEW_WINDOWS, "too few windows to calibrate the "
                            "detector's threshold")
+    if board:
+        return model, Calibration.plain(ForecastPredictor(model).residual_scale,
+                                        float(meta["threshold"]))
     return model, Calibration.from_dict(meta["detector"])
 
 
 def replay(ts: np.ndarray, values: np.ndarray, channels: list[str],
            settings: TrainingSection | None = None, *, train_fraction: float = 0.15,
-           device: str = "replay", progress: Callable[[str], None] | None = None
-           ) -> ReplayOutput:
-    """Stream the rows (time-ordered) through training, calibration and the detector."""
+           device: str = "replay", progress: Callable[[str], None] | None = None,
+           board: bool = False) -> ReplayOutput:
+    """Stream the rows (time-ordered) through training, calibration and the detector;
+    ``board``: the board's LEM scorer instead (replacement, no adaptation)."""
     settings = settings or TrainingSection()
     if not 0 < train_fraction < 1:
         raise ValueError(f"train_fraction {train_fraction!r} is outside (0, 1)")
@@ -112,7 +119,7 @@ def replay(ts: np.ndarray, values: np.ndarray, channels: list[str],
     trainings = 0
     threshold = math.nan
     det_settings = DetectorSettings(shift_after=settings.anomaly_shift_after,
-                                    gap=settings.anomaly_event_gap)
+                                    gap=settings.anomaly_event_gap, adapt=not board)
     for s in range(grid_t.shape[0]):
         if detector is not None:
             res = detector.step(float(grid_t[s]), grid[s])
@@ -134,7 +141,7 @@ def replay(ts: np.ndarray, values: np.ndarray, channels: list[str],
         lo = max(0, have - settings.max_readings) if settings.max_readings else 0
         try:
             model, cal = train_and_calibrate(ts[lo:have], values[lo:have], channels, settings,
-                                             origin, previous=current)
+                                             origin, previous=current, board=board)
         except SkipTraining as exc:
             training_skips[exc.reason.value] += 1
             if progress:
@@ -178,8 +185,12 @@ def replay(ts: np.ndarray, values: np.ndarray, channels: list[str],
         flag[i] = bool(row_res is not None and row_res.flag and not empty)
         event.append(slot_event.get(s) if flag[i] else None)
     scored = sum(1 for v in score if v is not None)
+    scored_t = [float(ts[i]) for i in range(n) if score[i] is not None]
+    days = (scored_t[-1] - scored_t[0] + period) / DAY_S if scored_t else 0.0
     summary = {
         "rows": n, "scored": scored, "flags": int(flag.sum()), "events": len(events),
+        "scored_days": round(days, 2),
+        "events_per_day": round(len(events) / days, 3) if days else None,
         "level_shifts": sum(1 for e in events if e.kind == "level_shift"),
         "retrainings": max(trainings - 1, 0), "trainings": trainings,
         "skips": dict(sorted(skip_reasons.items())),
@@ -240,9 +251,10 @@ def judge_injected(out: ReplayOutput, injected: Injected, shift_channel: str | N
     """How the replay flagged what was injected: events per spike, and the shift's event.
 
     A spike is "one event" when exactly one event overlaps its row and the ``gap`` rows
-    after it and that event contains the spike row. For the shift: the events that start
-    within a day of it, the hours from the shift to the end of its first event, and the
-    flags on the shifted channel's events from one day to eight days after the shift.
+    after it and that event contains the spike row. For the shift: the events on the shifted
+    channel that overlap the day from its start (one may begin a reading early), the hours
+    from the shift to the end of the first, and the flags on the shifted channel's events
+    from one day to eight days after the shift.
     """
     t = out.t
     per_spike = []
@@ -254,7 +266,8 @@ def judge_injected(out: ReplayOutput, injected: Injected, shift_channel: str | N
                            "spikes_one_event": sum(1 for k in per_spike if k == 1)}
     if injected.shift is not None:
         t0 = t[injected.shift]
-        near = [e for e in out.events if t0 <= e.start <= t0 + DAY_S]
+        near = [e for e in out.events if e.end >= t0 and e.start <= t0 + DAY_S
+                and (shift_channel is None or shift_channel in e.channels)]
         later = [e for e in out.events if t0 + DAY_S < e.start <= t0 + 8 * DAY_S
                  and shift_channel in e.channels]
         doc.update(shift_row=injected.shift, shift_events=len(near),

@@ -27,7 +27,7 @@ import numpy as np
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from gateway.config import TrainingSection
-from gateway.learning.anomaly import calibrated_metadata
+from gateway.learning.calibration import calibrated_metadata
 from gateway.learning.dataset import SkipReason, SkipTraining
 from gateway.learning.forecast import ForecastModel, train_forecast
 from gateway.learning.mlp import Weights

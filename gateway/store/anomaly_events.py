@@ -118,6 +118,16 @@ class AnomalyEventLog:
             out.append(doc)
         return out
 
+    def last_end(self, device: str) -> float | None:
+        """End of the device's latest event (where a restarted detector resumes), or None."""
+        with self._lock:
+            try:
+                row = self._conn.execute(
+                    "SELECT MAX(end) FROM anomaly_events WHERE device = ?", (device,)).fetchone()
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path, "reading anomaly events") from exc
+        return None if row is None or row[0] is None else float(row[0])
+
     def has_open(self, device: str) -> bool:
         with self._lock:
             try:

@@ -53,6 +53,7 @@ def test_airquality_year_spikes_and_a_shift_are_one_event_each(capsys, tmp_path)
     assert inj["shift_events"] == 1
     assert inj["shift_event_hours"] <= 24.0  # flags stop within one day of the shift
     assert doc["rows"] == 9357 and doc["retrainings"] >= 10 and doc["training_skips"] == {}
+    assert doc["events_per_day"] <= 1.0  # the default false-alarm budget holds on new data
     assert doc["scored"] + sum(doc["skips"].values()) == doc["rows"]
     assert doc["first_training_row"] == 1404 and doc["skips"]["no_model_yet"] == 1404
     with out.open() as handle:
@@ -139,3 +140,48 @@ def test_a_retraining_the_promotion_guard_rejects_is_not_swapped_in(monkeypatch)
     assert swapped == []  # the first (promoted) model scored the whole replay
     assert judged[0] is None and all(c is judged[1] for c in judged[1:])  # it stayed current
     assert s["scored"] > 1000
+
+
+def test_replay_board_gives_the_board_scorers_scores_and_keeps_the_guard(monkeypatch) -> None:
+    """``replay --board``: the promoted model as the board runs it (its LEM1 bytes with the
+    calibrated board threshold, calendar inputs, replacement, no phase correction, no
+    adaptation) gives the replay's score of every reading after the first training."""
+    from learning_streams import sensor_stream
+
+    from gateway.config import TrainingSection
+    from gateway.learning import replay as replaying
+    from gateway.learning.edge_export import edge_model_bytes
+    from gateway.learning.forecast import ForecastModel
+    from shared import edge_model
+
+    n = 2000
+    s = sensor_stream(n, seed=2, n_anomalies=6, anomaly_from=0.5, drop_fraction=0.0)
+    ts = 1.7e9 + 60.0 * np.arange(n)  # on the grid: the board sees the slot times
+    trained: list[tuple[object, dict]] = []
+    real = replaying.train_and_calibrate
+
+    def recording(*args, **kw):
+        result = real(*args, **kw)
+        trained.append((result, kw))
+        return result
+
+    monkeypatch.setattr(replaying, "train_and_calibrate", recording)
+    settings = TrainingSection(period_s=60.0, window=6, hidden_units=12, epochs=4,
+                               min_new_readings=10**6)
+    out = replaying.replay(ts, s.values, s.channels, settings, train_fraction=0.3, board=True)
+    assert out.summary["rejections"] == {} and out.summary["trainings"] == 1
+    (model, cal), kw = trained[0]
+    assert kw["board"] is True and kw["previous"] is None
+    assert model.calendar and cal.bins == 1 and not cal.bias.any() and cal.persist == ()
+    pushed = ForecastModel.from_metadata({**model.metadata(), "threshold": cal.threshold},
+                                         model.weights)
+    board = edge_model.parse_model(edge_model_bytes(pushed))
+    first, w = out.summary["first_training_row"], model.window
+    for i in range(first - w, first):  # the replay's detector warms up on the stored rows
+        assert board.score([float(v) for v in s.values[i]], float(ts[i])) is None
+    scores = [board.score([float(v) for v in s.values[i]], float(ts[i])) for i in range(first, n)]
+    units = [sc / (sc + cal.threshold) for sc in scores]
+    np.testing.assert_allclose(np.asarray(out.score[first:], np.float64), units,
+                               rtol=1e-4, atol=1e-4)
+    assert list(out.flag[first:]) == [board.flagged(sc) for sc in scores]
+    assert out.flag[s.anomalies].any()  # the injected spikes are there to flag

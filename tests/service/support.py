@@ -69,13 +69,14 @@ def register_model(db_path: Path, device: str, seed: int = 0) -> int:
 
 def publish_readings(client: mqtt.Client, prefix: str, device: str, n: int, *, boot: int = 1,
                      seq: int = 0, t0: int | None = None, batch: int = 20,
-                     anomalies_every: int = 0) -> int:
+                     anomalies_every: int = 0, spikes: tuple[int, ...] = ()) -> int:
     """Publish ``n`` readings in JSON batches (QoS 1, waits for PUBACK); returns n."""
     t0 = int(time.time()) - n if t0 is None else t0
     sent = 0
     while sent < n:
         count = min(batch, n - sent)
-        rows = [[20.0 + (sent + i) % 7 * 0.3, 45.0 + (sent + i) % 5 * 0.5] for i in range(count)]
+        rows = [[20.0 + (sent + i) % 7 * 0.3 + (10.0 if sent + i in spikes else 0.0),
+                 45.0 + (sent + i) % 5 * 0.5] for i in range(count)]
         marks = tuple(i for i in range(count)
                       if anomalies_every and (sent + i) % anomalies_every == 0)
         payload = encode_json(Batch(boot, seq + sent, t0 + sent, ["temp", "hum"], rows,

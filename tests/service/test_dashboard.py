@@ -19,7 +19,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-sync", "--no-first-run"]
 TRAINING = {"enabled": True, "period_s": 1.0, "window": 4, "hidden_units": 8, "epochs": 5,
             "min_windows": 16, "min_new_readings": 100, "check_interval_s": 0.5,
-            "validation_fraction": 0.2, "test_fraction": 0.2}
+            "validation_fraction": 0.2, "test_fraction": 0.2, "anomaly_interval_s": 0.5}
 
 
 @pytest.mark.browser
@@ -39,9 +39,20 @@ def test_dashboard_shows_devices_and_training_curve(
         publish_readings(client, prefix, device, 300, t0=t0,
                      anomalies_every=40)
     wait_for(lambda: len(api.get("/api/rounds").json()) >= 2, timeout=90, what="first rounds")
+
+    def warmed() -> float:  # slots the gateway's detector used to fill its windows
+        line = [x for x in api.get("/metrics").text.splitlines()
+                if x.startswith('learnae_anomaly_unscored_total{reason="warming"}')]
+        return float(line[0].split()[-1]) if line else 0.0
+
+    wait_for(lambda: warmed() >= 2 * TRAINING["window"], timeout=60,
+             what="the detector warmed up on both devices")
     publish_readings(client, prefix, "greenhouse", 200, seq=300, t0=t0 + 300,
-                     anomalies_every=40)
+                     anomalies_every=40, spikes=(150,))  # temp + 10 at t0 + 450
     wait_for(lambda: len(api.get("/api/rounds").json()) >= 3, timeout=90, what="a second round")
+    wait_for(lambda: any(e["start"] - 0.5 <= t0 + 450 <= e["end"] + 0.5 for e in
+                         api.get("/api/devices/greenhouse/anomalies").json()),
+             timeout=60, what="the spike's anomaly event")
     client.disconnect()
     api.close()
     # a version the promotion guard refused: listed with its reason, never current
@@ -76,6 +87,9 @@ def test_dashboard_shows_devices_and_training_curve(
         assert greenhouse.locator("svg.spark polyline").count() == 2
         assert greenhouse.locator("svg.spark circle.anomaly").count() > 0
         assert "500 readings" in greenhouse.inner_text()
+        assert "anomaly event" in greenhouse.locator(".events").inner_text()
+        temp = greenhouse.locator(".channel[data-channel='temp'] svg.spark rect.event")
+        assert temp.count() >= 1  # the spike's event is shaded on the temp sparkline
         curve = page.locator("#training-chart svg polyline")
         assert sorted(curve.evaluate_all("ls => ls.map(l => l.dataset.peer)")) == [
             "greenhouse", "shed"]

@@ -3,6 +3,7 @@
 
 const REFRESH_MS = 5000;
 const SAMPLES = 120;
+const EVENTS = 20;  // anomaly events fetched per device
 const SVG_NS = "http://www.w3.org/2000/svg";
 const COLORS = ["#2f6f4f", "#c0622b", "#3b6fb6", "#8a4fb0", "#b0344f", "#4f8a8a", "#8a7a2f"];
 
@@ -41,8 +42,9 @@ function fmt(x) {
   return a >= 1000 ? x.toFixed(0) : a >= 10 ? x.toFixed(1) : x.toPrecision(3);
 }
 
-// One sparkline: readings oldest first; anomalous readings marked with a red dot.
-function sparkline(points) {
+// One sparkline: readings oldest first; anomalous readings marked with a red dot, the
+// stretches of the gateway's anomaly events on this channel shaded.
+function sparkline(points, bands) {
   const w = 200, h = 28, pad = 3;
   const node = svg("svg", { class: "spark", viewBox: `0 0 ${w} ${h}`, preserveAspectRatio: "none" });
   const finite = points.filter(p => Number.isFinite(p.v));
@@ -53,6 +55,11 @@ function sparkline(points) {
   const xy = (i, v) => [pad + (i / n) * (w - 2 * pad), h - pad - ((v - lo) / (hi - lo)) * (h - 2 * pad)];
   const coords = [];
   points.forEach((p, i) => { if (Number.isFinite(p.v)) coords.push(xy(i, p.v).map(c => c.toFixed(1)).join(",")); });
+  for (const [a, b] of bands || []) {
+    const x0 = xy(a, lo)[0] - 2, x1 = xy(b, lo)[0] + 2;
+    node.appendChild(svg("rect", { class: "event", x: x0.toFixed(1), y: 0,
+                                   width: Math.max(x1 - x0, 6).toFixed(1), height: h }));
+  }
   node.appendChild(svg("polyline", { points: coords.join(" "), "vector-effect": "non-scaling-stroke" }));
   points.forEach((p, i) => {
     if (p.anomaly && Number.isFinite(p.v)) {
@@ -63,7 +70,17 @@ function sparkline(points) {
   return node;
 }
 
-function renderDevice(device, samples) {
+// Index range [first, last] of the readings an event spans (events are on the gateway's grid,
+// so a reading belongs to one within half its spacing); null when outside the readings shown.
+function eventSpan(rows, ev) {
+  if (rows.length === 0) return null;
+  const half = rows.length > 1 ? Math.abs(rows[rows.length - 1].ts - rows[0].ts) / (rows.length - 1) / 2 : 0;
+  let a = -1, b = -1;
+  rows.forEach((s, i) => { if (s.ts >= ev.start - half && s.ts <= ev.end + half) { if (a < 0) a = i; b = i; } });
+  return a < 0 ? null : [a, b];
+}
+
+function renderDevice(device, samples, events) {
   const card = el("div", { class: "device", "data-device": device.id });
   const title = el("h3");
   title.appendChild(el("span", { class: "dot" + (device.online ? " online" : ""),
@@ -82,13 +99,22 @@ function renderDevice(device, samples) {
     line.appendChild(el("span", {}, c));
     const points = rows.map(s => ({ v: s.values[c] === null || s.values[c] === undefined ? NaN : s.values[c],
                                     anomaly: s.anomaly }));
-    line.appendChild(sparkline(points));
+    const bands = (events || []).filter(e => e.channels.includes(c))
+      .map(e => eventSpan(rows, e)).filter(x => x !== null);
+    line.appendChild(sparkline(points, bands));
     const last = points.length ? points[points.length - 1].v : NaN;
     line.appendChild(el("span", { class: "value" }, fmt(last)));
     card.appendChild(line);
   }
   if (anomalies) card.appendChild(el("div", { class: "anomalies" },
     `${anomalies} anomal${anomalies === 1 ? "y" : "ies"} in the last ${rows.length} readings`));
+  if (events && events.length) {
+    const e = events[0];  // newest first
+    card.appendChild(el("div", { class: "events" },
+      `${events.length}${events.length >= EVENTS ? "+" : ""} anomaly event${events.length === 1 ? "" : "s"}`
+      + ` · latest: ${e.kind === "level_shift" ? "level shift" : "anomaly"} on ${e.channels.join(", ")}`
+      + ` ${e.open ? "(open)" : ago(e.end)}, peak ${fmt(e.peak)}`));
+  }
   return card;
 }
 
@@ -99,7 +125,9 @@ async function refreshDevices() {
   const samples = await Promise.all(page.items.map(d =>
     getJSON(`/api/devices/${encodeURIComponent(d.id)}/samples?limit=${SAMPLES}`)
       .then(r => r.items).catch(() => [])));
-  const cards = page.items.map((d, i) => renderDevice(d, samples[i]));
+  const events = await Promise.all(page.items.map(d =>
+    getJSON(`/api/devices/${encodeURIComponent(d.id)}/anomalies?limit=${EVENTS}`).catch(() => [])));
+  const cards = page.items.map((d, i) => renderDevice(d, samples[i], events[i]));
   $("devices").replaceChildren(...cards);
 }
 
