@@ -18,7 +18,6 @@ scored by reason, failed passes.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +25,7 @@ import numpy as np
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from gateway.config import GatewayConfig
+from gateway.periodic import PeriodicPart
 
 log = logging.getLogger("learnae.anomaly")
 
@@ -41,15 +41,16 @@ class _DeviceState:
     fed_until: float  # time of the last slot fed to the detector
 
 
-class AnomalyMonitor:
+class AnomalyMonitor(PeriodicPart):
     """Start/stop like every part; ``poll_once`` does one pass (tests call it directly)."""
+
+    thread_name = "anomaly-monitor"
 
     def __init__(self, config: GatewayConfig, *, registry: CollectorRegistry | None = None
                  ) -> None:
         self.config = config
         self._states: dict[str, _DeviceState] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(log)
         reg = REGISTRY if registry is None else registry
         self.scored = Counter("learnae_anomaly_scored", "Readings scored by the gateway's "
                               "detector", registry=reg)
@@ -64,25 +65,11 @@ class AnomalyMonitor:
                                 "a device", registry=reg)
 
     # -- lifecycle --------------------------------------------------------------------
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="anomaly-monitor", daemon=True)
-        self._thread.start()
+    def run_pass(self) -> int:
+        return self.poll_once()
 
-    def request_stop(self) -> None:
-        self._stop.set()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.poll_once()
-            except Exception:
-                log.exception("anomaly pass failed; retrying")
-            self._stop.wait(self.config.training.anomaly_interval_s)
+    def interval_s(self) -> float:
+        return self.config.training.anomaly_interval_s
 
     # -- one pass ---------------------------------------------------------------------
     def poll_once(self) -> int:

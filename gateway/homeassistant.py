@@ -25,13 +25,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from gateway.config import GatewayConfig
+from gateway.periodic import PeriodicPart
 from shared.topics import topic
 
 log = logging.getLogger("learnae.homeassistant")
@@ -153,41 +153,28 @@ class AnomalyScorer:
         return round(float(scores[-1]), 4), version
 
 
-class HomeAssistantBridge:
+class HomeAssistantBridge(PeriodicPart):
     """Publishes discovery configs (once per device and channel set) and state documents."""
+
+    thread_name = "homeassistant"
 
     def __init__(self, config: GatewayConfig, publish: Publish, *,
                  registry: CollectorRegistry | None = None) -> None:
         self.config = config
         self._publish = publish
         self._announced: dict[str, tuple[str, ...]] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(log)
         self._scorer = AnomalyScorer(config)
         reg = REGISTRY if registry is None else registry
         self.published = Counter("learnae_homeassistant_messages",
                                  "Messages published for Home Assistant, by kind", ["kind"],
                                  registry=reg)
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="homeassistant", daemon=True)
-        self._thread.start()
+    def run_pass(self) -> int:
+        return self.publish_once()
 
-    def request_stop(self) -> None:
-        self._stop.set()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.publish_once()
-            except Exception:
-                log.exception("home assistant update failed; retrying")
-            self._stop.wait(self.config.homeassistant.state_interval_s)
+    def interval_s(self) -> float:
+        return self.config.homeassistant.state_interval_s
 
     def publish_once(self) -> int:
         """Announce new devices/channels and publish every device's state; returns messages."""
