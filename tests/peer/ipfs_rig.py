@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from gateway.peer.kubo import (
     KuboNode,
@@ -26,6 +29,7 @@ __all__ = [
     "KuboNode",
     "Rig",
     "check_config",
+    "connected_rig",
     "free_port",
     "inet_sockets",
     "kubo_binary",
@@ -43,6 +47,22 @@ class Rig(KuboRig):
     def close(self) -> None:
         super().close()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def connected_rig(names: tuple[str, ...]) -> Iterator[Rig]:
+    """For a fixture: kubo nodes ``names``, all connected, closed afterwards (skips the
+    test when no kubo binary is built)."""
+    reason = kubo_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    running = Rig()
+    try:
+        for name in names:
+            running.add(name)
+        running.connect_all()
+        yield running
+    finally:
+        running.close()
 
 
 def _hex_addr(text: str) -> tuple[str, int]:

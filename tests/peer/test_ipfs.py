@@ -28,24 +28,14 @@ from gateway.peer.ipfs import PINSET_NAME, multibase_encode
 from gateway.peer.transport import Handler
 
 from .conftest import SETTINGS, StepTrainer
-from .ipfs_rig import KuboNode, Rig, inet_sockets, kubo_missing_reason
+from .ipfs_rig import KuboNode, Rig, connected_rig, inet_sockets
 
 pytestmark = [pytest.mark.ipfs, pytest.mark.timeout(180)]
 
 
 @pytest.fixture(scope="module")
 def rig() -> Iterator[Rig]:
-    reason = kubo_missing_reason()
-    if reason:
-        pytest.skip(reason)
-    running = Rig()
-    try:
-        for name in ("a", "b", "c"):
-            running.add(name)
-        running.connect_all()
-        yield running
-    finally:
-        running.close()
+    yield from connected_rig(("a", "b", "c"))
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 20.0, step: float = 0.1) -> bool:

@@ -28,7 +28,7 @@ from gateway.broker import PrivateBroker
 from tests.firmware.conftest import write_config as write_device_config
 from tests.gateway_rig import REPO, GatewayProcess, status, wait_for, write_config
 
-from .ipfs_rig import KuboNode, Rig, kubo_missing_reason
+from .ipfs_rig import KuboNode, Rig, connected_rig
 
 pytestmark = [pytest.mark.ipfs, pytest.mark.timeout(300)]
 
@@ -40,17 +40,7 @@ LOOPBACK = "/ip4/127.0.0.1/ipcidr/32"
 
 @pytest.fixture
 def rig() -> Iterator[Rig]:
-    reason = kubo_missing_reason()
-    if reason:
-        pytest.skip(reason)
-    running = Rig()
-    try:
-        for name in ("k0", "k1", "k2"):
-            running.add(name)
-        running.connect_all()
-        yield running
-    finally:
-        running.close()
+    yield from connected_rig(("k0", "k1", "k2"))
 
 
 def feed(tmp_path: Path, broker: PrivateBroker, prefix: str, device: str, count: int,
