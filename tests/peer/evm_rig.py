@@ -15,10 +15,12 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 CHAIN_ID = 8822
@@ -108,6 +110,19 @@ class Anvil:
 
     def block_number(self) -> int:
         return int(self.rpc("eth_blockNumber"), 16)
+
+
+def running_anvil(directory: Path) -> Iterator[Anvil]:
+    """For a fixture: anvil in ``directory``, stopped afterwards (skips the test when the
+    EVM rig is not installed)."""
+    reason = rig_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    node = Anvil(directory).start()
+    try:
+        yield node
+    finally:
+        node.stop()
 
 
 def deploy_contract(anvil: Anvil) -> str:

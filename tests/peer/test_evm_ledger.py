@@ -18,21 +18,14 @@ from gateway.peer.ledgers.evm import EvmLedger, EvmSettings
 from gateway.peer.transport import NullTransport
 
 from .conftest import StepTrainer, make_node
-from .evm_rig import CHAIN_ID, Anvil, deploy_contract, free_port, rig_missing_reason
+from .evm_rig import CHAIN_ID, Anvil, deploy_contract, free_port, running_anvil
 
 pytestmark = [pytest.mark.evm, pytest.mark.timeout(120)]
 
 
 @pytest.fixture(scope="module")
 def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Anvil]:
-    reason = rig_missing_reason()
-    if reason:
-        pytest.skip(reason)
-    node = Anvil(tmp_path_factory.mktemp("anvil")).start()
-    try:
-        yield node
-    finally:
-        node.stop()
+    yield from running_anvil(tmp_path_factory.mktemp("anvil"))
 
 
 @pytest.fixture(scope="module")

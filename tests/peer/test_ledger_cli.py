@@ -13,21 +13,14 @@ import pytest
 from gateway.peer.ledgers import evmkey
 from gateway.peer.ledgers.iota import sender_of
 
-from .evm_rig import CHAIN_ID, DEV_KEY, REPO, Anvil, rig_missing_reason
+from .evm_rig import CHAIN_ID, DEV_KEY, REPO, Anvil, running_anvil
 
 pytestmark = [pytest.mark.evm, pytest.mark.timeout(120)]
 
 
 @pytest.fixture
 def anvil(tmp_path: Path) -> Iterator[Anvil]:
-    reason = rig_missing_reason()
-    if reason:
-        pytest.skip(reason)
-    node = Anvil(tmp_path / "anvil").start()
-    try:
-        yield node
-    finally:
-        node.stop()
+    yield from running_anvil(tmp_path / "anvil")
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

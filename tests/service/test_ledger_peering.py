@@ -17,7 +17,14 @@ from typing import Any
 import httpx
 import pytest
 from eth_account import Account
-from peer.evm_rig import CHAIN_ID, DEV_KEY, Anvil, deploy_contract, rig_missing_reason
+from peer.evm_rig import (
+    CHAIN_ID,
+    DEV_KEY,
+    Anvil,
+    deploy_contract,
+    rig_missing_reason,
+    running_anvil,
+)
 from web3 import Web3
 
 from gateway.broker import PrivateBroker
@@ -35,14 +42,7 @@ TRAINING = {"enabled": True, "period_s": 1.0, "window": 4, "hidden_units": 8, "e
 
 @pytest.fixture
 def anvil(tmp_path: Path) -> Iterator[Anvil]:
-    reason = rig_missing_reason()
-    if reason:
-        pytest.skip(reason)
-    node = Anvil(tmp_path / "anvil").start()
-    try:
-        yield node
-    finally:
-        node.stop()
+    yield from running_anvil(tmp_path / "anvil")
 
 
 def _gateways(tmp_path: Path, broker: PrivateBroker, prefix: str, anvil: Anvil,
