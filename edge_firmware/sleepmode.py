@@ -56,6 +56,6 @@ def sleep(agent):
         f.write(agent.codes)
         f.write(memoryview(agent.vals)[:2 * k])
         f.write(memoryview(agent.vals)[h:h + k])
-    state.save(agent.boot, agent.seq)
+    state.save(agent.boot, agent.seq, asleep=1)  # the wake knows itself by this
     machine.deepsleep(agent.conf["period_ms"])
     return 3

@@ -44,10 +44,14 @@ def new_boot(st, path="state.json"):
         pass
 
 
-def save(boot, seq, path="state.json"):
+def save(boot, seq, path="state.json", asleep=0):
+    # asleep=1: everything is saved for a deep sleep (sleepmode.sleep), so the
+    # next start is a wake whatever reset cause the port reports (the rp2 port
+    # has no DEEPSLEEP_RESET: its deep sleep ends in a watchdog reboot); the
+    # wake saves again without it, so a reset during the wake is a real boot
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump({"boot": boot, "seq": seq}, f)
+        json.dump({"boot": boot, "seq": seq, "asleep": asleep}, f)
     try:
         os.rename(tmp, path)
     except OSError:

@@ -18,7 +18,7 @@ def _rssi(agent):
 
 
 def dumps(agent, online=True):
-    return json.dumps(status(agent, online))
+    return json.dumps(status(agent, online), separators=(",", ":"))  # compact: less RAM
 
 
 def status(agent, online=True):
@@ -52,5 +52,6 @@ def status(agent, online=True):
         "power_mode": agent.conf["power_mode"],
         "radio_ms": agent.radio_ms,
         "radio_batches": agent.radio_batches,
+        "tcp_nodelay": agent.client.nodelay,
     }
     return doc
