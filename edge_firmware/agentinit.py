@@ -68,6 +68,7 @@ def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejecte
     # the clock: None = not set (nor NTP tried yet), True = set by NTP or the
     # gateway's time, else why NTP failed; readings carry t = 0 until it is True
     a.t_clock = None
+    a.t_drift = None  # gateway time - board time (s) when the gateway's time last came
     a.row = [None] * len(channels)  # the reading being taken
     shape(a, conf["batch_size"])
     b = conf["buffer"]

@@ -37,7 +37,10 @@ def status(agent, online=True):
         "heap_peak": gc.mem_free() + gc.mem_alloc() - agent.heap_min_free,
         "buffer": len(agent.buf),
         "drops": agent.buf.drops,
-        "rssi": _rssi(agent),
+        # the link's facts in one entry: a status dict's every top-level key is
+        # one slot of a table that must fit the fragmented heap in one piece
+        "link": {"rssi": _rssi(agent), "tcp_nodelay": agent.client.nodelay,
+                 "clock_drift_s": agent.t_drift},
         "last_error": agent.last_error,
         "sensor_errors": agent.sensor_errors,
         "config_rejected": agent.config_rejected,
@@ -52,6 +55,5 @@ def status(agent, online=True):
         "power_mode": agent.conf["power_mode"],
         "radio_ms": agent.radio_ms,
         "radio_batches": agent.radio_batches,
-        "tcp_nodelay": agent.client.nodelay,
     }
     return doc

@@ -176,4 +176,36 @@ def test_tcp_nodelay_set_with_the_ports_constant(board: str, broker, prefix, tmp
     assert code == 0, out
     assert "lwip.setsockopt() option not implemented" not in out
     doc = collector.wait_status(lambda d: d["state"] == "offline")
-    assert doc["tcp_nodelay"] is True
+    assert doc["link"]["tcp_nodelay"] is True
+
+
+@pytest.mark.parametrize("board", BOARD_PROFILES)
+def test_readings_carry_the_gateways_time_once_received(board: str, broker, prefix,
+                                                        tmp_path: Path, collector_factory) -> None:
+    """No NTP: the gateway answers the online status with its time (gateway/clock.py),
+    the board sets its RTC (2021-01-01 or 2000-01-01 at power-on) and stamps with it."""
+    from gateway.clock import GatewayClock
+    from gateway.config import MqttSection
+
+    clock = GatewayClock(MqttSection(host="127.0.0.1", port=broker.port, topic_prefix=prefix),
+                         client_id=f"clock-{prefix}")
+    clock.start()
+    try:
+        collector = collector_factory(broker.port, prefix)
+        write_config(tmp_path, broker.port, prefix, period_ms=20, batch_size=10)
+        start = time.time()
+        code, out = run_sim(tmp_path, 100, board=board)
+        end = time.time()
+        assert code == 0, out
+        collector.wait_for(100)
+        stamps = [b.t for b in sorted(collector.batches, key=lambda b: b.seq)]
+        # the first batch may start before the answer arrives (t = 0: stamped on arrival)
+        assert all(t == 0 or start - 2 <= t <= end + 2 for t in stamps), stamps
+        assert sum(1 for t in stamps if t) >= 8, stamps
+        doc = collector.wait_status(lambda d: d["state"] == "offline")
+        epoch = 1609459200 if board == "rp2" else 946684800
+        # the drift the board saw: the gateway's time minus its power-on clock
+        assert abs(doc["link"]["clock_drift_s"] - (start - epoch)) < 30
+        assert clock.metrics.answered._value.get() >= 1
+    finally:
+        clock.stop()
