@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup demo test lint mosquitto ipfs-rig browser test-deps clean
+.PHONY: setup demo test lint mosquitto ipfs-rig browser test-deps clean stubs
 
 setup: $(INSTALLED) mosquitto
 
@@ -29,7 +29,7 @@ ipfs-rig:
 
 # Python packages, Debian packages and the js-ipfs rig install side by side.
 test-deps:
-	@$(MAKE) --no-print-directory -j3 $(INSTALLED) browser ipfs-rig
+	@$(MAKE) --no-print-directory -j3 $(INSTALLED) browser ipfs-rig stubs
 
 demo: setup
 	$(PY) -m gateway demo --duration $${DURATION:-60}
@@ -37,10 +37,24 @@ demo: setup
 test: test-deps
 	$(PY) -m pytest
 
-lint: $(INSTALLED)
+lint: $(INSTALLED) stubs
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/mypy --config-file edge_firmware/mypy.ini
+	for b in $(BOARDS); do \
+		LEARNAE_STUBS=$(STUBS)/$$b $(VENV)/bin/mypy --config-file edge_firmware/mypy.ini || exit 1; \
+	done
+
+# Each board's MicroPython stubs (with the stdlib stubs they need) in a directory
+# of its own: installed side by side, one board's machine.pyi would replace the
+# other's. `make lint` checks the firmware once per board (edge_firmware/mypy.ini).
+BOARDS := rp2 esp32
+STUBS := .cache/stubs
+stubs: $(BOARDS:%=$(STUBS)/%/.installed)
+
+$(STUBS)/%/.installed: | $(INSTALLED)
+	rm -rf $(STUBS)/$*
+	$(PY) -m pip install -q --target $(STUBS)/$* 'micropython-$*-stubs~=1.24'
+	touch $@
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache build *.egg-info
