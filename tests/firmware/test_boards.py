@@ -209,3 +209,29 @@ def test_readings_carry_the_gateways_time_once_received(board: str, broker, pref
         assert clock.metrics.answered._value.get() >= 1
     finally:
         clock.stop()
+
+
+def test_sim_starts_the_board_again_after_a_watchdog_reset(tmp_path: Path) -> None:
+    """run_firmware: a bitten watchdog (SIGUSR1) is a reset, the next start sees
+    WDT_RESET as its cause; every start's output goes to the same log."""
+    from gateway.commands.sim import run_firmware
+
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "main.py").write_text(
+        "import machine, sys, time\n"
+        "if machine.reset_cause() == machine.WDT_RESET:\n"
+        "    print('after the reset')\n"
+        "    sys.exit(0)\n"
+        "w = machine.WDT(timeout=200)\n"
+        "time.sleep_ms(5000)\n"
+        "print('never')\n")
+    state = tmp_path / "flash"
+    state.mkdir()
+    with (tmp_path / "log.txt").open("w") as log:
+        code = run_firmware(state, build_dir=build, board="rp2", stdout=log, stderr=log)
+    text = (tmp_path / "log.txt").read_text()
+    assert code == 0, text
+    assert "watchdog reset: not fed for" in text and "sim: watchdog reset" in text
+    assert "after the reset" in text and "never" not in text
+    assert (state / "board.json").exists()  # the board's file, as flash installs it
