@@ -91,9 +91,10 @@ def test_profile_mirrors_the_port(board: str) -> None:
 
 @pytest.mark.parametrize("board", BOARD_PROFILES)
 def test_profile_watchdog_resets_when_not_fed(board: str) -> None:
-    script = ("import machine, time\nw = machine.WDT(timeout=300)\n"
-              "for i in range(5):\n    time.sleep_ms(100)\n    w.feed()\n"
-              "print('fed')\ntime.sleep_ms(3000)\nprint('still running')\n")
+    # (1000 ms: the ESP32's minimum)
+    script = ("import machine, time\nw = machine.WDT(timeout=1000)\n"
+              "for i in range(5):\n    time.sleep_ms(400)\n    w.feed()\n"
+              "print('fed')\ntime.sleep_ms(5000)\nprint('still running')\n")
     out = run_script(script, board)
     assert out.returncode == EXIT_WATCHDOG
     assert "fed\nwatchdog reset: not fed for" in out.stdout
@@ -223,7 +224,7 @@ def test_sim_starts_the_board_again_after_a_watchdog_reset(tmp_path: Path) -> No
         "if machine.reset_cause() == machine.WDT_RESET:\n"
         "    print('after the reset')\n"
         "    sys.exit(0)\n"
-        "w = machine.WDT(timeout=200)\n"
+        "w = machine.WDT(timeout=1000)\n"
         "time.sleep_ms(5000)\n"
         "print('never')\n")
     state = tmp_path / "flash"

@@ -1,20 +1,15 @@
-# Host stand-in for the board's ``machine`` module (the unix port has no
-# WDT/deepsleep/reset_cause). Only what the firmware uses is here; Pin, I2C
-# and ADC are absent, so a hardware driver fails to start (ImportError) and is
-# reported in status, exactly as an absent sensor is on a board.
-#
-# LEARNAE_BOARD picks the port whose surface this mirrors (gateway/
-# micropython_host.py sets it; see docs/firmware.md, Board profiles):
-#   unset or "unix": the plain host: a watchdog that never bites, deep sleep
-#     as a wake with DEEPSLEEP_RESET;
-#   "rp2": names of ports/rp2/modmachine.c (PWRON_RESET, WDT_RESET, no
+# Board profiles' ``machine`` (rp2, esp32): on the module path before
+# ../machine.py (the plain host's) when LEARNAE_BOARD names a board
+# (gateway/micropython_host.py; docs/firmware.md, Board profiles). It mirrors
+# the port's surface as its stubs and sources define it:
+#   "rp2": the names of ports/rp2/modmachine.c (PWRON_RESET, WDT_RESET, no
 #     DEEPSLEEP_RESET), WDT timeouts capped at 8388 ms, machine.reset() and a
 #     deep sleep both end in a watchdog reboot (reset cause WDT_RESET);
-#   "esp32": the ESP32 port's names and reset causes, deep sleep a wake with
-#     DEEPSLEEP_RESET.
-# Under a board profile the watchdog bites: a WDT not fed within its timeout
-# ends the process with SIGUSR1 (the runner's watchdog reset) after printing
-# "watchdog reset".
+#   "esp32": the ESP32 port's names and reset causes, WDT timeouts of 1 s and
+#     more, deep sleep a wake with DEEPSLEEP_RESET.
+# The watchdog bites: a WDT not fed within its timeout prints "watchdog reset"
+# and ends the process with SIGUSR1 (the runner's watchdog reset). Pin, I2C and
+# ADC are absent, as on the plain host.
 #
 # Process exits stand for the board's resets; the runner (``learnae-gateway
 # sim``) starts the firmware again in the same working directory (the flash)
@@ -23,7 +18,7 @@
 import os
 import sys
 
-BOARD = os.getenv("LEARNAE_BOARD") or "unix"
+BOARD = os.getenv("LEARNAE_BOARD") or "rp2"
 _WAKE = os.getenv("LEARNAE_WAKE")
 
 PWRON_RESET = 1
@@ -34,10 +29,8 @@ if BOARD == "esp32":
     HARD_RESET = 2
     SOFT_RESET = 5
     _WDT_MAX_MS = 0
-elif BOARD == "rp2":
-    _WDT_MAX_MS = 8388  # the RP2040's 24-bit microsecond counter
 else:
-    _WDT_MAX_MS = 0
+    _WDT_MAX_MS = 8388  # the RP2040's 24-bit microsecond counter
 
 
 def reset_cause():
@@ -98,27 +91,24 @@ class RTC:
 
 
 class WDT:
-    """No watchdog on the plain host (feeding is a no-op); under a board
-    profile one that resets the process when it is not fed in time."""
+    """A watchdog that resets the process when it is not fed in time."""
 
     def __init__(self, id=0, timeout=5000):
         if _WDT_MAX_MS and timeout > _WDT_MAX_MS:
             raise ValueError("timeout exceeds %d" % _WDT_MAX_MS)
-        if BOARD == "esp32" and timeout < 1:
+        if BOARD == "esp32" and timeout < 1000:  # "the minimum timeout is 1 second"
             raise ValueError("WDT timeout too short")
-        self.timeout = timeout
-        if BOARD != "unix":
-            import _thread
-            import time
+        import _thread
+        import time
 
-            self._fed = time.ticks_ms()
-            _thread.start_new_thread(self._watch, ())
+        self.timeout = timeout
+        self._fed = time.ticks_ms()
+        _thread.start_new_thread(self._watch, ())
 
     def feed(self):
-        if BOARD != "unix":
-            import time
+        import time
 
-            self._fed = time.ticks_ms()
+        self._fed = time.ticks_ms()
 
     def _watch(self):
         import time

@@ -1,14 +1,11 @@
-# Host stand-in for the board's ``network`` module.
-#
-# The plain host (LEARNAE_BOARD unset or "unix"): the host's own network is
-# always up, so the station interface is connected and has no RSSI.
-# Under a board profile ("rp2", "esp32"; see machine.py) the interface starts
-# down, connect() joins after LEARNAE_WIFI_JOIN_MS (default 300 ms) and the
-# status codes are the port's; LEARNAE_WIFI=never is an access point that
-# never accepts the join (status stays STAT_CONNECTING).
+# Board profiles' ``network`` (rp2, esp32; see machine.py beside it; the plain
+# host's, always up, is ../network.py): the station interface starts down,
+# connect() joins after LEARNAE_WIFI_JOIN_MS (default 300 ms), the status codes
+# are the port's, RSSI reads -58 dBm; LEARNAE_WIFI=never is an access point
+# that never accepts the join (status stays STAT_CONNECTING).
 import os
 
-BOARD = os.getenv("LEARNAE_BOARD") or "unix"
+BOARD = os.getenv("LEARNAE_BOARD") or "rp2"
 STA_IF = 0
 AP_IF = 1
 if BOARD == "esp32":
@@ -46,8 +43,6 @@ class WLAN:
         self._joining = None
 
     def isconnected(self):
-        if BOARD == "unix":
-            return True
         if self._joining is None or not self._active or os.getenv("LEARNAE_WIFI") == "never":
             return False
         import time
@@ -57,8 +52,6 @@ class WLAN:
 
     def status(self, param=None):
         if param == "rssi":
-            if BOARD == "unix":
-                raise OSError("no RSSI on a host")
             return -58
         if self.isconnected():
             return STAT_GOT_IP

@@ -8,7 +8,7 @@ import os
 import usocket as _s
 from usocket import *  # noqa: F403
 
-_BOARD = os.getenv("LEARNAE_BOARD") or "unix"
+_BOARD = os.getenv("LEARNAE_BOARD") or "rp2"
 IPPROTO_IP = 0
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17

@@ -8,7 +8,7 @@ import os
 import utime as _t
 from utime import *  # noqa: F403
 
-_BOARD = os.getenv("LEARNAE_BOARD") or "unix"
+_BOARD = os.getenv("LEARNAE_BOARD") or "rp2"
 _EPOCH = 1609459200 if _BOARD == "rp2" else 946684800
 _base = [_EPOCH, _t.ticks_ms()]  # clock at ticks _base[1]
 
