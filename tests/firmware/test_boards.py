@@ -193,7 +193,7 @@ def test_readings_carry_the_gateways_time_once_received(board: str, broker, pref
     clock.start()
     try:
         collector = collector_factory(broker.port, prefix)
-        write_config(tmp_path, broker.port, prefix, period_ms=20, batch_size=10)
+        write_config(tmp_path, broker.port, prefix, period_ms=50, batch_size=10)
         start = time.time()
         code, out = run_sim(tmp_path, 100, board=board)
         end = time.time()
@@ -202,7 +202,7 @@ def test_readings_carry_the_gateways_time_once_received(board: str, broker, pref
         stamps = [b.t for b in sorted(collector.batches, key=lambda b: b.seq)]
         # the first batch may start before the answer arrives (t = 0: stamped on arrival)
         assert all(t == 0 or start - 2 <= t <= end + 2 for t in stamps), stamps
-        assert sum(1 for t in stamps if t) >= 8, stamps
+        assert sum(1 for t in stamps if t) >= 5, stamps  # the answer came within 2.5 s
         doc = collector.wait_status(lambda d: d["state"] == "offline")
         epoch = 1609459200 if board == "rp2" else 946684800
         # the drift the board saw: the gateway's time minus its power-on clock
