@@ -82,8 +82,9 @@ class Agent:
             self.anomalies += 1
         if self.n == 0:
             self.seq0 = seq
-            now = int(time.time())
-            self.t0 = now if now > 1600000000 else 0  # 0: the board has no clock
+            # 0: the clock is not set (a port's RTC starts at its own power-on
+            # date: 2021 on rp2); NTP or the gateway's time sets it
+            self.t0 = int(time.time()) if self.t_clock is True else 0
         wire.put(self.vals, self.n, row, self.codes)
         self.n += 1
         self.seq = seq + 1
@@ -124,7 +125,7 @@ class Agent:
             ntp = self.conf["ntp"] and self.t_clock is None
             if self.conf["wifi"] or ntp:  # a host or an Ethernet board has no Wi-Fi to bring up
                 netif = __import__("netif")
-                netif.connect(self.conf["wifi"])
+                netif.connect(self.conf["wifi"], self.wdt)
                 if ntp:
                     self.t_clock = netif.sync_clock()
                 sys.modules.pop("netif", None)
@@ -194,10 +195,8 @@ class Agent:
     def run(self):
         """always_on: loop until ``count`` readings are made and delivered (forever on a board)."""
         if self.conf["watchdog_ms"] and self.wdt is None:  # (started at boot)
-            self.wdt, err = __import__("watchdog").start(self.conf, self.board)
+            __import__("watchdog").arm(self)
             sys.modules.pop("watchdog", None)
-            if err:
-                self.last_error = err
         next_sample = time.ticks_ms()
         while True:
             if self.wdt is not None:

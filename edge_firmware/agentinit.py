@@ -66,7 +66,10 @@ def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejecte
     a.dup_pid = 0
     a.dup_key = bytearray(8)
     a.wdt = wdt  # started by startup.boot() (always_on with watchdog_ms)
-    a.t_clock = None  # ntp: None = not tried yet, else the outcome
+    # the clock: None = not set (nor NTP tried yet), True = set by NTP or the
+    # gateway's time, else why NTP failed; readings carry t = 0 until it is True
+    a.t_clock = None
+    a.t_drift = None  # gateway time - board time (s) when the gateway's time last came
     a.row = [None] * len(channels)  # the reading being taken
     shape(a, conf["batch_size"])
     b = conf["buffer"]
@@ -93,7 +96,7 @@ def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejecte
     del conf["mqtt"]
     return (mq["client_id"] or conf["device_id"], mq["host"], mq["port"], mq["username"],
             mq["password"], mq["keepalive_s"], mq["tls"], mq["timeout_ms"], mq["max_incoming"],
-            2, None, rbuf)
+            2, None, rbuf, wdt, min(conf["watchdog_ms"], board.get("wdt_max_ms", 1000000)))
 
 
 def shape(a, batch_size):

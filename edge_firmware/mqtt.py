@@ -83,7 +83,7 @@ class MQTTClient:
             if not k:  # orderly close by the peer
                 raise OSError(_ECONNABORTED)
             off += k
-        return self._one[0] if one else n
+        return self._onemv[0] if one else n
 
     def connect(self, clean_session=False, topics=None, qos=1):
         """Open the socket, send CONNECT, wait for CONNACK, SUBSCRIBE to ``topics``
@@ -186,7 +186,9 @@ class MQTTClient:
             left = timeout_ms - time.ticks_diff(time.ticks_ms(), start)
             if left <= 0:
                 return False
-            self.poll(left)
+            if self.wdt is not None:  # a PUBACK wait can outlast the watchdog
+                self.wdt.feed()
+            self.poll(min(left, self.slice_ms))
             if self._got:
                 return True
 
@@ -258,12 +260,11 @@ class MQTTClient:
             if buf[0] << 8 | buf[1] == self._want:
                 self._got = True
         elif head == _SUBACK:
-            self._suback_failed = False
-            for i in range(2, n):
-                if buf[i] & 0x80:
-                    self._suback_failed = True
             if buf[0] << 8 | buf[1] == self._want:
                 self._got = True
+                for i in range(2, n):
+                    if buf[i] & 0x80:
+                        self._got = 2  # a topic refused (mqttconn.subscribe)
         elif head == _PINGRESP:
             self._ping_sent = 0
         else:

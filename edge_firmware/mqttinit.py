@@ -5,13 +5,13 @@ from mqtt import _put_str
 
 def setup(c, client_id, server, port=1883, user=None, password=None,
           keepalive=30, tls=False, timeout_ms=5000, max_incoming=4096,
-          retries=2, cb=None, rbuf=None):
+          retries=2, cb=None, rbuf=None, wdt=None, wdt_ms=0):
     # rbuf: a receive buffer of max_incoming bytes made earlier by the caller
     # (allocated first at boot, it sits in one piece below everything else)
     c.client_id = client_id.encode() if isinstance(client_id, str) else client_id
     c.server = server
     c.port = port
-    c.user = user.encode() if isinstance(user, str) else user
+    user = user.encode() if isinstance(user, str) else user
     c.password = password.encode() if isinstance(password, str) else password
     c.keepalive = keepalive
     c.tls = tls
@@ -20,14 +20,13 @@ def setup(c, client_id, server, port=1883, user=None, password=None,
     c.cb = cb
     c.will = None
     # user name field and password length prefix, built once
-    tail = bytearray((2 + len(c.user) if c.user is not None else 0)
+    tail = bytearray((2 + len(user) if user is not None else 0)
                      + (2 if c.password is not None else 0))
-    off = _put_str(tail, 0, c.user) if c.user is not None else 0
+    off = _put_str(tail, 0, user) if user is not None else 0
     if c.password is not None:
         tail[off] = len(c.password) >> 8
         tail[off + 1] = len(c.password) & 0xFF
     c._tail = tail
-    c._suback_failed = False
     c.sock = None
     c._poller = None
     c.pid = 0
@@ -40,7 +39,11 @@ def setup(c, client_id, server, port=1883, user=None, password=None,
     # fixed header + topic + packet id of one PUBLISH; CONNECT and SUBSCRIBE
     # headers (client id, will topic, topic filters) fit as well
     c._obuf = bytearray(160)
-    c._one = bytearray(1)
-    c._onemv = memoryview(c._one)
+    c._onemv = memoryview(bytearray(1))
+    # the watchdog to feed while waiting (wdt_ms: its timeout), and the longest
+    # single wait between feeds: a quarter of that (watchdog.arm sets both later)
+    c.wdt = wdt
+    c.slice_ms = timeout_ms if wdt is None else min(timeout_ms, max(wdt_ms // 4, 20))
+    c.nodelay = None  # TCP_NODELAY: True once set, else why not (mqttconn.connect)
     c.oversized = 0  # incoming messages too large for the buffer, discarded
     c.resent = 0

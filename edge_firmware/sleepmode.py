@@ -63,6 +63,7 @@ def sleep(agent):
         f.write(agent.codes)
         f.write(memoryview(agent.vals)[:2 * k])
         f.write(memoryview(agent.vals)[h:h + k])
-    state.save(agent.boot, agent.seq, drops=buf.drops)  # the count survives the wake
+    state.save(agent.boot, agent.seq, drops=buf.drops, asleep=1)  # the wake knows itself by
+    # this (not the port's reset cause), and the drop count survives the wake
     machine.deepsleep(agent.conf["period_ms"])
     return 3

@@ -36,13 +36,8 @@ def _crc(path):
 
 def _woke(conf):
     # a wake from deep sleep keeps the boot number (and the pending readings)
-    if conf["power_mode"] != "deep_sleep":
-        return False
-    import machine
-
-    woke = machine.reset_cause() == machine.DEEPSLEEP_RESET
-    sys.modules.pop("machine", None)
-    return woke
+    # the firmware's own word (state.save), not the reset cause (see state.py)
+    return conf["power_mode"] == "deep_sleep" and load_json("state.json", {}).get("asleep") == 1
 
 
 def prepared():
@@ -69,6 +64,8 @@ def boot_state(wake):
     st = state.load()
     if not wake:
         state.new_boot(st)
+    else:  # the wake is consumed: a reset from here on is a real boot
+        state.save(st[0], st[1])
     sys.modules.pop("state", None)
     return st
 

@@ -24,7 +24,9 @@ def _rssi(agent):
 # through json.dumps, numbers through %d.
 _P1 = '{"state":"%s","fw":%s,"board":%s,"boot":%d,"seq":%d,"uptime_s":%d,'
 _P2 = '"heap_free":%d,"heap_min_free":%d,"heap_peak":%d,"buffer":%d,"drops":%d,"spool_bad":%d,'
-_P3 = '"rssi":%s,"last_error":%s,'
+# the link's facts in one entry (rssi, whether TCP_NODELAY took, the clock's drift
+# from the gateway's time)
+_P3 = '"link":{"rssi":%s,"tcp_nodelay":%s,"clock_drift_s":%s},"last_error":%s,'
 _P4 = '"sensor_errors":%s,"config_rejected":%s,"model":%s,"model_error":%s,'
 _P5 = ('"anomalies":%d,"made":%d,"acked":%d,"connects":%d,"period_ms":%d,"batch_size":%d,'
        '"power_mode":"%s","radio_ms":%d,"radio_batches":%d')
@@ -47,7 +49,7 @@ def dumps(agent, online=True):
                agent.boot, agent.seq, time.ticks_diff(time.ticks_ms(), agent.start) // 1000),
         _P2 % (free, agent.heap_min_free, gc.mem_free() + gc.mem_alloc() - agent.heap_min_free,
                len(agent.buf), agent.buf.drops, int(_file("spoolbad") or 0)),
-        _P3 % (d(_rssi(agent)), d(agent.last_error)),
+        _P3 % (d(_rssi(agent)), d(agent.client.nodelay), d(agent.t_drift), d(agent.last_error)),
         _P4 % (d(agent.sensor_errors), d(agent.config_rejected),
                "null" if agent.model is None else '"%08x"' % agent.model.crc,
                d(agent.model_error)),
