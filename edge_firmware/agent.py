@@ -117,7 +117,7 @@ class Agent:
         r = time.ticks_diff(time.ticks_us(), 0) & 0xFF
         jitter = self.backoff * r // 512  # up to half the delay
         self.next_try = time.ticks_add(time.ticks_ms(), self.backoff // 2 + jitter)
-        self.backoff = min(self.backoff * 2, self.backoff_max)
+        self.backoff = min(self.backoff * 2, self.client.backoff_max)
 
     def connect(self):
         t = time.ticks_ms()
@@ -129,6 +129,9 @@ class Agent:
                 if ntp:
                     self.t_clock = netif.sync_clock()
                 sys.modules.pop("netif", None)
+            # the connect-time module loads into a heap the batches and the
+            # last status left holes in: free them first (measured at 32 KB)
+            gc.collect()
             self.client.connect(False, self.subs)
             self.up = True
             self.connects += 1

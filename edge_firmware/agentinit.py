@@ -1,6 +1,7 @@
 # One-shot construction of the Agent (agent.py): run once at boot, then this
 # module is dropped, so its code is not resident while the agent runs.
 # shape() is also used by a config change that alters batch_size (extras.py).
+import gc
 import os
 import time
 
@@ -73,6 +74,7 @@ def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejecte
     a.row = [None] * len(channels)  # the reading being taken
     shape(a, conf["batch_size"])
     b = conf["buffer"]
+    gc.collect()  # the construction's garbage goes before the RAM slots are made
     a.buf = buffer.Buffer(len(a.enc), b["ram_batches"], b["spool_segments"], b["segment_bytes"])
     a.buf.drops = st[3]  # a deep-sleep run's drops so far (0 after a real boot)
     try:  # deep sleep: the readings of the unfinished batch (sleepmode.sleep)
@@ -89,14 +91,14 @@ def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejecte
                     a.seq0 = a.seq - a.n
     except OSError:
         pass
-    a.backoff_max = mq["backoff_max_ms"]
     # the caller makes the client (after dropping this module) from these; the
     # connection settings then live in the client only (startup.boot() trimmed
     # the rest of the config to what the run reads)
     del conf["mqtt"]
     return (mq["client_id"] or conf["device_id"], mq["host"], mq["port"], mq["username"],
             mq["password"], mq["keepalive_s"], mq["tls"], mq["timeout_ms"], mq["max_incoming"],
-            2, None, rbuf, wdt, min(conf["watchdog_ms"], board.get("wdt_max_ms", 1000000)))
+            2, None, rbuf, wdt, min(conf["watchdog_ms"], board.get("wdt_max_ms", 1000000)),
+            mq["backoff_max_ms"])
 
 
 def shape(a, batch_size):

@@ -51,21 +51,40 @@ def _open(c):
 def connect(c, clean_session=False):
     """Open the socket, send CONNECT, wait for CONNACK; return session_present."""
     _open(c)
+    _hello(c, _flags(c, clean_session))
+    _connack(c)
+    c._ping_sent = 0
+    return bool(c._rbuf[0] & 1)
+
+
+# connect() in three functions: each function's bytecode is one block on the
+# heap, and the connect-time module loads into a heap fragmented by the
+# construction (a 272-byte block was the first to fail at the 32 KB cap)
+def _flags(c, clean_session):
+    """The CONNECT flags byte (will, QoS, retain, user name, password)."""
+    flags = 0x02 if clean_session else 0
+    will = c.will
+    if will:
+        flags |= 0x04 | (will[3] & 3) << 3 | (0x20 if will[2] else 0)
+    if len(c._tail) > (2 if c.password is not None else 0):  # a user name
+        flags |= 0x80
+    if c.password is not None:
+        flags |= 0x40
+    return flags
+
+
+def _hello(c, flags):
+    """Send CONNECT."""
     # Fixed header, variable header, client id and (with a will) the will
     # topic and message length go to one buffer (the client's, or for a long
     # client id or will topic one of its own); the will message, the user name
     # block (_tail) and the password follow in their own writes.
     body = 10 + 2 + len(c.client_id) + len(c._tail)
-    flags = 0x02 if clean_session else 0
     will = c.will
     if will:
         body += 2 + len(will[0]) + 2 + len(will[1])
-        flags |= 0x04 | (will[3] & 3) << 3 | (0x20 if will[2] else 0)
-    if len(c._tail) > (2 if c.password is not None else 0):  # a user name
-        flags |= 0x80
     if c.password is not None:
         body += len(c.password)
-        flags |= 0x40
     n = 24 + len(c.client_id) + (len(will[0]) if will else 0)
     buf = c._obuf if n <= len(c._obuf) else bytearray(n)
     buf[0] = _CONNECT
@@ -87,9 +106,6 @@ def connect(c, clean_session=False):
         c._write(c._tail)
     if c.password is not None:
         c._write(c.password)
-    _connack(c)
-    c._ping_sent = 0
-    return bool(c._rbuf[0] & 1)
 
 
 def _connack(c):

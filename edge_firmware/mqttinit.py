@@ -5,7 +5,7 @@ from mqtt import _put_str
 
 def setup(c, client_id, server, port=1883, user=None, password=None,
           keepalive=30, tls=False, timeout_ms=5000, max_incoming=4096,
-          retries=2, cb=None, rbuf=None, wdt=None, wdt_ms=0):
+          retries=2, cb=None, rbuf=None, wdt=None, wdt_ms=0, backoff_max_ms=60000):
     # rbuf: a receive buffer of max_incoming bytes made earlier by the caller
     # (allocated first at boot, it sits in one piece below everything else)
     c.client_id = client_id.encode() if isinstance(client_id, str) else client_id
@@ -47,3 +47,7 @@ def setup(c, client_id, server, port=1883, user=None, password=None,
     c.nodelay = None  # TCP_NODELAY: True once set, else why not (mqttconn.connect)
     c.oversized = 0  # incoming messages too large for the buffer, discarded
     c.resent = 0
+    # the caller's reconnect backoff cap (Agent._down), kept with the other
+    # connection settings: one more attribute on the Agent would grow its
+    # 47-slot attribute table to 59 slots (docs/firmware.md, Memory)
+    c.backoff_max = backoff_max_ms
