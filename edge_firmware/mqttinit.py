@@ -8,6 +8,14 @@ def setup(c, client_id, server, port=1883, user=None, password=None,
           retries=2, cb=None, rbuf=None, wdt=None, wdt_ms=0, backoff_max_ms=60000):
     # rbuf: a receive buffer of max_incoming bytes made earlier by the caller
     # (allocated first at boot, it sits in one piece below everything else)
+    # Every attribute first, before anything else is allocated: the attribute
+    # table grows by rehashing up to 29 slots (464 bytes, the allocation that
+    # failed at the 32 KB cap), and made back to back the outgrown tables are
+    # one free run, not holes between the buffers below (agentinit.setup too)
+    c.client_id = c.server = c.password = c.tls = c.cb = c.will = c._tail = c.sock = None
+    c._poller = c._rbuf = c._rmv = c._obuf = c._onemv = c.wdt = c.nodelay = None
+    c.port = c.keepalive = c.timeout_ms = c.retries = c.pid = c._want = c._got = 0
+    c._ping_sent = c._last_tx = c.slice_ms = c.oversized = c.resent = c.backoff_max = 0
     c.client_id = client_id.encode() if isinstance(client_id, str) else client_id
     c.server = server
     c.port = port
