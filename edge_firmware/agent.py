@@ -161,6 +161,7 @@ class Agent:
         return True
 
     def publish_status(self, online=True):
+        gc.collect()  # (as before the connect-time module) status.py loads into the holes
         doc = __import__("status").dumps(self, online)
         sys.modules.pop("status", None)
         self.client.publish(self.t_status, doc, retain=True, qos=1)
