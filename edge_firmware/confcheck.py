@@ -41,10 +41,14 @@ def run(key):
 
 def validate(key):
     """The validated config as a dict for valid.json (without ``wake``)."""
+    # the schema first, into a heap with nothing else in it (its ~20 KB on
+    # this port are the largest load of this lifetime), then the document
+    gc.collect()
+    from shared import config as schema
+
     doc = _load("config.json")
     if doc is None:
         raise OSError("no config.json")
-    from shared import config as schema
 
     try:
         conf = schema.validate_device_config(doc)
