@@ -38,7 +38,11 @@ class Agent:
         # the MQTT client, and its module (resident from here on), after
         # agentinit.py is gone: the construction never shares the heap with
         # mqtt.py's 5 KB, which load into the holes it left (measured at 32 KB)
-        self.client = __import__("mqtt").MQTTClient(*mq)
+        # (the loader's garbage collected before the client is made)
+        c = __import__("mqtt")
+        gc.collect()
+        self.client = c.MQTTClient(*mq)
+        c = None
         self.client.cb = self.on_message
         mq = None
         self.client.set_last_will(self.t_status, b'{"state":"offline"}', retain=True, qos=1)
@@ -161,8 +165,12 @@ class Agent:
         return True
 
     def publish_status(self, online=True):
-        gc.collect()  # (as before the connect-time module) status.py loads into the holes
-        doc = __import__("status").dumps(self, online)
+        # status.py loads into a collected heap, and its loader's garbage goes
+        # before the document is made (as for the connect-time module)
+        gc.collect()
+        doc = __import__("status")
+        gc.collect()
+        doc = doc.dumps(self, online)
         sys.modules.pop("status", None)
         self.client.publish(self.t_status, doc, retain=True, qos=1)
         self.status_dirty = False

@@ -6,6 +6,7 @@
 # preallocated buffer; the callback gets a memoryview into it and must copy
 # what it keeps. Every I/O fault surfaces as OSError: the caller has exactly one
 # reconnect path (close(), back off, connect() again), as mqtt_as does.
+import gc
 import struct
 import sys
 import time
@@ -89,15 +90,24 @@ class MQTTClient:
         """Open the socket, send CONNECT, wait for CONNACK, SUBSCRIBE to ``topics``
         (when given); return session_present. The connect-time code is loaded
         for this call only."""
-        import mqttconn
-
-        try:
-            present = mqttconn.connect(self, clean_session)
-            if topics:
-                mqttconn.subscribe(self, topics, qos)
-            return present
-        finally:
-            sys.modules.pop("mqttconn", None)
+        # one module at a time: mqttconn.py (socket, CONNECT), then mqttsub.py;
+        # each loads into a collected heap, and its loader's garbage goes too
+        present = None
+        for name in ("mqttconn", "mqttsub"):
+            if present is not None and not topics:
+                break
+            gc.collect()
+            m = __import__(name)
+            gc.collect()
+            try:
+                if present is None:
+                    present = m.connect(self, clean_session)
+                else:
+                    m.subscribe(self, topics, qos)
+            finally:
+                m = None
+                sys.modules.pop(name, None)
+        return present
 
     def close(self):
         """Drop the socket without DISCONNECT (the broker sends the last will)."""
@@ -264,7 +274,7 @@ class MQTTClient:
                 self._got = True
                 for i in range(2, n):
                     if buf[i] & 0x80:
-                        self._got = 2  # a topic refused (mqttconn.subscribe)
+                        self._got = 2  # a topic refused (mqttsub.subscribe)
         elif head == _PINGRESP:
             self._ping_sent = 0
         else:

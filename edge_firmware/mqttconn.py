@@ -1,7 +1,7 @@
-# Connect-time half of the MQTT client: the socket (TCP_NODELAY, TLS),
-# CONNECT/CONNACK and SUBSCRIBE/SUBACK.
+# Connect-time half of the MQTT client: the socket (TCP_NODELAY, TLS) and
+# CONNECT/CONNACK (SUBSCRIBE/SUBACK: mqttsub.py, loaded after this is dropped).
 #
-# Loaded by MQTTClient.connect()/subscribe() and dropped right after, so the
+# Loaded by MQTTClient.connect() and dropped right after, so the
 # code that runs once per (re)connect does not sit in RAM between connects.
 # Every wait here feeds the watchdog (c.wdt) at least every c.slice_ms.
 import select
@@ -13,9 +13,7 @@ from mqtt import MQTTError, _put_str, _varlen
 
 _CONNECT = const(0x10)
 _CONNACK = const(0x20)
-_SUBSCRIBE = const(0x82)
 _ETIMEDOUT = const(110)
-_ECONNABORTED = const(103)
 _EPROTO = const(71)
 
 # CONNACK return codes 0..5, one string (one object) split when needed
@@ -126,27 +124,3 @@ def _connack(c):
     if code:
         reason = _REASONS.split("|")[code] if code < 6 else "code %d" % code
         raise MQTTError(_EPROTO, "connection refused: %s" % reason)
-
-
-def subscribe(c, topics, qos=1):
-    """Subscribe to a list of topic filters in one packet; wait for the SUBACK."""
-    if c.sock is None:
-        raise OSError(_ECONNABORTED)
-    pid = c.next_pid()
-    body = 2
-    for t in topics:
-        body += 2 + len(t) + 1
-    buf = c._obuf if body + 5 <= len(c._obuf) else bytearray(body + 5)
-    buf[0] = _SUBSCRIBE
-    off = _varlen(buf, 1, body)
-    struct.pack_into("!H", buf, off, pid)
-    off += 2
-    for t in topics:
-        off = _put_str(buf, off, t.encode() if isinstance(t, str) else t)
-        buf[off] = qos
-        off += 1
-    c._write(buf, off)
-    if not c._wait_ack(pid, c.timeout_ms):
-        raise OSError(_ETIMEDOUT)
-    if c._got == 2:
-        raise MQTTError(_EPROTO, "subscription refused")

@@ -5,7 +5,6 @@ import json
 import sys
 import time
 
-
 # The document goes out in pieces (mqtt.publish takes a tuple of them): one
 # string of ~750 bytes, grown while it is formatted, was the largest transient
 # of a status publish and the first allocation to fail at the 32 KB cap
