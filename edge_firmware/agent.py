@@ -45,7 +45,6 @@ class Agent:
         c = None
         self.client.cb = self.on_message
         mq = None
-        self.client.set_last_will(self.t_status, b'{"state":"offline"}', retain=True, qos=1)
         gc.collect()
         self.heap_min_free = gc.mem_free()
 

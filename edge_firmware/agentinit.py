@@ -103,7 +103,7 @@ def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejecte
     return (mq["client_id"] or conf["device_id"], mq["host"], mq["port"], mq["username"],
             mq["password"], mq["keepalive_s"], mq["tls"], mq["timeout_ms"], mq["max_incoming"],
             2, None, rbuf, wdt, min(conf["watchdog_ms"], board.get("wdt_max_ms", 1000000)),
-            mq["backoff_max_ms"])
+            mq["backoff_max_ms"], (a.t_status, b'{"state":"offline"}', True, 1))
 
 
 def shape(a, batch_size, bufs=None):

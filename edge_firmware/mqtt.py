@@ -52,14 +52,12 @@ class MQTTClient:
     def __init__(self, *args, **kw):
         # (client_id, server, port=1883, user=None, password=None, keepalive=30,
         #  tls=False, timeout_ms=5000, max_incoming=4096, retries=2, cb=None,
-        #  will=None): the one-shot setup lives in mqttinit.py, dropped once done
+        #  rbuf=None, wdt=None, wdt_ms=0, backoff_max_ms=60000, will=None): the
+        #  one-shot setup lives in mqttinit.py, dropped once done
         import mqttinit
 
         mqttinit.setup(self, *args, **kw)
         sys.modules.pop("mqttinit", None)
-
-    def set_last_will(self, topic, msg, retain=True, qos=1):
-        self.will = (topic.encode() if isinstance(topic, str) else topic, msg, retain, qos)
 
     # -- socket level -------------------------------------------------------
     def _write(self, data, n=-1):

@@ -5,7 +5,8 @@ from mqtt import _put_str
 
 def setup(c, client_id, server, port=1883, user=None, password=None,
           keepalive=30, tls=False, timeout_ms=5000, max_incoming=4096,
-          retries=2, cb=None, rbuf=None, wdt=None, wdt_ms=0, backoff_max_ms=60000):
+          retries=2, cb=None, rbuf=None, wdt=None, wdt_ms=0, backoff_max_ms=60000,
+          will=None):
     # rbuf: a receive buffer of max_incoming bytes made earlier by the caller
     # (allocated first at boot, it sits in one piece below everything else)
     # Every attribute first, before anything else is allocated: the attribute
@@ -26,7 +27,12 @@ def setup(c, client_id, server, port=1883, user=None, password=None,
     c.timeout_ms = timeout_ms
     c.retries = retries
     c.cb = cb
-    c.will = None
+    # the last will: (topic, message, retain, qos), sent with every CONNECT (a
+    # constructor argument, not a method: the client's class stays resident)
+    if will is not None:
+        t = will[0]
+        will = (t.encode() if isinstance(t, str) else t, will[1], will[2], will[3])
+    c.will = will
     # user name field and password length prefix, built once
     tail = bytearray((2 + len(user) if user is not None else 0)
                      + (2 if c.password is not None else 0))
