@@ -177,6 +177,8 @@ class Agent:
 
     def on_message(self, topic, msg, retained):
         # runs inside the client's read loop: parse and record, never publish here
+        # (inbox.py loads into a collected heap, as status.py does)
+        gc.collect()
         __import__("inbox").handle(self, topic, msg, retained)
         sys.modules.pop("inbox", None)
 
