@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup demo test lint mosquitto kubo browser test-deps bench clean evm-rig iota-ts
+.PHONY: setup demo test lint mosquitto kubo browser test-deps bench clean evm-rig iota-ts stubs
 
 setup: $(INSTALLED) mosquitto
 
@@ -40,7 +40,7 @@ iota-ts:
 
 # Python packages, Debian packages, kubo and the EVM and IOTA rigs build side by side.
 test-deps:
-	@$(MAKE) --no-print-directory -j5 $(INSTALLED) browser kubo evm-rig iota-ts
+	@$(MAKE) --no-print-directory -j6 $(INSTALLED) browser kubo evm-rig iota-ts stubs
 
 demo: setup
 	$(PY) -m gateway demo --duration $${DURATION:-60}
@@ -52,10 +52,24 @@ test: test-deps
 bench: $(INSTALLED)
 	$(PY) -m pip install -q -e '.[dev,tflite,bench]'
 
-lint: $(INSTALLED)
+lint: $(INSTALLED) stubs
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/mypy --config-file edge_firmware/mypy.ini
+	for b in $(BOARDS); do \
+		LEARNAE_STUBS=$(STUBS)/$$b $(VENV)/bin/mypy --config-file edge_firmware/mypy.ini || exit 1; \
+	done
+
+# Each board's MicroPython stubs (with the stdlib stubs they need) in a directory
+# of its own: installed side by side, one board's machine.pyi would replace the
+# other's. `make lint` checks the firmware once per board (edge_firmware/mypy.ini).
+BOARDS := rp2 esp32
+STUBS := .cache/stubs
+stubs: $(BOARDS:%=$(STUBS)/%/.installed)
+
+$(STUBS)/%/.installed: | $(INSTALLED)
+	rm -rf $(STUBS)/$*
+	$(PY) -m pip install -q --target $(STUBS)/$* 'micropython-$*-stubs~=1.24'
+	touch $@
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache build *.egg-info

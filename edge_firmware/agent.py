@@ -20,9 +20,6 @@ import time
 from micropython import const
 
 gc.collect()
-import mqtt  # noqa: E402
-
-gc.collect()
 import buffer  # noqa: E402, F401  (resident: the offline buffer)
 import wire  # noqa: E402
 
@@ -38,11 +35,16 @@ class Agent:
         mq = __import__("agentinit").setup(self, *args)
         sys.modules.pop("agentinit", None)
         gc.collect()
-        # the client after agentinit.py is gone (measured: less fragmentation)
-        self.client = mqtt.MQTTClient(*mq)
+        # the MQTT client, and its module (resident from here on), after
+        # agentinit.py is gone: the construction never shares the heap with
+        # mqtt.py's 5 KB, which load into the holes it left (measured at 32 KB)
+        # (the loader's garbage collected before the client is made)
+        c = __import__("mqtt")
+        gc.collect()
+        self.client = c.MQTTClient(*mq)
+        c = None
         self.client.cb = self.on_message
         mq = None
-        self.client.set_last_will(self.t_status, b'{"state":"offline"}', retain=True, qos=1)
         gc.collect()
         self.heap_min_free = gc.mem_free()
 
@@ -82,8 +84,9 @@ class Agent:
             self.anomalies += 1
         if self.n == 0:
             self.seq0 = seq
-            now = int(time.time())
-            self.t0 = now if now > 1600000000 else 0  # 0: the board has no clock
+            # 0: the clock is not set (a port's RTC starts at its own power-on
+            # date: 2021 on rp2); NTP or the gateway's time sets it
+            self.t0 = int(time.time()) if self.t_clock is True else 0
         wire.put(self.vals, self.n, row, self.codes)
         self.n += 1
         self.seq = seq + 1
@@ -116,7 +119,7 @@ class Agent:
         r = time.ticks_diff(time.ticks_us(), 0) & 0xFF
         jitter = self.backoff * r // 512  # up to half the delay
         self.next_try = time.ticks_add(time.ticks_ms(), self.backoff // 2 + jitter)
-        self.backoff = min(self.backoff * 2, self.backoff_max)
+        self.backoff = min(self.backoff * 2, self.client.backoff_max)
 
     def connect(self):
         t = time.ticks_ms()
@@ -124,10 +127,13 @@ class Agent:
             ntp = self.conf["ntp"] and self.t_clock is None
             if self.conf["wifi"] or ntp:  # a host or an Ethernet board has no Wi-Fi to bring up
                 netif = __import__("netif")
-                netif.connect(self.conf["wifi"])
+                netif.connect(self.conf["wifi"], self.wdt)
                 if ntp:
                     self.t_clock = netif.sync_clock()
                 sys.modules.pop("netif", None)
+            # the connect-time module loads into a heap the batches and the
+            # last status left holes in: free them first (measured at 32 KB)
+            gc.collect()
             self.client.connect(False, self.subs)
             self.up = True
             self.connects += 1
@@ -158,7 +164,12 @@ class Agent:
         return True
 
     def publish_status(self, online=True):
-        doc = __import__("status").dumps(self, online)
+        # status.py loads into a collected heap, and its loader's garbage goes
+        # before the document is made (as for the connect-time module)
+        gc.collect()
+        doc = __import__("status")
+        gc.collect()
+        doc = doc.dumps(self, online)
         sys.modules.pop("status", None)
         self.client.publish(self.t_status, doc, retain=True, qos=1)
         self.status_dirty = False
@@ -166,6 +177,8 @@ class Agent:
 
     def on_message(self, topic, msg, retained):
         # runs inside the client's read loop: parse and record, never publish here
+        # (inbox.py loads into a collected heap, as status.py does)
+        gc.collect()
         __import__("inbox").handle(self, topic, msg, retained)
         sys.modules.pop("inbox", None)
 
@@ -194,10 +207,8 @@ class Agent:
     def run(self):
         """always_on: loop until ``count`` readings are made and delivered (forever on a board)."""
         if self.conf["watchdog_ms"] and self.wdt is None:  # (started at boot)
-            self.wdt, err = __import__("watchdog").start(self.conf, self.board)
+            __import__("watchdog").arm(self)
             sys.modules.pop("watchdog", None)
-            if err:
-                self.last_error = err
         next_sample = time.ticks_ms()
         while True:
             if self.wdt is not None:

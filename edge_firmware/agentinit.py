@@ -1,6 +1,7 @@
 # One-shot construction of the Agent (agent.py): run once at boot, then this
 # module is dropped, so its code is not resident while the agent runs.
 # shape() is also used by a config change that alters batch_size (extras.py).
+import gc
 import os
 import time
 
@@ -8,9 +9,23 @@ import buffer
 
 
 def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejected=None,
-          rbuf=None, wdt=None, wdt_error=None):
+          rbuf=None, wdt=None, wdt_error=None, bufs=None):
     # st: [boot, seq, state error, drops] (state.load)
     a = agent
+    # Every attribute first, before anything else is allocated: the attribute
+    # table grows by rehashing (2, 3, 5, ... 37, then 47 slots, 752 bytes), and
+    # each outgrown table is left as a hole; made back to back, the holes are one
+    # free run the buffers below fill, not gaps between them (measured: the
+    # 47-slot table was the allocation that failed at the 32 KB cap). 46
+    # attributes in all: one more grows the table to 59 slots.
+    a.client = a.heap_min_free = a.t_data = a.t_status = a.subs = a.names = a.codes = None
+    a.sensors = a.sensor_errors = a.model = a.model_error = a.config_rejected = None
+    a.last_error = a.pending_conf = a.wdt = a.t_clock = a.t_drift = a.row = a.dup_key = None
+    a.buf = a.vals = a.enc = a.anoms = a.conf = a.board = a.count = a.channels = None
+    a.boot = a.seq = a.n = a.seq0 = a.t0 = a.connects = a.acked = a.made = a.anomalies = 0
+    a.radio_ms = a.radio_batches = a.dup_pid = a.backoff = a.next_try = a.start = 0
+    a.last_status = 0
+    a.status_dirty = a.reboot = a.up = False
     a.conf = conf
     a.board = board
     a.count = count
@@ -66,38 +81,34 @@ def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejecte
     a.dup_pid = 0
     a.dup_key = bytearray(8)
     a.wdt = wdt  # started by startup.boot() (always_on with watchdog_ms)
-    a.t_clock = None  # ntp: None = not tried yet, else the outcome
+    # the clock: None = not set (nor NTP tried yet), True = set by NTP or the
+    # gateway's time, else why NTP failed; readings carry t = 0 until it is True
+    a.t_clock = None
+    a.t_drift = None  # gateway time - board time (s) when the gateway's time last came
     a.row = [None] * len(channels)  # the reading being taken
-    shape(a, conf["batch_size"])
+    # bufs: (vals, enc, the RAM slots) made at boot by startup.boot()
+    shape(a, conf["batch_size"], bufs)
     b = conf["buffer"]
-    a.buf = buffer.Buffer(len(a.enc), b["ram_batches"], b["spool_segments"], b["segment_bytes"])
+    gc.collect()  # the construction's garbage goes before the rest is made
+    a.buf = buffer.Buffer(len(a.enc), b["ram_batches"], b["spool_segments"], b["segment_bytes"],
+                          bufs and bufs[2])
+    bufs = None
     a.buf.drops = st[3]  # a deep-sleep run's drops so far (0 after a real boot)
-    try:  # deep sleep: the readings of the unfinished batch (sleepmode.sleep)
-        with open("pending.bin", "rb") as f:
-            head = f.read(2)
-            if len(head) == 2 and 0 < head[0] <= conf["batch_size"]:
-                anoms = list(f.read(head[1]))
-                k = head[0] * 2 * c
-                h = len(a.vals) // 3 * 2
-                if (f.readinto(a.codes) == 2 * c and f.readinto(memoryview(a.vals)[:2 * k]) == 2 * k
-                        and f.readinto(memoryview(a.vals)[h:h + k]) == k):
-                    a.n = head[0]
-                    a.anoms = anoms
-                    a.seq0 = a.seq - a.n
-    except OSError:
-        pass
-    a.backoff_max = mq["backoff_max_ms"]
+    # (a wake from deep sleep takes the unfinished batch from pending.bin in
+    # sleepmode.wake: a real boot removed the file, state.new_boot)
     # the caller makes the client (after dropping this module) from these; the
     # connection settings then live in the client only (startup.boot() trimmed
     # the rest of the config to what the run reads)
     del conf["mqtt"]
     return (mq["client_id"] or conf["device_id"], mq["host"], mq["port"], mq["username"],
             mq["password"], mq["keepalive_s"], mq["tls"], mq["timeout_ms"], mq["max_incoming"],
-            2, None, rbuf)
+            2, None, rbuf, wdt, min(conf["watchdog_ms"], board.get("wdt_max_ms", 1000000)),
+            mq["backoff_max_ms"], (a.t_status, b'{"state":"offline"}', True, 1))
 
 
-def shape(a, batch_size):
-    """(Re)allocate the batch buffers for ``batch_size`` readings."""
+def shape(a, batch_size, bufs=None):
+    """(Re)allocate the batch buffers for ``batch_size`` readings (or take
+    ``bufs[:2]``, made earlier, when their sizes are right)."""
     c = len(a.channels)
     a.n = 0
     a.anoms = []
@@ -106,15 +117,24 @@ def shape(a, batch_size):
     a.vals = None
     a.enc = None
     # the open batch's readings: packed f32, then their int16 counts (wire.py)
-    a.vals = bytearray(6 * c * batch_size)
+    n = 6 * c * batch_size
+    a.vals = bufs[0] if bufs and len(bufs[0]) == n else bytearray(n)
     # the largest batch: period and anomaly bitmap present, every value float32
-    a.enc = bytearray(20 + len(a.names) + (batch_size + 7) // 8 + 4 * c * batch_size)
+    n = 20 + len(a.names) + (batch_size + 7) // 8 + 4 * c * batch_size
+    a.enc = bufs[1] if bufs and len(bufs[1]) == n else bytearray(n)
 
 
-def buffer_setup(self, slot_size, ram_batches=8, spool_segments=8, segment_bytes=4096):
+def buffer_setup(self, slot_size, ram_batches=8, spool_segments=8, segment_bytes=4096,
+                 ram=None):
     """Buffer.__init__ (buffer.py): run once per buffer, so not resident."""
+    # every attribute before the slots are allocated (as in setup above)
+    self.ram = self.mv = self.lens = self.spool = None
+    self.n_slots = self.head = self.count = self.max_segments = self.segment_bytes = 0
+    self.drops = self._peek_from = 0
     self.slot_size = slot_size
-    self.ram = bytearray(slot_size * ram_batches)
+    # ram: the slots, made earlier (startup.boot), when its size is right
+    n = slot_size * ram_batches
+    self.ram = ram if ram is not None and len(ram) == n else bytearray(n)
     self.mv = memoryview(self.ram)
     self.lens = [0] * ram_batches
     self.n_slots = ram_batches

@@ -18,15 +18,13 @@ def _load(path):
 def run(key):
     """Validate, save valid.json, restart; return the host's exit code (5)."""
     v = validate(key)
-    if v["conf"]["power_mode"] == "deep_sleep":
-        import machine
-
-        # a wake from deep sleep keeps the boot number (and the pending readings);
-        # after the soft reset the reset cause no longer says so: valid.json does
-        v["wake"] = machine.reset_cause() == machine.DEEPSLEEP_RESET
-        sys.modules.pop("machine", None)
-    else:
-        v["wake"] = False
+    # a wake from deep sleep keeps the boot number (and the pending readings);
+    # state.woke() consumes the mark sleepmode.sleep left, so after the soft
+    # reset valid.json says so
+    # a wake from deep sleep keeps the boot number (and the pending readings):
+    # the state file says so (state.save); stage 2 consumes it
+    st = _load("state.json") or {}
+    v["wake"] = v["conf"]["power_mode"] == "deep_sleep" and st.get("asleep") == 1
     try:
         with open("valid.json", "w") as f:
             json.dump(v, f)
@@ -43,10 +41,14 @@ def run(key):
 
 def validate(key):
     """The validated config as a dict for valid.json (without ``wake``)."""
+    # the schema first, into a heap with nothing else in it (its ~20 KB on
+    # this port are the largest load of this lifetime), then the document
+    gc.collect()
+    from shared import config as schema
+
     doc = _load("config.json")
     if doc is None:
         raise OSError("no config.json")
-    from shared import config as schema
 
     try:
         conf = schema.validate_device_config(doc)

@@ -29,11 +29,37 @@ def _drop_schema():
                  "shared.errors"):
         _unload(name)
 
-COMMANDS = ("status", "reboot", "flush", "ota")
+COMMANDS = ("status", "reboot", "flush", "ota", "time")
+
+
+def _clock(agent, t, retained):
+    """{"cmd": "time", "t": Unix seconds}: the gateway's time, sent in answer
+    to an online status (gateway/clock.py). Set into the RTC when it is off by
+    more than a second; the difference goes to status (clock_drift_s). Return
+    whether status should go out: only when the clock was not set before (an
+    answer to every status must not cause another status)."""
+    if retained:
+        return False  # a retained time is as old as its message: worse than none
+    if not isinstance(t, int) or not 1600000000 < t < 4102444800:
+        raise ValueError("time %r is not Unix seconds in 2020..2099" % (t,))
+    import time
+
+    import machine
+
+    agent.t_drift = t - int(time.time())
+    if (agent.t_drift > 1 or agent.t_drift < -1) and hasattr(machine, "RTC"):
+        tm = time.gmtime(t)
+        machine.RTC().datetime((tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], 0))
+    sys.modules.pop("machine", None)  # the host's stand-in (a board's is built in)
+    if agent.t_clock is True:
+        return False
+    agent.t_clock = True  # readings from the next batch on carry the time
+    return True
 
 
 def handle(agent, topic, msg, retained):
     # Runs inside the client's read loop: parse and record, never publish here.
+    was = agent.status_dirty
     agent.status_dirty = True
     if topic is None:
         agent.last_error = "incoming message of %d bytes exceeds mqtt.max_incoming" % msg
@@ -85,5 +111,7 @@ def handle(agent, topic, msg, retained):
                 with open("ota/go.json", "w") as f:
                     json.dump({"id": doc.get("id"), "chunk": doc.get("chunk")}, f)
                 agent.reboot = True
+            elif cmd == "time":
+                agent.status_dirty = _clock(agent, doc.get("t"), retained) or was
         except Exception as exc:
             agent.last_error = "command rejected: %s: %s" % (type(exc).__name__, exc)

@@ -6,6 +6,7 @@
 # preallocated buffer; the callback gets a memoryview into it and must copy
 # what it keeps. Every I/O fault surfaces as OSError: the caller has exactly one
 # reconnect path (close(), back off, connect() again), as mqtt_as does.
+import gc
 import struct
 import sys
 import time
@@ -51,14 +52,12 @@ class MQTTClient:
     def __init__(self, *args, **kw):
         # (client_id, server, port=1883, user=None, password=None, keepalive=30,
         #  tls=False, timeout_ms=5000, max_incoming=4096, retries=2, cb=None,
-        #  will=None): the one-shot setup lives in mqttinit.py, dropped once done
+        #  rbuf=None, wdt=None, wdt_ms=0, backoff_max_ms=60000, will=None): the
+        #  one-shot setup lives in mqttinit.py, dropped once done
         import mqttinit
 
         mqttinit.setup(self, *args, **kw)
         sys.modules.pop("mqttinit", None)
-
-    def set_last_will(self, topic, msg, retain=True, qos=1):
-        self.will = (topic.encode() if isinstance(topic, str) else topic, msg, retain, qos)
 
     # -- socket level -------------------------------------------------------
     def _write(self, data, n=-1):
@@ -83,21 +82,30 @@ class MQTTClient:
             if not k:  # orderly close by the peer
                 raise OSError(_ECONNABORTED)
             off += k
-        return self._one[0] if one else n
+        return self._onemv[0] if one else n
 
     def connect(self, clean_session=False, topics=None, qos=1):
         """Open the socket, send CONNECT, wait for CONNACK, SUBSCRIBE to ``topics``
         (when given); return session_present. The connect-time code is loaded
         for this call only."""
-        import mqttconn
-
-        try:
-            present = mqttconn.connect(self, clean_session)
-            if topics:
-                mqttconn.subscribe(self, topics, qos)
-            return present
-        finally:
-            sys.modules.pop("mqttconn", None)
+        # one module at a time: mqttconn.py (socket, CONNECT), then mqttsub.py;
+        # each loads into a collected heap, and its loader's garbage goes too
+        present = None
+        for name in ("mqttconn", "mqttsub"):
+            if present is not None and not topics:
+                break
+            gc.collect()
+            m = __import__(name)
+            gc.collect()
+            try:
+                if present is None:
+                    present = m.connect(self, clean_session)
+                else:
+                    m.subscribe(self, topics, qos)
+            finally:
+                m = None
+                sys.modules.pop(name, None)
+        return present
 
     def close(self):
         """Drop the socket without DISCONNECT (the broker sends the last will)."""
@@ -186,7 +194,9 @@ class MQTTClient:
             left = timeout_ms - time.ticks_diff(time.ticks_ms(), start)
             if left <= 0:
                 return False
-            self.poll(left)
+            if self.wdt is not None:  # a PUBACK wait can outlast the watchdog
+                self.wdt.feed()
+            self.poll(min(left, self.slice_ms))
             if self._got:
                 return True
 
@@ -258,12 +268,11 @@ class MQTTClient:
             if buf[0] << 8 | buf[1] == self._want:
                 self._got = True
         elif head == _SUBACK:
-            self._suback_failed = False
-            for i in range(2, n):
-                if buf[i] & 0x80:
-                    self._suback_failed = True
             if buf[0] << 8 | buf[1] == self._want:
                 self._got = True
+                for i in range(2, n):
+                    if buf[i] & 0x80:
+                        self._got = 2  # a topic refused (mqttsub.subscribe)
         elif head == _PINGRESP:
             self._ping_sent = 0
         else:

@@ -1,7 +1,9 @@
-# Connect-time half of the MQTT client: CONNECT/CONNACK and SUBSCRIBE/SUBACK.
+# Connect-time half of the MQTT client: the socket (TCP_NODELAY, TLS) and
+# CONNECT/CONNACK (SUBSCRIBE/SUBACK: mqttsub.py, loaded after this is dropped).
 #
-# Loaded by MQTTClient.connect()/subscribe() and dropped right after, so the
+# Loaded by MQTTClient.connect() and dropped right after, so the
 # code that runs once per (re)connect does not sit in RAM between connects.
+# Every wait here feeds the watchdog (c.wdt) at least every c.slice_ms.
 import select
 import socket
 import struct
@@ -11,9 +13,7 @@ from mqtt import MQTTError, _put_str, _varlen
 
 _CONNECT = const(0x10)
 _CONNACK = const(0x20)
-_SUBSCRIBE = const(0x82)
 _ETIMEDOUT = const(110)
-_ECONNABORTED = const(103)
 _EPROTO = const(71)
 
 # CONNACK return codes 0..5, one string (one object) split when needed
@@ -21,37 +21,68 @@ _REASONS = ("accepted|bad protocol version|client id rejected|server unavailable
             "bad user name or password|not authorized")
 
 
-def connect(c, clean_session=False):
-    """Open the socket, send CONNECT, wait for CONNACK; return session_present."""
+def _open(c):
+    """The socket, connected (and wrapped in TLS when configured)."""
     c.close()
     addr = socket.getaddrinfo(c.server, c.port, 0, socket.SOCK_STREAM)[0][-1]
     sock = socket.socket()
     c.sock = sock
-    sock.settimeout(c.timeout_ms / 1000)
-    try:  # noqa: SIM105
-        sock.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY: no 40 ms Nagle stall per ack
-    except (OSError, AttributeError):
-        pass
+    # one blocking call never outlasts a quarter of the watchdog's timeout
+    # (slice_ms, else timeout_ms); the CONNACK wait feeds it and keeps
+    # timeout_ms
+    sock.settimeout(c.slice_ms / 1000)
+    # TCP_NODELAY (IPPROTO_TCP is 6 everywhere): no 40 ms Nagle stall per ack.
+    # The option is the port's own (64 on rp2's lwIP, whose setsockopt ignores
+    # an option it does not know); only the unix port lacks the name: Linux's 1
+    try:
+        sock.setsockopt(6, getattr(socket, "TCP_NODELAY", 1), 1)
+        c.nodelay = True
+    except Exception as exc:
+        c.nodelay = repr(exc)
     sock.connect(addr)
     if c.tls:
         c.sock = __import__("tlsconn").wrap(sock, c.server)
     c._poller = select.poll()
     c._poller.register(c.sock, select.POLLIN)
+
+
+def connect(c, clean_session=False):
+    """Open the socket, send CONNECT, wait for CONNACK; return session_present."""
+    _open(c)
+    _hello(c, _flags(c, clean_session))
+    _connack(c)
+    c._ping_sent = 0
+    return bool(c._rbuf[0] & 1)
+
+
+# connect() in three functions: each function's bytecode is one block on the
+# heap, and the connect-time module loads into a heap fragmented by the
+# construction (a 272-byte block was the first to fail at the 32 KB cap)
+def _flags(c, clean_session):
+    """The CONNECT flags byte (will, QoS, retain, user name, password)."""
+    flags = 0x02 if clean_session else 0
+    will = c.will
+    if will:
+        flags |= 0x04 | (will[3] & 3) << 3 | (0x20 if will[2] else 0)
+    if len(c._tail) > (2 if c.password is not None else 0):  # a user name
+        flags |= 0x80
+    if c.password is not None:
+        flags |= 0x40
+    return flags
+
+
+def _hello(c, flags):
+    """Send CONNECT."""
     # Fixed header, variable header, client id and (with a will) the will
     # topic and message length go to one buffer (the client's, or for a long
     # client id or will topic one of its own); the will message, the user name
     # block (_tail) and the password follow in their own writes.
     body = 10 + 2 + len(c.client_id) + len(c._tail)
-    flags = 0x02 if clean_session else 0
     will = c.will
     if will:
         body += 2 + len(will[0]) + 2 + len(will[1])
-        flags |= 0x04 | (will[3] & 3) << 3 | (0x20 if will[2] else 0)
-    if c.user is not None:
-        flags |= 0x80
     if c.password is not None:
         body += len(c.password)
-        flags |= 0x40
     n = 24 + len(c.client_id) + (len(will[0]) if will else 0)
     buf = c._obuf if n <= len(c._obuf) else bytearray(n)
     buf[0] = _CONNECT
@@ -73,6 +104,18 @@ def connect(c, clean_session=False):
         c._write(c._tail)
     if c.password is not None:
         c._write(c.password)
+
+
+def _connack(c):
+    """Wait for the CONNACK (slice_ms at a time, feeding the watchdog; never
+    longer than timeout_ms in all) and check it."""
+    waited = 0  # the CONNACK wait: slice_ms at a time (never above timeout_ms)
+    while not c._poller.poll(c.slice_ms):
+        if c.wdt is not None:
+            c.wdt.feed()
+        waited += c.slice_ms
+        if waited >= c.timeout_ms:
+            raise OSError(_ETIMEDOUT)
     kind = c._read_into(None, 1)
     if kind != _CONNACK or c._read_into(None, 1) != 2:
         raise MQTTError(_EPROTO, "expected CONNACK, got 0x%02x" % kind)
@@ -81,29 +124,3 @@ def connect(c, clean_session=False):
     if code:
         reason = _REASONS.split("|")[code] if code < 6 else "code %d" % code
         raise MQTTError(_EPROTO, "connection refused: %s" % reason)
-    c._ping_sent = 0
-    return bool(c._rbuf[0] & 1)
-
-
-def subscribe(c, topics, qos=1):
-    """Subscribe to a list of topic filters in one packet; wait for the SUBACK."""
-    if c.sock is None:
-        raise OSError(_ECONNABORTED)
-    pid = c.next_pid()
-    body = 2
-    for t in topics:
-        body += 2 + len(t) + 1
-    buf = c._obuf if body + 5 <= len(c._obuf) else bytearray(body + 5)
-    buf[0] = _SUBSCRIBE
-    off = _varlen(buf, 1, body)
-    struct.pack_into("!H", buf, off, pid)
-    off += 2
-    for t in topics:
-        off = _put_str(buf, off, t.encode() if isinstance(t, str) else t)
-        buf[off] = qos
-        off += 1
-    c._write(buf, off)
-    if not c._wait_ack(pid, c.timeout_ms):
-        raise OSError(_ETIMEDOUT)
-    if c._suback_failed:
-        raise MQTTError(_EPROTO, "subscription refused")

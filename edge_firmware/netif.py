@@ -18,7 +18,9 @@ def _sta():
     return _wlan
 
 
-def connect(wifi, timeout_ms=15000):
+def connect(wifi, wdt=None):
+    """Join (wifi.timeout_ms at most), feeding the watchdog ``wdt`` while it waits:
+    a join outlasts the Pico W's 8388 ms watchdog."""
     if not wifi:
         return  # no wifi section: the link is managed outside (host, Ethernet board)
     wlan = _sta()
@@ -26,9 +28,13 @@ def connect(wifi, timeout_ms=15000):
         return
     wlan.active(True)
     wlan.connect(wifi["ssid"], wifi.get("password"))
+    timeout_ms = wifi.get("timeout_ms", 15000)
     start = time.ticks_ms()
     while not wlan.isconnected():
+        if wdt is not None:
+            wdt.feed()
         if time.ticks_diff(time.ticks_ms(), start) > timeout_ms:
+            wlan.disconnect()  # give the join up: the next attempt starts afresh
             raise OSError("Wi-Fi %r not connected after %d ms" % (wifi["ssid"], timeout_ms))
         time.sleep_ms(100)
 

@@ -36,13 +36,8 @@ def _crc(path):
 
 def _woke(conf):
     # a wake from deep sleep keeps the boot number (and the pending readings)
-    if conf["power_mode"] != "deep_sleep":
-        return False
-    import machine
-
-    woke = machine.reset_cause() == machine.DEEPSLEEP_RESET
-    sys.modules.pop("machine", None)
-    return woke
+    # the firmware's own word (state.save), not the reset cause (see state.py)
+    return conf["power_mode"] == "deep_sleep" and load_json("state.json", {}).get("asleep") == 1
 
 
 def prepared():
@@ -69,6 +64,8 @@ def boot_state(wake):
     st = state.load()
     if not wake:
         state.new_boot(st)
+    else:  # the wake is consumed: a reset from here on is a real boot
+        state.save(st[0], st[1])
     sys.modules.pop("state", None)
     return st
 
@@ -114,6 +111,16 @@ def boot(argv=None):
     # the MQTT receive buffer next, while the heap is still in one piece (the
     # largest long-lived allocation; agentinit.py hands it to the client)
     rbuf = bytearray(conf["mqtt"]["max_incoming"])
+    # then the batch buffers (agentinit.shape checks the sizes) and the RAM
+    # batch slots: long-lived, each a block of its own, made before the one-shot
+    # modules below leave their holes (measured: these were the allocations
+    # that failed at the 32 KB cap once the Agent's construction had run)
+    c = len(v["channels"])
+    bs = conf["batch_size"]
+    k = 20 + (bs + 7) // 8 + 4 * c * bs
+    for name in v["channels"]:
+        k += 1 + len(name)
+    bufs = (bytearray(6 * c * bs), bytearray(k), bytearray(k * conf["buffer"]["ram_batches"]))
     st = boot_state(v["wake"])
     drivers, errors = open_sensors(conf, board)
     # A sensor's parameters now live in its driver: keep what the run reads
@@ -124,4 +131,4 @@ def boot(argv=None):
     conf.pop("board", None)
     # the caller builds the Agent after dropping this module (its RAM is needed)
     return (conf, board, v["channels"], drivers, errors, st, count, v["rejected"], rbuf,
-            dog[0], dog[1])
+            dog[0], dog[1], bufs)

@@ -47,11 +47,17 @@ def new_boot(st, path="state.json"):
         pass
 
 
-def save(boot, seq, path="state.json", drops=0):
+def save(boot, seq, path="state.json", drops=0, asleep=0):
+    # asleep=1: everything is saved for a deep sleep (sleepmode.sleep), so the
+    # next start is a wake whatever reset cause the port reports (the rp2 port
+    # has no DEEPSLEEP_RESET: its deep sleep ends in a watchdog reboot); the
+    # wake saves again without it, so a reset during the wake is a real boot
     tmp = path + ".tmp"
     doc = {"boot": boot, "seq": seq}
     if drops:
         doc["drops"] = drops
+    if asleep:
+        doc["asleep"] = asleep
     with open(tmp, "w") as f:
         json.dump(doc, f)
     try:

@@ -4,6 +4,11 @@
 port's built-in modules such as asyncio) must stay in it. The firmware's own
 directory and the directory holding ``shared/`` come next, unless a build
 directory of precompiled ``.mpy`` modules is given instead.
+
+A board profile (``board``: ``rp2`` or ``esp32``, see
+``edge_firmware/host/machine.py``) makes the host shims mirror that port's
+surface: ``LEARNAE_BOARD`` is set for them, and ``host/board`` (the port's
+``time`` and ``socket``) comes first in the module path.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import shared
 
 FIRMWARE_DIR = Path(edge_firmware.__file__).resolve().parent
 PROTOCOL_ROOT = Path(shared.__file__).resolve().parent.parent
+BOARDS = ("unix", "rp2", "esp32")  # "unix": the plain host, no board profile
+BOARD_SHIMS = FIRMWARE_DIR / "host" / "board"
 
 
 class MicroPythonNotFound(RuntimeError):
@@ -53,8 +60,10 @@ def command(
     extra_path: Sequence[Path] = (),
     build_dir: Path | None = None,
     env: dict[str, str] | None = None,
+    board: str | None = None,
 ) -> tuple[list[str], dict[str, str]]:
-    """The argv and environment that run ``script`` (a path, or ``-m module``)."""
+    """The argv and environment that run ``script`` (a path, or ``-m module``)
+    (``board``: the profile the host shims mirror, see the module doc)."""
     argv = [micropython_binary()]
     if heap:
         argv += ["-X", f"heapsize={heap}"]
@@ -63,6 +72,12 @@ def command(
     ]
     argv += list(args)
     full_env = dict(os.environ if env is None else env)
+    if board is not None:
+        if board not in BOARDS:
+            raise ValueError(f"board profile {board!r} is not one of {', '.join(BOARDS)}")
+        full_env["LEARNAE_BOARD"] = board
+    if full_env.get("LEARNAE_BOARD", "unix") not in ("", "unix"):
+        extra_path = [BOARD_SHIMS, *extra_path]
     full_env["MICROPYPATH"] = module_path(extra_path, build_dir)
     return argv, full_env
 
@@ -76,10 +91,12 @@ def run(
     env: dict[str, str] | None = None,
     timeout: float = 60.0,
     cwd: Path | None = None,
+    board: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run to completion and capture output."""
     argv, full_env = command(
-        script, *args, heap=heap, extra_path=extra_path, build_dir=build_dir, env=env
+        script, *args, heap=heap, extra_path=extra_path, build_dir=build_dir, env=env,
+        board=board,
     )
     return subprocess.run(
         argv, env=full_env, capture_output=True, text=True, timeout=timeout, cwd=cwd
@@ -94,10 +111,12 @@ def spawn(
     build_dir: Path | None = None,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
+    board: str | None = None,
     **popen: object,
 ) -> subprocess.Popen[bytes]:
     """Start in the background (the caller owns and must stop the process)."""
     argv, full_env = command(
-        script, *args, heap=heap, extra_path=extra_path, build_dir=build_dir, env=env
+        script, *args, heap=heap, extra_path=extra_path, build_dir=build_dir, env=env,
+        board=board,
     )
     return subprocess.Popen(argv, env=full_env, cwd=cwd, **popen)  # type: ignore[call-overload]

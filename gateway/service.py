@@ -1,7 +1,8 @@
 """The gateway as one process: ingest, API, training scheduler and peer loop.
 
 ``GatewayService`` owns the parts' lifecycle. Start order: store schema, ingest
-(so readings are acknowledged as early as possible), API, training scheduler,
+(so readings are acknowledged as early as possible), the clock (time for boards
+without NTP, gateway/clock.py), API, training scheduler,
 peer loop. Stop order on SIGTERM/SIGINT: ask every part to stop, let ingest stop
 acknowledging and commit what it holds first, then join the rest, all inside
 one deadline (5 s by default) so systemd never has to SIGKILL us.
@@ -305,6 +306,10 @@ class GatewayService:
         log.info(
             "ingest: %s:%d prefix %r", config.mqtt.host, config.mqtt.port, config.mqtt.topic_prefix
         )
+        # boards without NTP take their time from the gateway (gateway/clock.py)
+        clock_cls = _import("gateway.clock", "GatewayClock", "the clock")
+        self._start("clock", clock_cls(config.mqtt, client_id=f"learnae-clock-{config.gateway.id}",
+                                       registry=self.registry))
 
         if config.api.push_model != "off":
             self.model_pusher = ModelPusher(config, self.ingestor.publish_retained,

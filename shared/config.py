@@ -86,10 +86,14 @@ def validate_device_config(doc):
     wifi = out["wifi"]
     if wifi is not None:
         check_dict("wifi", wifi)
-        check_unknown("wifi", wifi, ("ssid", "password"))
+        check_unknown("wifi", wifi, ("ssid", "password", "timeout_ms"))
         check_str("wifi.ssid", wifi.get("ssid"), max_len=32)
         check_str("wifi.password", wifi.get("password"), optional=True, max_len=64)
-        out["wifi"] = {"ssid": wifi["ssid"], "password": wifi.get("password")}
+        # how long one join may take before the agent backs off and tries again
+        join_ms = wifi.get("timeout_ms", 15000)
+        check_int("wifi.timeout_ms", join_ms, 500, 120000)
+        out["wifi"] = {"ssid": wifi["ssid"], "password": wifi.get("password"),
+                       "timeout_ms": join_ms}
     mqtt = check_dict("mqtt", doc["mqtt"])
     check_unknown("mqtt", mqtt, tuple(_MQTT_DEFAULTS))
     mqtt = with_defaults(mqtt, _MQTT_DEFAULTS)

@@ -3,6 +3,7 @@
 # and ADC are absent, so a hardware driver fails to start (ImportError) and is
 # reported in status, exactly as an absent sensor is on a board.
 #
+# This is the plain host; the board profiles (rp2, esp32) are board/machine.py.
 # Deep sleep on a host is a process exit with code 3; the runner
 # (``learnae-gateway sim``) starts the firmware again with LEARNAE_WAKE=deepsleep
 # and the same working directory, so the state file carries over, as flash does.

@@ -1,5 +1,6 @@
 # Host stand-in for the board's ``network`` module: the host's own network is
-# always up, so the station interface is connected and has no RSSI.
+# always up, so the station interface is connected and has no RSSI. The board
+# profiles' (rp2, esp32) is board/network.py.
 STA_IF = 0
 AP_IF = 1
 

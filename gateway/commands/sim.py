@@ -10,6 +10,13 @@ exit with code 3: the runner starts the firmware again with
 (a board soft-resets there): the firmware starts again with the same wake
 flag. A ``replay`` sensor whose CSV is absent gets a stretch of the bundled
 AirQuality year.
+
+``--board rp2`` / ``--board esp32`` (or ``LEARNAE_BOARD``) runs the firmware
+against that port's profile of the host shims (edge_firmware/host/machine.py):
+the board's file from ``hardware/boards`` becomes ``board.json`` (unless the
+state directory has one), and a watchdog that bites ends the process with
+SIGUSR1, a watchdog reset: the firmware starts again as a new boot, and
+``stderr`` says so.
 """
 
 from __future__ import annotations
@@ -31,6 +38,9 @@ from shared.errors import ProtocolError
 EXIT_DEEPSLEEP = 3
 EXIT_RESET = 4
 EXIT_REVALIDATED = 5  # a board soft-resets after validating a changed config
+EXIT_WATCHDOG = -signal.SIGUSR1  # a board profile's watchdog bit (host/machine.py)
+BOARD_FILES = {"rp2": "pico-w.json", "esp32": "esp32-devkitc.json"}
+BOARDS_DIR = Path(__file__).resolve().parents[2] / "hardware" / "boards"
 HOST_SHIMS = micropython_host.FIRMWARE_DIR / "host"
 AIRQUALITY = Path(__file__).resolve().parent.parent / "data" / "airquality.csv.gz"
 
@@ -44,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heap", default="256k", help="MicroPython heap size, e.g. 64k")
     parser.add_argument("--mpy", type=Path, default=None,
                         help="run precompiled .mpy modules from this build directory")
+    parser.add_argument("--board", choices=micropython_host.BOARDS, default=None,
+                        help="board profile of the host shims (default $LEARNAE_BOARD or unix)")
     parser.add_argument("--replay-offset", type=int, default=0,
                         help="first AirQuality row extracted for a replay sensor")
     parser.add_argument("--replay-rows", type=int, default=0,
@@ -94,10 +106,20 @@ def prepare_state_dir(config_path: Path, state_dir: Path, *, replay_offset: int 
     return conf
 
 
+def install_board_file(state_dir: Path, board: str | None) -> None:
+    """A board profile's ``board.json`` (from hardware/boards), unless one is there."""
+    name = BOARD_FILES.get(board or "")
+    if name and not (state_dir / "board.json").exists():
+        shutil.copyfile(BOARDS_DIR / name, state_dir / "board.json")
+
+
 def run_firmware(state_dir: Path, *, count: int | None = None, heap: str = "256k",
-                 build_dir: Path | None = None, stdout=None, stderr=None) -> int:
+                 build_dir: Path | None = None, stdout=None, stderr=None,
+                 board: str | None = None) -> int:
     """Run the firmware until it exits for good; restart it after deep sleep or reset."""
-    wake = False
+    wake: bool | str = False
+    board = board or os.environ.get("LEARNAE_BOARD") or None
+    install_board_file(state_dir, board)
     build: Path | None = None
     build_host = HOST_SHIMS
     if build_dir is not None:
@@ -110,12 +132,12 @@ def run_firmware(state_dir: Path, *, count: int | None = None, heap: str = "256k
         env = dict(os.environ)
         env.pop("LEARNAE_WAKE", None)
         if wake:
-            env["LEARNAE_WAKE"] = "deepsleep"
+            env["LEARNAE_WAKE"] = "deepsleep" if wake is True else wake
         args = ["--count", str(count)] if count is not None else []
         script: Path | str = "-m main" if build else micropython_host.FIRMWARE_DIR / "main.py"
         proc = micropython_host.spawn(script, *args, heap=heap, extra_path=[build_host],
                                       build_dir=build, env=env, cwd=state_dir,
-                                      stdout=stdout, stderr=stderr)
+                                      stdout=stdout, stderr=stderr, board=board)
         try:
             code = proc.wait()
         except KeyboardInterrupt:
@@ -126,7 +148,13 @@ def run_firmware(state_dir: Path, *, count: int | None = None, heap: str = "256k
             wake = True
             continue
         if code == EXIT_RESET:
-            wake = False
+            wake = "reset"
+            continue
+        if code == EXIT_WATCHDOG:
+            log = stderr if hasattr(stderr, "write") and "b" not in getattr(
+                stderr, "mode", "") else sys.stderr
+            print("sim: watchdog reset", file=log, flush=True)
+            wake = "watchdog"
             continue
         if code == EXIT_REVALIDATED:  # the config was validated: start again, same wake
             continue
@@ -148,4 +176,5 @@ def run(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    return run_firmware(state_dir, count=args.count, heap=args.heap, build_dir=args.mpy)
+    return run_firmware(state_dir, count=args.count, heap=args.heap, build_dir=args.mpy,
+                        board=args.board)

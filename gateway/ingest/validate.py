@@ -21,26 +21,13 @@ from gateway.ingest.fastpath import FastBinary
 from gateway.store import Changes, Reject, StatusUpdate
 from shared.codec import decode_payload
 from shared.errors import ProtocolError
+from shared.plausible import plausible_ranges
 from shared.topics import DATA, STATUS, parse_topic
 
-# Plausible physical ranges; a value outside its channel's range is stored as missing (NaN),
-# counted and quarantined, and the rest of the payload is stored.
-DEFAULT_RANGES: dict[str, tuple[float, float]] = {
-    "temp": (-60.0, 100.0),          # deg C, air
-    "hum": (0.0, 100.0),             # % relative humidity
-    "rh": (0.0, 100.0),
-    "pressure": (300.0, 1100.0),     # hPa
-    "co2": (0.0, 40000.0),           # ppm
-    "pm1": (0.0, 2000.0),            # ug/m3
-    "pm25": (0.0, 2000.0),
-    "pm10": (0.0, 2000.0),
-    "lux": (0.0, 200000.0),
-    "light": (0.0, 200000.0),
-    "soil": (0.0, 100.0),            # % volumetric water
-    "vbat": (0.0, 10.0),             # V
-    "battery": (0.0, 100.0),         # %
-    "rssi": (-130.0, 0.0),           # dBm
-}
+# Plausible physical ranges (shared/plausible.py, every channel a driver produces); a
+# value outside its channel's range is stored as missing (NaN), counted and quarantined,
+# and the rest of the payload is stored.
+DEFAULT_RANGES: dict[str, tuple[float, float]] = plausible_ranges()
 MAX_STATUS_BYTES = 4096
 MAX_SHOWN = 5  # implausible values named in one quarantine row's detail
 DEFAULT_PERIOD_MS = 1000

@@ -108,15 +108,21 @@ def mpy_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_sim(state_dir: Path, count: int, heap: str = "256k", build_dir: Path | None = None,
-            timeout: float = 60.0) -> tuple[int, str]:
-    """Run the firmware to completion; return (exit code, stdout)."""
+            timeout: float = 60.0, board: str | None = None) -> tuple[int, str]:
+    """Run the firmware to completion (``board``: a board profile of the host
+    shims); return (exit code, stdout)."""
     out = state_dir / "stdout.txt"
     with out.open("w") as handle:
         holder: dict[str, int] = {}
         thread = threading.Thread(target=lambda: holder.setdefault("code", run_firmware(
             state_dir, count=count, heap=heap, build_dir=build_dir, stdout=handle,
-            stderr=handle)))
+            stderr=handle, board=board)))
         thread.start()
         thread.join(timeout)
         assert not thread.is_alive(), f"firmware still running after {timeout}s: {out.read_text()}"
     return holder["code"], out.read_text()
+
+
+# The board profiles of the host shims (edge_firmware/host/machine.py); "unix" is
+# the plain host. Tests that concern a board's surface run under each.
+BOARD_PROFILES = ("rp2", "esp32")

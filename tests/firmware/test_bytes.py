@@ -39,8 +39,8 @@ class FakeSelect:
 # mqttconn is loaded per connect and dropped after: its imports find the fakes
 sys.modules["socket"] = FakeSocketModule()
 sys.modules["select"] = FakeSelect
-c = mqtt.MQTTClient("dev1", "h", user="u", password="pw", keepalive=30)
-c.set_last_will("p/dev1/status", b"off", retain=True, qos=1)
+c = mqtt.MQTTClient("dev1", "h", user="u", password="pw", keepalive=30,
+                     will=("p/dev1/status", b"off", True, 1))
 c.connect(clean_session=False, topics=(b"p/dev1/config",))
 n1 = sock.out[1] + 2  # CONNECT: fixed header + remaining length (< 128), then SUBSCRIBE
 n2 = len(sock.out)

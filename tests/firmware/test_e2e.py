@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.firmware.conftest import run_sim, write_config
+import pytest
+
+from tests.firmware.conftest import BOARD_PROFILES, run_sim, write_config
 
 
 def test_publishes_exactly_n_readings(broker, prefix, tmp_path: Path, collector_factory) -> None:
@@ -35,12 +37,14 @@ def test_reboot_moves_boot_counter_and_keys_never_collide(broker, prefix, tmp_pa
     assert {k[1] for k in collector.keys} == {1, 2}
 
 
+@pytest.mark.parametrize("board", ["unix", *BOARD_PROFILES])
 def test_deep_sleep_keeps_seq_across_wakes(broker, prefix, tmp_path: Path,
-                                          collector_factory) -> None:
+                                          collector_factory, board) -> None:
+    """rp2: a deep sleep ends in a reset whose cause says nothing of a wake."""
     collector = collector_factory(broker.port, prefix)
     write_config(tmp_path, broker.port, prefix, power_mode="deep_sleep", period_ms=1,
                  batch_size=4)
-    code, out = run_sim(tmp_path, 12)
+    code, out = run_sim(tmp_path, 12, board=board)
     assert code == 0, out
     assert out.count("deepsleep 1") == 11  # 12 wakes: a sleep after all but the last
     collector.wait_for(12)

@@ -92,7 +92,7 @@ def test_live_gateway_serves_what_it_ingests(tmp_path: Path, broker: PrivateBrok
     samples = api.get("/api/devices/kitchen/samples", params={"limit": 60}).json()["items"]
     assert sorted(s["seq"] for s in samples if s["anomaly"]) == [0, 25, 50]
     health = api.get("/healthz").json()
-    assert health["parts"] == ["ingest", "api"]
+    assert health["parts"] == ["ingest", "clock", "api"]
     assert health["ingest"]["stored"] == 60
     assert api.put("/api/devices/kitchen/config", json={"batch_size": 10}).status_code == 401
     accepted = api.put("/api/devices/kitchen/config", json={"batch_size": 10},
