@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -126,3 +128,34 @@ def run_sim(state_dir: Path, count: int, heap: str = "256k", build_dir: Path | N
 # The board profiles of the host shims (edge_firmware/host/machine.py); "unix" is
 # the plain host. Tests that concern a board's surface run under each.
 BOARD_PROFILES = ("rp2", "esp32")
+
+
+class SilentServer:
+    """A TCP server on 127.0.0.1 that accepts every connection and never answers (a broker
+    that hangs). ``stop`` closes it and every accepted connection; a port freed this way
+    can then be taken by a real broker."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port: int = self.listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        self.listener.settimeout(0.1)
+        while not self._stop.is_set():
+            with contextlib.suppress(OSError):
+                self.accepted.append(self.listener.accept()[0])
+
+    def stop(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._thread.join()
+        self.listener.close()
+        for conn in self.accepted:
+            conn.close()

@@ -8,11 +8,8 @@ socket constants of its lwIP stack, and a Wi-Fi join that may never complete.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -20,7 +17,7 @@ import pytest
 
 from gateway import micropython_host
 from gateway.commands.sim import EXIT_REVALIDATED, EXIT_WATCHDOG, HOST_SHIMS, install_board_file
-from tests.firmware.conftest import BOARD_PROFILES, run_sim, write_config
+from tests.firmware.conftest import BOARD_PROFILES, SilentServer, run_sim, write_config
 
 WIFI_DOWN = "down: OSError: Wi-Fi 'lab' not connected after 3000 ms"
 
@@ -120,37 +117,45 @@ def test_ap_that_never_accepts_the_join_leaves_the_board_backing_off(
             proc.wait()
 
 
+LONG_AP_S = float(os.environ.get("LEARNAE_LONG_AP_S", "0"))
+
+
+@pytest.mark.skipif(not LONG_AP_S, reason="unscaled run: set LEARNAE_LONG_AP_S=600 (10 min)")
+@pytest.mark.parametrize("board", BOARD_PROFILES)
+@pytest.mark.timeout(0)
+def test_ap_that_never_accepts_the_join_unscaled(board: str, broker, prefix,
+                                                tmp_path: Path) -> None:
+    """The Pico W's own figures (watchdog 8388 ms, join 15000 ms, backoff up to 30 s) for
+    LEARNAE_LONG_AP_S seconds: the board keeps backing off and the watchdog never bites."""
+    write_config(tmp_path, broker.port, prefix, period_ms=1000, watchdog_ms=8388,
+                 wifi={"ssid": "lab"}, mqtt={"backoff_max_ms": 30000})
+    proc = spawn_board(tmp_path, board, 10**6, LEARNAE_WIFI="never")
+    try:
+        time.sleep(LONG_AP_S)
+        log = (tmp_path / "stdout.txt").read_text()
+        assert proc.poll() is None, log
+        assert "watchdog reset" not in log
+        # a join every 15 s + backoff (at most 30 s): at least one per 45 s
+        assert log.count("not connected after 15000 ms") >= LONG_AP_S // 45, log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_silent_broker_never_trips_the_watchdog(tmp_path: Path) -> None:
     """CONNACK and PUBACK waits of 3000 ms under a 1000 ms watchdog (rp2)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    port = listener.getsockname()[1]
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                accepted.append(listener.accept()[0])
-
-    thread = threading.Thread(target=accept)
-    thread.start()
-    write_config(tmp_path, port, "wd", period_ms=50, watchdog_ms=1000,
+    server = SilentServer()
+    write_config(tmp_path, server.port, "wd", period_ms=50, watchdog_ms=1000,
                  mqtt={"timeout_ms": 3000, "backoff_max_ms": 500})
     proc = spawn_board(tmp_path, "rp2", 10**6)
     try:
         log = wait_log(tmp_path / "stdout.txt", proc, lambda t: t.count("down:") >= 2, 60)
         assert proc.poll() is None, log
         assert "watchdog reset" not in log
-        assert log.count("down: OSError") >= 2 and len(accepted) >= 2
+        assert log.count("down: OSError") >= 2 and len(server.accepted) >= 2
     finally:
-        stop.set()
-        thread.join()
-        listener.close()
-        for conn in accepted:
-            conn.close()
+        server.stop()
         if proc.poll() is None:
             proc.kill()
             proc.wait()

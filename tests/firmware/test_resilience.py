@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
 import time
 from pathlib import Path
 
@@ -15,7 +12,7 @@ from gateway import micropython_host
 from gateway.broker import PrivateBroker
 from gateway.commands.sim import EXIT_REVALIDATED, HOST_SHIMS
 from shared.edge_model import pack_model
-from tests.firmware.conftest import run_sim, write_config
+from tests.firmware.conftest import SilentServer, run_sim, write_config
 
 # The required heap caps for 10,000 readings on this 64-bit unix port: 32 KB with
 # mpy-cross-compiled modules, 64 KB from .py sources (see docs/firmware.md, Memory).
@@ -128,32 +125,15 @@ def test_model_flags_injected_anomalies(broker, prefix, tmp_path: Path,
 
 def test_silent_broker_then_recovery(tmp_path: Path, collector_factory) -> None:
     """A server that accepts and never answers: the agent times out, retries, recovers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    port = listener.getsockname()[1]
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                accepted.append(listener.accept()[0])
-
-    thread = threading.Thread(target=accept)
-    thread.start()
+    server = SilentServer()
+    port = server.port
     write_config(tmp_path / "dev", port, "sil", period_ms=5, batch_size=10)
     proc = spawn_firmware(tmp_path / "dev", 300)
     try:
         time.sleep(3.0)
         assert proc.poll() is None
-        assert len(accepted) >= 2  # it timed out and tried again
-        stop.set()
-        thread.join()
-        listener.close()
-        for conn in accepted:
-            conn.close()
+        assert len(server.accepted) >= 2  # it timed out and tried again
+        server.stop()
         with PrivateBroker(tmp_path / "broker", port=port) as own:
             collector = collector_factory(own.port, "sil")
             assert proc.wait(30) == 0
@@ -163,7 +143,7 @@ def test_silent_broker_then_recovery(tmp_path: Path, collector_factory) -> None:
             assert "down: OSError" in log
             collector.close()
     finally:
-        stop.set()  # the accept thread ends even when an assertion above failed
+        server.stop()  # the accept thread ends even when an assertion above failed
         if proc.poll() is None:
             proc.kill()
 
