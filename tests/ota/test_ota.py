@@ -13,7 +13,7 @@ from tests.firmware.conftest import Collector
 from tests.ota.conftest import make_board_dir, pusher
 
 # The smallest heap (in 4 KB steps) at which an update from .mpy modules works on this
-# 64-bit port; the 32 KB the issue asks for is not reached (docs/firmware.md, OTA memory).
+# 64-bit port; the 32 KB goal is not reached yet (docs/firmware.md, OTA memory).
 OTA_HEAP = "40k"
 
 

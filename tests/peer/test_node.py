@@ -392,7 +392,7 @@ def test_two_gateway_processes_gossip_over_udp_and_share_a_blockstore(tmp_path: 
     ]
     results = []
     for proc in procs:
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=150)
         assert proc.returncode == 0, err[-2000:]
         results.append(json.loads(out.strip().splitlines()[-1]))
     assert results[0]["fused"] == [results[1]["peer"]]
