@@ -62,13 +62,19 @@ class PeerSource(Protocol):
 
 
 class StoreReader:
-    """One read-only store connection per thread (SQLite connections are not shared)."""
+    """One read-only store connection per thread (SQLite connections are not shared).
+
+    The API's worker threads come and go (anyio ends a worker idle for a while and starts
+    a new one under load), so a connection is closed once its thread has ended: without
+    that every retired worker's connection, its file handles and page cache, stayed open
+    for the life of the service.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._opened: list[Any] = []
+        self._opened: list[tuple[threading.Thread, Any]] = []
 
     def get(self) -> Any:
         store = getattr(self._local, "store", None)
@@ -78,15 +84,25 @@ class StoreReader:
             store = Store.open(self.path, readonly=True)
             self._local.store = store
             with self._lock:
-                self._opened.append(store)
+                ended = [s for t, s in self._opened if not t.is_alive()]
+                self._opened = [(t, s) for t, s in self._opened if t.is_alive()]
+                self._opened.append((threading.current_thread(), store))
+            for old in ended:
+                with contextlib.suppress(Exception):
+                    old.close()
         return store
+
+    def open_count(self) -> int:
+        """Connections held now (at most one per live thread that has read)."""
+        with self._lock:
+            return len(self._opened)
 
     def close(self) -> None:
         with self._lock:
-            for store in self._opened:
-                with contextlib.suppress(Exception):  # another thread's connection may refuse
-                    store.close()
-            self._opened.clear()
+            opened, self._opened = self._opened, []
+        for _, store in opened:
+            with contextlib.suppress(Exception):  # another thread's connection may refuse
+                store.close()
 
 
 @dataclass

@@ -56,8 +56,7 @@ class RegistryModels:
         registry = self._registry()
         if device is not None:
             return registry.current(device)
-        versions = [v for v in registry.versions() if v.status == "promoted"]
-        return versions[-1] if versions else None
+        return registry.newest_promoted()
 
     @staticmethod
     def public(version: Any) -> dict[str, Any]:
@@ -89,18 +88,17 @@ class RegistryModels:
 
     def latest_per_device(self) -> list[dict[str, Any]]:
         """Every device's current model, with the versions rejected since (figures, reason)."""
-        current: dict[str, Any] = {}
-        rejected: dict[str, list[Any]] = {}
-        for version in self._registry().versions():
-            if version.status == "promoted":
-                current[version.device] = version
-                rejected[version.device] = []
-            else:
-                rejected.setdefault(version.device, []).append(version)
+        # bounded queries: the registry gains versions every round, so decoding all of
+        # them on each request made the answer (and the memory it took) grow without end
+        registry = self._registry()
         out = []
-        for device in sorted(current):
-            doc = self.public(current[device])
-            doc["rejected"] = [self.rejection(v) for v in rejected.get(device, [])]
+        for device in registry.device_names():
+            current = registry.newest_promoted(device)
+            if current is None:
+                continue
+            doc = self.public(current)
+            doc["rejected"] = [self.rejection(v) for v in registry.newer(device, current.version)
+                               if v.status != "promoted"]
             out.append(doc)
         return out
 
@@ -133,10 +131,15 @@ class RegistryModels:
 
     def history(self, limit: int) -> list[dict[str, Any]]:
         """Local training rounds as the API's rounds: one line per device."""
-        counts: dict[str, int] = {}
+        registry = self._registry()
+        recent = registry.recent(limit)
+        counts: dict[str, int] = {}  # versions of each device before the first one shown
+        for v in recent:
+            if v.device not in counts:
+                counts[v.device] = registry.count_up_to(v.device, v.version) - 1
         out = []
-        for v in self._registry().versions():
-            counts[v.device] = counts.get(v.device, 0) + 1
+        for v in recent:
+            counts[v.device] += 1
             out.append({
                 "peer_id": v.device,
                 "round": counts[v.device],
@@ -147,7 +150,7 @@ class RegistryModels:
                 "entry_cid": v.entry_cid,
                 "version": v.version,
             })
-        return out[-limit:]
+        return out
 
 
 def export_model(version: Any, fmt: str) -> bytes:

@@ -244,6 +244,41 @@ class ModelRegistry:
         )
         return rows[0] if rows else None
 
+    def newest_promoted(self, device: str | None = None) -> ModelVersion | None:
+        """The newest promoted version (of one device if given), of any task."""
+        where = "WHERE (status IS NULL OR status = ?)"
+        params: tuple[Any, ...] = (PROMOTED,)
+        if device is not None:
+            where += " AND device = ?"
+            params += (device,)
+        rows = self._rows(f"{where} ORDER BY version DESC LIMIT 1", params)
+        return rows[0] if rows else None
+
+    def device_names(self) -> list[str]:
+        """Devices with at least one version (one query: no version is decoded)."""
+        try:
+            rows = self._db.execute("SELECT DISTINCT device FROM model_versions").fetchall()
+        except sqlite3.Error as exc:
+            raise RegistryError(f"cannot read model registry {self.path!r}: {exc}") from exc
+        return sorted(str(r[0]) for r in rows)
+
+    def newer(self, device: str, version: int) -> list[ModelVersion]:
+        """``device``'s versions after ``version``, oldest first."""
+        return self._rows("WHERE device = ? AND version > ? ORDER BY version", (device, version))
+
+    def recent(self, limit: int) -> list[ModelVersion]:
+        """The newest ``limit`` versions, oldest first (the history read in one bounded query)."""
+        return self._rows("ORDER BY version DESC LIMIT ?", (max(int(limit), 0),))[::-1]
+
+    def count_up_to(self, device: str, version: int) -> int:
+        """How many versions ``device`` has up to and including ``version``."""
+        try:
+            row = self._db.execute("SELECT COUNT(*) FROM model_versions WHERE device = ? AND "
+                                   "version <= ?", (device, version)).fetchone()
+        except sqlite3.Error as exc:
+            raise RegistryError(f"cannot read model registry {self.path!r}: {exc}") from exc
+        return int(row[0])
+
     def versions(self, device: str | None = None) -> list[ModelVersion]:
         """All versions (of one device if given), oldest first."""
         if device is None:
