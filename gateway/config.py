@@ -10,6 +10,7 @@ the file (e.g. ``LEARNAE_MQTT_PASSWORD``).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -97,6 +98,10 @@ class TrainingSection:
     predict_change: bool = True  # predict the change from the last reading (starts as persistence)
     init: Literal["persistence", "ridge"] = "persistence"  # ridge: linear path starts at ridge
     personalise_epochs: int = 3  # LEARNAE: local fine-tune of the fused model, kept if better
+    # the forecaster's training loss: huber (squared error up to huber_delta standardized
+    # units, linear beyond: spikes pull the fit less, nearer what MAE rewards) or mse
+    loss: Literal["huber", "mse"] = "huber"
+    huber_delta: float = 0.2
     # the detector's threshold: the lowest (>= anomaly_min_threshold) at which the held-out
     # part of the training data raises at most this many events per day
     anomaly_false_alarms_per_day: float = 1.0
@@ -317,6 +322,8 @@ def config_from_dict(doc: dict[str, Any], env: dict[str, str] | None = None) -> 
     _check_ledger(config)
     if not 1 <= config.training.horizon <= 255:
         raise ConfigError(f"training.horizon = {config.training.horizon!r} is outside 1..255")
+    if not (config.training.huber_delta > 0 and math.isfinite(config.training.huber_delta)):
+        raise ConfigError(f"training.huber_delta = {config.training.huber_delta!r} must be > 0")
     if not config.training.anomaly_false_alarms_per_day > 0:
         raise ConfigError("training.anomaly_false_alarms_per_day = "
                           f"{config.training.anomaly_false_alarms_per_day!r} must be > 0")

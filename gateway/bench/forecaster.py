@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 OPTIONS: dict[str, dict[str, Any]] = {
     "previous": dict(normalize="standard", calendar="off", linear_path=False,
-                     predict_change=False, init="persistence"),
+                     predict_change=False, init="persistence", loss="mse"),
     "defaults": {},
     "init=ridge": dict(init="ridge"),
     "normalize=standard": dict(normalize="standard"),
@@ -45,6 +45,9 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "predict_change=false": dict(predict_change=False),
     "window=24": dict(window=24),
     "linear_path=false": dict(linear_path=False),
+    "loss=mse": dict(loss="mse"),
+    "huber_delta=0.1": dict(huber_delta=0.1),
+    "huber_delta=0.4": dict(huber_delta=0.4),
 }
 
 
@@ -103,6 +106,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         init_forecaster,
         network_spec,
         prepare,
+        train_config,
     )
     from gateway.learning.mlp import TrainConfig, init_weights, train
 
@@ -122,13 +126,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cfg = TrainConfig(epochs=args.epochs, batch_size=settings.batch_size,
                           learning_rate=settings.learning_rate, l2=settings.l2, seed=args.seed)
         old_w, new_w = init_weights(old_spec, args.seed), init_forecaster(new_spec, args.seed)
+        # the current forecaster trains with the configured loss (Huber by default)
+        new_cfg = dataclasses.replace(cfg, huber_delta=train_config(settings).huber_delta)
         old_t, new_t = [], []
         for r in range(max(args.repeats, 1)):
             t0 = time.perf_counter()
             train(old_spec, old_w, x_old, y_old, cfg)
             old_t.append((time.perf_counter() - t0) / args.epochs)
             t0 = time.perf_counter()
-            train(new_spec, new_w, x_new, y_new, cfg)
+            train(new_spec, new_w, x_new, y_new, new_cfg)
             new_t.append((time.perf_counter() - t0) / args.epochs)
             _progress(f"run {r + 1}: previous {old_t[-1] * 1e3:.1f} ms/epoch, "
                       f"current {new_t[-1] * 1e3:.1f} ms/epoch")
@@ -138,6 +144,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "previous_spec": list(old_spec.sizes),
             "current_spec": list(new_spec.sizes),
             "current_linear_path": new_spec.skip,
+            "current_loss": "mse" if new_cfg.huber_delta is None
+            else f"huber (delta {new_cfg.huber_delta})",
             "previous_s_per_epoch": round(a, 5),
             "current_s_per_epoch": round(b, 5),
             "ratio": round(b / a, 3),

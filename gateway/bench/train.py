@@ -5,8 +5,9 @@ same epochs, batch size, Adam settings and the same per-epoch shuffling order, s
 accuracy gap measures numerics only and the time ratio measures the implementation. Times
 alternate numpy/torch over ``--repeats`` runs and the median of each is reported (the
 machine is noisy). BLAS threads (numpy, via threadpoolctl) and torch threads are both set
-to ``--threads``. Tasks: scikit-learn's digits (classification) and a next-hour forecast on
-the bundled AirQuality recording. The float32 TFLite export of both numpy models is run in
+to ``--threads``. Tasks: scikit-learn's digits (classification), a next-hour forecast on
+the bundled AirQuality recording, and the gateway's current forecaster on it (linear path,
+Huber loss, its default settings). The float32 TFLite export of both numpy models is run in
 the LiteRT interpreter and compared with numpy. torch and scikit-learn are imported here
 only (the ``bench`` extra). Without PyTorch (``make test`` does not install it; ``make bench``
 does) numpy is measured alone: every torch figure is null and ``"torch"`` says why.
@@ -15,6 +16,7 @@ does) numpy is measured alone: every torch figure is null and ``"torch"`` says w
 from __future__ import annotations
 
 import argparse
+import importlib
 import resource
 import statistics
 import sys
@@ -63,9 +65,27 @@ def _torch_train(
         layers.append(lin)
         if i < spec.n_layers - 1:
             layers.append(nn.ReLU() if spec.activation == "relu" else nn.Tanh())
-    model = nn.Sequential(*layers)
-    loss_fn = nn.CrossEntropyLoss() if spec.output == "softmax" else nn.MSELoss()
-    opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    hidden = nn.Sequential(*layers)
+    skip = nn.Linear(spec.sizes[0], spec.sizes[-1], bias=False) if spec.skip else None
+    if skip is not None:
+        with torch.no_grad():
+            skip.weight.copy_(torch.from_numpy(weights["skip.weight"].T.copy()))
+
+    def model(xb: Any) -> Any:
+        return hidden(xb) if skip is None else hidden(xb) + skip(xb)
+
+    if spec.output == "softmax":
+        loss_fn = nn.CrossEntropyLoss()
+    elif config.huber_delta is None:
+        loss_fn = nn.MSELoss()
+    else:  # mlp's Huber is twice torch's (it equals the squared error below the delta)
+        huber = nn.HuberLoss(delta=config.huber_delta)
+
+        def loss_fn(out: Any, target: Any) -> Any:
+            return 2.0 * huber(out, target)
+
+    params = list(hidden.parameters()) + ([] if skip is None else list(skip.parameters()))
+    opt = torch.optim.Adam(params, lr=config.learning_rate)
     xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))
     yt = torch.from_numpy(y.astype(np.int64) if spec.output == "softmax" else y.astype(np.float32))
     rng = np.random.default_rng(config.seed)  # the same shuffling order as mlp.train
@@ -81,10 +101,12 @@ def _torch_train(
             opt.step()
     seconds = time.perf_counter() - started
     out: Weights = {}
-    linears = [m for m in model if isinstance(m, nn.Linear)]
+    linears = [m for m in hidden if isinstance(m, nn.Linear)]
     for i, lin in enumerate(linears):
         out[f"layers.{i}.weight"] = lin.weight.detach().numpy().T.copy()
         out[f"layers.{i}.bias"] = lin.bias.detach().numpy().copy()
+    if skip is not None:
+        out["skip.weight"] = skip.weight.detach().numpy().T.copy()
     return out, seconds
 
 
@@ -96,8 +118,9 @@ def _compare(
     y: np.ndarray,
     config: TrainConfig,
     repeats: int,
+    start: Weights | None = None,
 ) -> dict[str, Any]:
-    start = init_weights(spec, config.seed)
+    start = init_weights(spec, config.seed) if start is None else start
     np_times, torch_times = [], []
     np_weights = torch_weights = start
     for r in range(repeats):
@@ -151,11 +174,49 @@ def _airquality(window: int, tiny: bool) -> tuple[np.ndarray, ...]:
     return ds.x[tr], ds.y[tr], ds.x[te], ds.y[te], ds.last_inputs[te]
 
 
+def _current_forecaster(tiny: bool, seed: int, epochs: int
+                        ) -> tuple[MLPSpec, TrainConfig, tuple[np.ndarray, ...]]:
+    """The gateway's forecaster (defaults, hourly): spec, its training settings, and data.
+
+    Data are the network's own inputs and targets (the change from the last reading,
+    calendar inputs), chronologically split; the persistence baseline in target units is 0.
+    """
+    import dataclasses
+
+    from gateway.config import TrainingSection
+    from gateway.data.airquality import load_airquality
+    from gateway.learning.dataset import chronological_split
+    from gateway.learning.forecast import computation_for, forecaster_spec, prepare, train_config
+
+    rec = load_airquality()
+    if tiny:
+        rec = rec.slice(0, 600)
+    settings = TrainingSection(period_s=3600.0, min_windows=16)
+    comp = computation_for(settings, len(rec.channels), rec.ts)
+    ds, comp = prepare(rec.ts, rec.values, rec.channels, settings, comp=comp)
+    f, t = comp.inputs(ds.x, ds.t), comp.targets(ds.x, ds.y)
+    tr, te = chronological_split(f.shape[0], 0.2)
+    cfg = dataclasses.replace(train_config(settings), epochs=epochs, patience=None,
+                              validation_fraction=0.0, keep_start=False, seed=seed)
+    return forecaster_spec(settings, comp), cfg, (f[tr], t[tr], f[te], t[te], np.zeros_like(t[te]))
+
+
+def _forecaster_start(spec: MLPSpec, seed: int) -> Weights:
+    from gateway.learning.forecast import init_forecaster
+
+    return init_forecaster(spec, seed)
+
+
+def _mae(pred: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(np.abs(pred.astype(np.float64) - y)))
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.epochs < 1:  # times are per epoch
         raise ValueError(f"--epochs {args.epochs}: must be at least 1")
+    torch: Any
     try:
-        import torch
+        torch = importlib.import_module("torch")
     except ImportError:  # the bench extra is not installed: numpy alone, and the result says so
         torch = None
     from threadpoolctl import threadpool_limits
@@ -219,6 +280,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "train_windows": len(ytr),
         }
         err_f = float(np.abs(run_tflite(export_tflite(spec_f, np_wf), xte) - pred).max())
+
+        # the gateway's current forecaster on the same recording, with its training settings
+        spec_g, cfg_g, (ftr, ttr, fte, tte, base_te) = _current_forecaster(
+            args.tiny, args.seed, epochs)
+        _progress(f"forecaster: {len(ttr)} train, {len(tte)} test windows, spec {spec_g.sizes}, "
+                  f"linear path, loss {'huber' if cfg_g.huber_delta else 'mse'}")
+        cmp_g = _compare(torch, "forecaster", spec_g, ftr, ttr, cfg_g, repeats,
+                         start=_forecaster_start(spec_g, args.seed))
+        np_wg, torch_wg = cmp_g.pop("weights")
+        result["forecaster"] = {
+            **cmp_g,
+            "spec": list(spec_g.sizes),
+            "huber_delta": cfg_g.huber_delta,
+            "numpy_test_mae": _mae(predict(spec_g, np_wg, fte), tte),
+            "torch_test_mae": (
+                None if torch_wg is None else _mae(predict(spec_g, torch_wg, fte), tte)
+            ),
+            "persistence_test_mae": _mae(base_te, tte),
+            "train_windows": len(ttr),
+        }
     result["tflite_max_abs_err"] = max(err_c, err_f)
     result["tflite_bytes"] = len(tfl_c)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

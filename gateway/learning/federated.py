@@ -118,22 +118,33 @@ def mse(spec: MLPSpec, weights: Weights, d: DeviceWindows, part: str) -> float:
     return float(np.mean((pred.astype(np.float64) - d.targets[rows]) ** 2))
 
 
+def mae(spec: MLPSpec, weights: Weights, d: DeviceWindows, part: str) -> float:
+    rows = getattr(d, part)
+    pred = predict(spec, weights, d.features[rows])
+    return float(np.mean(np.abs(pred.astype(np.float64) - d.targets[rows])))
+
+
 def personalise(
     spec: MLPSpec,
     shared: Weights,
     d: DeviceWindows,
     settings: TrainingSection,
 ) -> tuple[Weights, dict[str, float | str]]:
-    """The better of ``shared`` and a short fine-tune of it on ``d``, judged on ``d.val``."""
+    """The better of ``shared`` and a short fine-tune of it on ``d``, judged on ``d.val``.
+
+    Judged by MAE, as the promotion guard judges a version: chosen by squared error, a
+    fine-tune that fits a few large changes better won on validation and lost on new data.
+    """
     cfg = train_config(settings)
     tune = TrainConfig(epochs=max(1, settings.personalise_epochs), batch_size=cfg.batch_size,
-                       learning_rate=cfg.learning_rate, l2=cfg.l2, seed=cfg.seed, patience=None)
+                       learning_rate=cfg.learning_rate, l2=cfg.l2, seed=cfg.seed, patience=None,
+                       huber_delta=cfg.huber_delta)
     if d.fit.stop - d.fit.start < 1 or d.val.stop - d.val.start < 1:
         return shared, {"choice": "shared"}
     tuned = _fit(spec, shared, d.features[d.fit], d.targets[d.fit], tune)
-    shared_mse, tuned_mse = mse(spec, shared, d, "val"), mse(spec, tuned, d, "val")
-    figures: dict[str, float | str] = {"shared_val_mse": shared_mse, "tuned_val_mse": tuned_mse}
-    if tuned_mse < shared_mse:
+    shared_mae, tuned_mae = mae(spec, shared, d, "val"), mae(spec, tuned, d, "val")
+    figures: dict[str, float | str] = {"shared_val_mae": shared_mae, "tuned_val_mae": tuned_mae}
+    if tuned_mae < shared_mae:
         figures["choice"] = "fine_tuned"
         return tuned, figures
     figures["choice"] = "shared"

@@ -52,6 +52,7 @@ def train_config(settings: TrainingSection) -> TrainConfig:
         patience=settings.patience or None,
         validation_fraction=settings.validation_fraction,
         keep_start=True,
+        huber_delta=settings.huber_delta if settings.loss == "huber" else None,
     )
 
 

@@ -101,6 +101,10 @@ class TrainConfig:
     # with patience: the start weights compete too (epoch 0), so training never returns
     # weights worse on validation than those it was given
     keep_start: bool = False
+    # linear outputs: None = squared error; a value = Huber loss, the squared error up to
+    # this residual and linear beyond (outliers pull less; nearer the median, which MAE
+    # rewards). Scaled to equal the squared error below the delta.
+    huber_delta: float | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
@@ -118,6 +122,10 @@ class TrainConfig:
             )
         if self.patience is not None and self.patience < 1:
             raise MLPError(f"TrainConfig.patience must be >= 1 or None, got {self.patience!r}")
+        if self.huber_delta is not None and not (
+            self.huber_delta > 0 and math.isfinite(self.huber_delta)
+        ):
+            raise MLPError(f"TrainConfig.huber_delta must be > 0 or None, got {self.huber_delta!r}")
 
 
 @dataclass
@@ -219,8 +227,11 @@ def _check_y(spec: MLPSpec, y: np.ndarray, n: int) -> np.ndarray:
 class _Net:
     """Flat parameter/gradient buffers plus per-batch activation buffers."""
 
-    def __init__(self, spec: MLPSpec, weights: Weights, batch: int) -> None:
+    def __init__(
+        self, spec: MLPSpec, weights: Weights, batch: int, huber_delta: float | None = None
+    ) -> None:
         self.spec = spec
+        self.huber_delta = huber_delta
         shapes = spec.shapes()
         total = sum(math.prod(s) for s in shapes.values())
         self.flat = np.empty(total, dtype=np.float32)
@@ -281,9 +292,14 @@ class _Net:
             np.copyto(d, out)
             d[rows, y] -= 1.0
             d *= 1.0 / m
-        else:
+        elif self.huber_delta is None:
             np.subtract(out, y, out=d)
             loss = float(np.vdot(d, d)) / d.size
+            d *= 2.0 / d.size
+        else:
+            np.subtract(out, y, out=d)
+            loss = _huber_sum(d, self.huber_delta) / d.size
+            np.clip(d, -self.huber_delta, self.huber_delta, out=d)
             d *= 2.0 / d.size
         return loss
 
@@ -309,6 +325,13 @@ class _Net:
                 np.multiply(a, a, out=tmp)
                 np.subtract(1.0, tmp, out=tmp)
                 np.multiply(d_prev, tmp, out=d_prev)
+
+
+def _huber_sum(residual: np.ndarray, delta: float) -> float:
+    """Sum of r^2 where |r| <= delta, 2 delta |r| - delta^2 beyond (the gradient is clipped r)."""
+    a = np.abs(residual)
+    inner = np.minimum(a, delta)
+    return float(np.vdot(inner, inner)) + 2.0 * delta * float((a - inner).sum())
 
 
 def _evaluate(net: _Net, x: np.ndarray, y: np.ndarray, batch: int) -> dict[str, float]:
@@ -363,7 +386,7 @@ def train(
         x_tr, y_tr = x, y
     n_tr = x_tr.shape[0]
     batch = min(config.batch_size, n_tr)
-    net = _Net(spec, weights, max(batch, 1))
+    net = _Net(spec, weights, max(batch, 1), config.huber_delta)
 
     # Adam state over the flat parameter vector.
     b1, b2, eps, lr = 0.9, 0.999, 1e-8, config.learning_rate
@@ -449,7 +472,14 @@ def train(
     return TrainResult(weights=net.weights(), history=history, epochs_run=epochs_run)
 
 
-def loss(spec: MLPSpec, weights: Weights, x: np.ndarray, y: np.ndarray, l2: float = 0.0) -> float:
+def loss(
+    spec: MLPSpec,
+    weights: Weights,
+    x: np.ndarray,
+    y: np.ndarray,
+    l2: float = 0.0,
+    huber_delta: float | None = None,
+) -> float:
     """Objective that ``train`` minimises (float64 math, for gradient checks and reports)."""
     check_weights(spec, weights)
     a = x64 = np.asarray(x, dtype=np.float64)
@@ -466,8 +496,9 @@ def loss(spec: MLPSpec, weights: Weights, x: np.ndarray, y: np.ndarray, l2: floa
         logp = a - np.log(np.exp(a).sum(axis=1, keepdims=True))
         value = float(-logp[np.arange(a.shape[0]), np.asarray(y)].mean())
     else:
-        yy = np.asarray(y, np.float64).reshape(a.shape)
-        value = float(((a - yy) ** 2).mean())
+        r = a - np.asarray(y, np.float64).reshape(a.shape)
+        value = (float((r**2).mean()) if huber_delta is None
+                 else _huber_sum(r, huber_delta) / r.size)
     if l2:
         value += (
             0.5
@@ -483,14 +514,19 @@ def loss(spec: MLPSpec, weights: Weights, x: np.ndarray, y: np.ndarray, l2: floa
 
 
 def gradients(
-    spec: MLPSpec, weights: Weights, x: np.ndarray, y: np.ndarray, l2: float = 0.0
+    spec: MLPSpec,
+    weights: Weights,
+    x: np.ndarray,
+    y: np.ndarray,
+    l2: float = 0.0,
+    huber_delta: float | None = None,
 ) -> Weights:
     """Analytic gradient of ``loss`` over the whole of ``x`` (the one ``train`` steps along)."""
     check_weights(spec, weights)
     x = _check_x(spec, x)
     n = x.shape[0]
     y = _check_y(spec, y, n)
-    net = _Net(spec, weights, n)
+    net = _Net(spec, weights, n, huber_delta)
     net.acts[0][:n] = x
     net.forward(n)
     net.loss_and_output_delta(n, y)

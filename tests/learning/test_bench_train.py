@@ -51,3 +51,8 @@ def test_bench_train_tiny_prints_one_json_line() -> None:
     assert abs(result["numpy_accuracy"] - result["torch_accuracy"]) <= 0.02
     assert result["tflite_max_abs_err"] <= 1e-5
     assert "digits run 1/1" in done.stderr
+    fc = result["forecaster"]
+    assert fc["huber_delta"] is not None and fc["spec"][-1] == 8
+    assert fc["ratio"] == pytest.approx(fc["numpy_s_per_epoch"] / fc["torch_s_per_epoch"])
+    # the same steps from the same start: the test errors agree to float32 rounding
+    assert fc["torch_test_mae"] == pytest.approx(fc["numpy_test_mae"], rel=1e-2)

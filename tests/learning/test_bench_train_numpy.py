@@ -31,3 +31,5 @@ def test_bench_train_without_torch_measures_numpy_alone() -> None:
         assert result[key] is None, key
     assert result["forecast"]["torch_test_mse"] is None
     assert isinstance(result["forecast"]["numpy_test_mse"], float)
+    assert result["forecaster"]["torch_test_mae"] is None
+    assert isinstance(result["forecaster"]["numpy_test_mae"], float)

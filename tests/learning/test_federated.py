@@ -39,7 +39,7 @@ def test_one_shared_network_serves_every_device_with_its_own_standardization() -
         if choice["choice"] == "shared":
             assert weights is shared
         else:
-            assert choice["tuned_val_mse"] < choice["shared_val_mse"]
+            assert choice["tuned_val_mae"] < choice["shared_val_mae"]
 
 
 def test_round_step_returns_shared_weights_and_guarded_versions() -> None:

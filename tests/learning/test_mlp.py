@@ -45,6 +45,45 @@ def test_gradients_match_central_differences(activation: str, output: str) -> No
             )
 
 
+@pytest.mark.parametrize("skip", [False, True])
+def test_huber_gradients_match_central_differences(skip: bool) -> None:
+    spec = MLPSpec((5, 7, 3), "relu", "linear", skip=skip)
+    weights = init_weights(spec, seed=4)
+    x, y = _data(spec, n=30)
+    delta = 0.3  # residuals of an untrained net on N(0, 1) targets fall on both sides of it
+    analytic = mlp.gradients(spec, weights, x, y, l2=0.01, huber_delta=delta)
+    w64 = {k: v.astype(np.float64) for k, v in weights.items()}
+    eps = 1e-5
+    rng = np.random.default_rng(1)
+    for name, value in w64.items():
+        for _ in range(4):
+            idx = tuple(int(rng.integers(0, s)) for s in value.shape)
+            plus = {k: v.copy() for k, v in w64.items()}
+            minus = {k: v.copy() for k, v in w64.items()}
+            plus[name][idx] += eps
+            minus[name][idx] -= eps
+            numeric = (mlp.loss(spec, plus, x, y, 0.01, delta)
+                       - mlp.loss(spec, minus, x, y, 0.01, delta)) / (2 * eps)
+            assert abs(numeric - float(analytic[name][idx])) < 1e-4 * max(1.0, abs(numeric))
+
+
+def test_huber_is_the_squared_error_below_delta_and_linear_beyond() -> None:
+    spec = MLPSpec((2, 3, 1), "relu", "linear")
+    weights = {k: np.zeros_like(v) for k, v in init_weights(spec, 0).items()}  # outputs 0
+    x = np.zeros((2, 2), np.float32)
+    y = np.array([[0.5], [3.0]], np.float32)  # residuals -0.5 and -3 against delta 1
+    assert mlp.loss(spec, weights, x, y) == pytest.approx((0.25 + 9.0) / 2)
+    assert mlp.loss(spec, weights, x, y, huber_delta=1.0) == pytest.approx((0.25 + 5.0) / 2)
+    # an outlier pulls a Huber fit less: the fitted bias moves less towards the outlying target
+    y_out = np.concatenate([np.zeros((63, 1)), np.full((1, 1), 50.0)]).astype(np.float32)
+    x_out = np.zeros((64, 2), np.float32)
+    cfg = TrainConfig(epochs=200, batch_size=64, learning_rate=0.05)
+    mse_bias = train(spec, weights, x_out, y_out, cfg).weights["layers.1.bias"][0]
+    huber = TrainConfig(epochs=200, batch_size=64, learning_rate=0.05, huber_delta=0.1)
+    huber_bias = train(spec, weights, x_out, y_out, huber).weights["layers.1.bias"][0]
+    assert abs(huber_bias) < 0.2 * abs(mse_bias)
+
+
 def test_training_is_deterministic_per_seed() -> None:
     spec = MLPSpec((8, 16, 4), "tanh", "softmax")
     x, y = _data(spec, n=200)
@@ -135,6 +174,7 @@ def test_safetensors_round_trip() -> None:
         (lambda: MLPSpec((3, 2), output="sigmoid"), "'sigmoid'"),
         (lambda: TrainConfig(batch_size=0), "batch_size"),
         (lambda: TrainConfig(validation_fraction=1.0), "validation_fraction"),
+        (lambda: TrainConfig(huber_delta=0.0), "huber_delta"),
     ],
 )
 def test_bad_settings_name_the_value(build, message: str) -> None:
@@ -166,5 +206,21 @@ def test_matches_pytorch_step_for_step() -> None:
     cfg = TrainConfig(epochs=3, batch_size=10, learning_rate=1e-2, seed=3)
     ours = train(spec, start, x, y, cfg).weights
     theirs, _ = _torch_train(torch, spec, start, x, y, cfg)
+    for name in ours:
+        np.testing.assert_allclose(ours[name], theirs[name], atol=2e-5)
+
+
+def test_the_forecaster_matches_pytorch_step_for_step() -> None:
+    """A linear path beside the hidden layer and the Huber loss, as the forecaster trains."""
+    torch = pytest.importorskip("torch")
+    from gateway.bench.train import _torch_train
+
+    spec = MLPSpec((12, 16, 3), "relu", "linear", skip=True)
+    x, y = _data(spec, n=100)
+    start = init_weights(spec, 5)
+    cfg = TrainConfig(epochs=3, batch_size=10, learning_rate=1e-2, seed=3, huber_delta=0.2)
+    ours = train(spec, start, x, y, cfg).weights
+    theirs, _ = _torch_train(torch, spec, start, x, y, cfg)
+    assert set(ours) == set(theirs)
     for name in ours:
         np.testing.assert_allclose(ours[name], theirs[name], atol=2e-5)

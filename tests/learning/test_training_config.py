@@ -18,6 +18,14 @@ def test_training_settings_flow_into_the_trainer() -> None:
     assert spec.sizes == (36, 32, 32, 3) and spec.activation == "tanh"
     tc = train_config(cfg.training)
     assert tc.patience is None and tc.epochs == TrainingSection().epochs
+    assert tc.huber_delta == TrainingSection().huber_delta  # Huber by default
+
+
+def test_the_loss_setting_picks_the_trainer_loss() -> None:
+    mse = config_from_dict({"training": {"loss": "mse"}}, env={})
+    assert train_config(mse.training).huber_delta is None
+    wide = config_from_dict({"training": {"huber_delta": 0.5}}, env={})
+    assert train_config(wide.training).huber_delta == 0.5
 
 
 @pytest.mark.parametrize(
@@ -26,6 +34,9 @@ def test_training_settings_flow_into_the_trainer() -> None:
         ({"activation": "gelu"}, "training.activation = 'gelu'"),
         ({"window": -1}, "training.window = -1"),
         ({"windw": 3}, "unknown key training.windw"),
+        ({"loss": "mae"}, "training.loss = 'mae'"),
+        ({"huber_delta": 0}, "training.huber_delta = 0"),
+        ({"huber_delta": float("nan")}, "training.huber_delta = nan"),
     ],
 )
 def test_bad_training_settings_are_named(table, message) -> None:

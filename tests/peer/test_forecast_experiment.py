@@ -132,6 +132,7 @@ def test_default_seasons_via_the_command_line() -> None:
     assert list(doc["sites"]) == ["spring", "summer", "autumn", "winter"]
     for name, site in doc["sites"].items():
         h1 = site["h1"]
-        assert h1["personalized"]["mae"] < h1["persistence"]["mae"], name
+        # the goal at the defaults (docs/experiments.md): at most 0.9 x persistence and ridge
+        assert h1["personalized"]["mae"] <= 0.9 * h1["persistence"]["mae"], name
         assert h1["personalized"]["mae"] <= h1["ridge"]["mae"], name
         assert site["ratios"]["personalized_to_centralized"] is not None
