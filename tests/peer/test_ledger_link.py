@@ -162,3 +162,37 @@ def test_out_of_range_rounds_are_malformed(shared_store: MemoryStore, bad: int) 
     b.run_round()
     assert b.ledger.rejected == {"malformed_announcement": 1}
     assert np.isfinite(_value(b))
+
+
+def test_what_is_compared_stays_bounded_and_recent_forks_are_still_caught(
+    shared_store: MemoryStore,
+) -> None:
+    from gateway.peer.ledgers.link import KEEP_ROUNDS
+
+    chain = MemoryChain()
+    b = _ledger_node(shared_store, chain, "b", 2.0)
+    a = Identity.generate()
+
+    def announce(rnd: int, payload: bytes) -> str:
+        cid = shared_store.put(payload)
+        chain.append(session="test", peer=a.peer_id, rnd=rnd, entry_cid=cid, sender="a",
+                     binding=a.sign(binding_message(MEMORY_CHAIN_ID, MEMORY_CONTRACT, "test",
+                                                    rnd, cid, "a")))
+        return cid
+
+    rounds = 4 * KEEP_ROUNDS
+    for rnd in range(rounds):
+        announce(rnd, b"round %d" % rnd)
+    b.ledger.poll()
+    assert b.ledger.rejected == {}
+    # one announcement and one transaction per remembered round, the newest KEEP_ROUNDS + 1
+    assert b.ledger.remembered() == 2 * (KEEP_ROUNDS + 1)
+    # a fork of a recent round is still evidence; one of a forgotten round is not a claim
+    announce(rounds - 2, b"a second entry for a recent round")
+    announce(5, b"a second entry for an old round")
+    claims = b.ledger.poll()
+    assert claims == []
+    assert b.ledger.rejected == {"equivocation": 1}
+    (evidence,) = b.ledger.fork_evidence()
+    assert evidence.round == rounds - 2
+    assert b.ledger.remembered() <= 2 * (KEEP_ROUNDS + 1) + 1

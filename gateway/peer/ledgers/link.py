@@ -18,6 +18,11 @@ one before it becomes a head claim:
   evidence that is kept, shown and counted against the peer.
 
 The same transaction read twice (after a reorg is re-read) is not a replay.
+
+What is compared is bounded: per peer, the announcements of its newest
+``KEEP_ROUNDS`` rounds (far more than a fusion looks back). An announcement of an
+older round is no longer a claim and is ignored, so a service that runs for
+months holds the same memory as after its first day.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ KEEP_ANCHORED = 1000
 KEEP_EVIDENCE = 64
 MAX_OUTBOX = 256
 MAX_READ_PER_POLL = 10_000
+KEEP_ROUNDS = 256  # per peer: rounds below its newest by more are forgotten
 
 RejectFn = Callable[[str, str, str], None]  # (peer label, reason, message)
 
@@ -98,8 +104,9 @@ class LedgerLink:
         self.rejected: dict[str, int] = {}
         self.dropped = 0
         self.reachable = True  # the last call to the ledger got through
-        self._by_round: dict[tuple[str, int], Anchored] = {}
-        self._txs: set[str] = set()
+        self._by_round: dict[str, dict[int, Anchored]] = {}  # peer -> round -> accepted
+        self._txs: dict[str, dict[str, int]] = {}  # peer -> transaction read -> its round
+        self._newest: dict[str, int] = {}  # peer -> newest round accepted
         self._lock = threading.Lock()
 
     @property
@@ -197,7 +204,7 @@ class LedgerLink:
         self.reject(peer, reason, message)
 
     def _accept(self, item: Announcement) -> HeadClaim | None:
-        if item.tx in self._txs:
+        if item.tx in self._txs.get(item.peer, {}):
             return None  # the same transaction read again
         try:
             if item.session != self.session or not SESSION_RE.match(item.session):
@@ -227,8 +234,10 @@ class LedgerLink:
             sender=item.sender,
         )
         with self._lock:
-            self._txs.add(item.tx)
-            earlier = self._by_round.get((item.peer, item.round))
+            if item.round < self._newest.get(item.peer, 0) - KEEP_ROUNDS:
+                return None  # older than anything still compared: not a claim any more
+            self._txs.setdefault(item.peer, {})[item.tx] = item.round
+            earlier = self._by_round.get(item.peer, {}).get(item.round)
         if earlier is not None and earlier.entry_cid == item.entry_cid:
             self._count(item.peer, "replayed_announcement", f"{item.tx} repeats {earlier.tx}")
             return None
@@ -247,10 +256,26 @@ class LedgerLink:
             )
             return None
         with self._lock:
-            self._by_round[(item.peer, item.round)] = record
+            self._by_round.setdefault(item.peer, {})[item.round] = record
             self.anchored.append(record)
+            if item.round > self._newest.get(item.peer, -1):
+                self._newest[item.peer] = item.round
+                self._forget_before(item.peer, item.round - KEEP_ROUNDS)
         self.metrics.seen.inc()
         return HeadClaim(item.session, item.peer, item.entry_cid, item.round)
+
+    def _forget_before(self, peer: str, oldest: int) -> None:
+        """Drop ``peer``'s rounds (and the transactions read for them) below ``oldest``."""
+        rounds, txs = self._by_round[peer], self._txs[peer]
+        for old in [r for r in rounds if r < oldest]:
+            del rounds[old]
+        for tx in [t for t, r in txs.items() if r < oldest]:
+            del txs[tx]
+
+    def remembered(self) -> int:
+        """Announcements and transactions held for comparison (bounded per peer)."""
+        with self._lock:
+            return sum(map(len, self._by_round.values())) + sum(map(len, self._txs.values()))
 
     # --- views --------------------------------------------------------------------------
 
