@@ -1,15 +1,17 @@
 """The gateway's live detector: new readings of every device scored, flags merged into events.
 
-A thread wakes every ``training.anomaly_interval_s``. For each device with a forecaster in the
-model registry it reads the readings that arrived since its last pass (plus a little context
-for interpolation), puts them on the device's grid (``gateway.learning.regular``), feeds
-the finished slots to the device's ``Detector`` and stores the events the ``EventTracker``
-opens, extends or closes (``gateway.store.anomaly_events``). A slot is finished once a
-reading of a later slot has arrived. A new model version is swapped into the running
-detector (same window, new statistics). A detector starting up (first model, or after a
-restart) resumes after the model's training data and the device's latest stored event, at
-most ``MAX_BACKLOG`` slots back, so readings that arrived meanwhile are scored once; events
-left open by an earlier run are closed.
+A thread wakes every ``training.anomaly_interval_s``. For each device it reads the readings
+that arrived since its last pass (plus a little context for interpolation), puts them on the
+device's grid (``gateway.learning.regular``), feeds the finished slots to the device's
+``Detector`` and stores the events the ``EventTracker`` opens, extends or closes
+(``gateway.store.anomaly_events``). A slot is finished once a reading of a later slot has
+arrived. The detector stands on the device's promoted forecaster; while the device has none
+(not trained yet, or every version refused by the promotion guard), on persistence
+calibrated on the readings stored so far (again each time they have doubled). A new model
+version is swapped into the running detector (same window, new statistics). A detector
+starting up scores from the device's first readings, or after its latest stored event (a
+restart), at most ``MAX_BACKLOG`` slots back, so every reading is scored, once; events left
+open by an earlier run are closed.
 
 Counted in /metrics: slots scored, flags, events opened, level shifts accepted, slots not
 scored by reason, failed passes.
@@ -32,9 +34,12 @@ log = logging.getLogger("learnae.anomaly")
 MAX_BACKLOG = 10000  # slots a detector starting up scores at most (older readings: history)
 
 
+BEFORE_MODEL = 0  # the version number of the persistence detector a device starts with
+
+
 @dataclass
 class _DeviceState:
-    version: int
+    version: int  # the model version scoring, or BEFORE_MODEL
     detector: Any
     tracker: Any
     origin: float
@@ -50,6 +55,7 @@ class AnomalyMonitor(PeriodicPart):
                  ) -> None:
         self.config = config
         self._states: dict[str, _DeviceState] = {}
+        self._persistence_tried: dict[str, int] = {}  # readings stored at the last try
         super().__init__(log)
         reg = REGISTRY if registry is None else registry
         self.scored = Counter("learnae_anomaly_scored", "Readings scored by the gateway's "
@@ -87,54 +93,84 @@ class AnomalyMonitor(PeriodicPart):
                     break
                 # the version served and pushed: the newest promoted one
                 current = registry.current(info.id, "forecast")
-                if current is None:
-                    continue
                 try:
-                    done += self._device(store, log_, info.id, current)
+                    done += self._device(store, log_, info.id, current, info.stored)
                 except Exception:
                     self.failures.inc()
                     log.exception("anomaly detection for %s failed", info.id)
         return done
 
-    def _device(self, store: Any, events: Any, device: str, version: Any) -> int:
-        from gateway.learning.anomaly import Calibration, Detector, DetectorSettings, predictor_for
+    def _scorer(self, store: Any, device: str, version: Any, stored: int
+                ) -> tuple[Any, Any, int] | None:
+        """(predictor, calibration, version number) for the device: its promoted model's, or
+        persistence's while it has none (None: too few readings, or the running persistence
+        detector needs no new calibration yet)."""
+        from gateway.learning.anomaly import Calibration, predictor_for
+        from gateway.learning.calibration import before_model
+
+        if version is not None:
+            predictor = predictor_for(version.metadata, version.weights)
+            doc = version.metadata.get("detector")
+            cal = (Calibration.from_dict(doc) if doc else Calibration.plain(
+                predictor.residual_scale, float(version.metadata["threshold"])))
+            return predictor, cal, version.version
+        state = self._states.get(device)
+        if state is not None and state.version != BEFORE_MODEL:
+            return None
+        # calibrated (or tried) again only once the readings have doubled: a device whose
+        # readings never give enough windows is not read whole on every pass
+        if stored < 2 * self._persistence_tried.get(device, 0):
+            return None
+        self._persistence_tried[device] = max(stored, 1)
+        settings = self.config.training
+        series = store.read_series(device, limit=settings.max_readings or None)
+        made = before_model(series.ts, series.values, list(series.channels), settings)
+        if made is None:
+            return None
+        return made[0], made[1], BEFORE_MODEL
+
+    def _device(self, store: Any, events: Any, device: str, version: Any, stored: int = 0
+                ) -> int:
+        from gateway.learning.anomaly import Detector, DetectorSettings
         from gateway.learning.events import EventTracker
         from gateway.learning.regular import regularize
 
         settings = self.config.training
-        predictor = predictor_for(version.metadata, version.weights)
-        doc = version.metadata.get("detector")
-        cal = (Calibration.from_dict(doc) if doc else
-               Calibration.plain(predictor.residual_scale, float(version.metadata["threshold"])))
-        period, w = predictor.period_s, predictor.window
         state = self._states.get(device)
-        if state is not None and state.detector.predictor.channels != predictor.channels:
-            state = None
+        scorer = self._scorer(store, device, version, stored)
+        if scorer is not None:
+            predictor, cal, number = scorer
+            if state is not None and state.detector.predictor.channels != predictor.channels:
+                state = None
+            if state is None:
+                newest = store.read_series(device, limit=1)
+                if not len(newest):
+                    return 0
+                period, w = predictor.period_s, predictor.window
+                # from the first readings, or after what earlier runs scored (their latest
+                # event), at most MAX_BACKLOG slots back; w slots before it warm up
+                resume = events.last_end(device) or -np.inf
+                start = max(resume, float(newest.ts[-1]) - MAX_BACKLOG * period) - w * period
+                det = Detector(predictor, cal, DetectorSettings(
+                    shift_after=settings.anomaly_shift_after, gap=settings.anomaly_event_gap))
+                tracker = EventTracker(device, predictor.channels, period,
+                                       settings.anomaly_event_gap)
+                events.close_open(device)  # left open by an earlier run: they cannot grow now
+                state = _DeviceState(number, det, tracker, origin=start,
+                                     fed_until=start - period)
+                self._states[device] = state
+            elif state.version != number or number == BEFORE_MODEL:
+                state.detector.swap(predictor, cal)
+                state.version = number
         if state is None:
-            newest = store.read_series(device, limit=1)
-            if not len(newest):
-                return 0
-            # resume after what the model was trained on and what earlier runs scored (their
-            # latest event), at most MAX_BACKLOG slots back; w slots before it warm up
-            resume = max(float(version.data_end), events.last_end(device) or -np.inf)
-            start = max(resume, float(newest.ts[-1]) - MAX_BACKLOG * period) - w * period
-            det = Detector(predictor, cal, DetectorSettings(
-                shift_after=settings.anomaly_shift_after, gap=settings.anomaly_event_gap))
-            tracker = EventTracker(device, predictor.channels, period,
-                                   settings.anomaly_event_gap)
-            events.close_open(device)  # left open by an earlier run: they cannot grow now
-            state = _DeviceState(version.version, det, tracker, origin=start, fed_until=start
-                                 - period)
-            self._states[device] = state
-        elif state.version != version.version:
-            state.detector.swap(predictor, cal)
-            state.version = version.version
+            return 0
+        period, channels = state.detector.predictor.period_s, state.detector.predictor.channels
         context = (settings.anomaly_max_fill + 2) * period
         series = store.read_series(device, since_ts=state.fed_until - context)
         if not len(series):
             return 0
-        values = np.full((len(series), len(predictor.channels)), np.nan)
-        for j, name in enumerate(predictor.channels):
+        values = np.full((len(series), len(channels)), np.nan)
+        for j, name in enumerate(channels):
             if name in series.channels:
                 values[:, j] = series.values[:, series.channels.index(name)]
         grid_t, grid = regularize(series.ts, values, period, settings.anomaly_max_fill,
@@ -154,7 +190,7 @@ class AnomalyMonitor(PeriodicPart):
                 self.flags.inc()
             for ev in state.tracker.update(res):
                 new = ev.id is None
-                events.save(ev, state.version)
+                events.save(ev, state.version if state.version != BEFORE_MODEL else None)
                 if new:
                     self.events.inc()
             if res.shifted:

@@ -36,6 +36,7 @@ YEAR_ROWS = 9357  # rows in the AirQuality recording
 PROGRESS_S = 5.0
 ANOMALY_RATE = 0.01  # of the simulated sensors' readings
 ALARM_INTERVAL_S = 2.0  # the gateways' detector pass
+DEMO_WINDOW = 8  # readings per forecaster window (the boards keep as many)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -145,7 +146,7 @@ topic_prefix = "{gw.prefix}"
 # triangle wave; younger models push boards to flag 3 to 4 x the injected rate
 enabled = true
 period_s = {period_s}
-window = 8
+window = {DEMO_WINDOW}
 hidden_units = 16
 epochs = 8
 min_windows = 256
@@ -342,7 +343,7 @@ push_model = "opted_in"
                 continue
             try:
                 gw.last["alarms"] = measure(gw.directory / "data" / "gateway.sqlite3", gw.url,
-                                            gw.seeds, ANOMALY_RATE, ALARM_INTERVAL_S + 1.0,
+                                            gw.seeds, ANOMALY_RATE, DEMO_WINDOW,
                                             self.args.period_ms / 1000.0)
             except Exception as exc:  # a report, never a reason to leave children running
                 say(f"{gw.name}: alarm figures failed: {exc}")

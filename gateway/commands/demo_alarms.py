@@ -3,9 +3,10 @@
 The simulated driver injects an anomaly at a reading whenever ``_rand(seed, seq, 99) <
 anomaly_rate`` (deterministic), so the demo knows every injected reading by its sequence
 number. Per device this reports: readings stored, injected, flagged by the board (thresholds
-or its edge model), and, for the injected readings after the gateway's detector had a model,
-how many anomaly events of ``GET /api/devices/{id}/anomalies`` contain each (one is the goal)
-and the events that contain none.
+or its edge model), and, for the injected readings the gateway's detector scored (all but
+those of its first ``window`` readings, its warm-up: before the first model it scores against
+persistence), how many anomaly events of ``GET /api/devices/{id}/anomalies`` contain each
+(one is the goal) and the events that contain none.
 """
 
 from __future__ import annotations
@@ -19,35 +20,32 @@ def _within(event: dict[str, Any], t: float, half: float) -> bool:
 
 
 def measure(db_path: Path, api_url: str, seeds: dict[str, int], rate: float,
-            settle_s: float, period_s: float) -> dict[str, Any]:
-    """Per device and in total; ``settle_s``: from a model's creation to the first scores.
+            window: int, period_s: float) -> dict[str, Any]:
+    """Per device and in total; ``window``: the readings the detector warms up on.
     Events are on the detector's grid: a reading belongs to one within half a period."""
     import httpx
 
     from edge_firmware.drv_simulated import _rand
-    from gateway.learning.registry import PROMOTED, ModelRegistry
     from gateway.store import Store
 
     out: dict[str, Any] = {"devices": {}}
     total: dict[str, Any] = {"stored": 0, "injected": 0, "board_flagged": 0, "spikes_scored": 0,
              "spikes_one_event": 0, "events": 0, "events_without_spike": 0}
-    with Store.open(db_path, readonly=True) as store, ModelRegistry(db_path) as registry, \
+    with Store.open(db_path, readonly=True) as store, \
             httpx.Client(base_url=api_url, timeout=10) as api:
         for device, seed in sorted(seeds.items()):
             samples = store.samples(device, limit=10**8)
             if not samples:
                 continue
             injected = [s for s in samples if _rand(seed & 0xFFFFFFFF, s.seq, 99) < rate]
-            # the detector scores with the promoted (current) version only
-            versions = [v for v in registry.versions(device) if v.status == PROMOTED]
             events = api.get(f"/api/devices/{device}/anomalies", params={"limit": 1000}).json()
             doc: dict[str, Any] = {
                 "stored": len(samples), "injected": len(injected),
                 "board_flagged": sum(1 for s in samples if s.anomaly),
                 "events": len(events) if isinstance(events, list) else 0,
             }
-            if versions and isinstance(events, list):
-                start = min(v.created for v in versions) + settle_s
+            if isinstance(events, list):
+                start = min(s.ts for s in samples) + (window + 0.5) * period_s
                 newest = max(s.ts for s in samples)
                 scored = [s.ts for s in injected if start <= s.ts < newest]
                 hits = [sum(1 for e in events if _within(e, t, period_s / 2)) for t in scored]

@@ -98,6 +98,22 @@ class ForecastPredictor:
         return np.asarray(self.model.residual_scale, np.float64) * self.model.scaler.std
 
 
+@dataclass(frozen=True)
+class PersistencePredictor:
+    """``Predictor`` before a device has a model: the next reading is the last one.
+
+    With the same calibration, replacement and events as a model, a device's spikes are
+    alarms from its first readings on instead of after its first training.
+    """
+
+    channels: list[str]
+    window: int
+    period_s: float
+
+    def predict(self, windows: np.ndarray, times: np.ndarray) -> np.ndarray:
+        return np.array(windows[:, -1, :], np.float64)
+
+
 def predictor_for(meta: dict[str, Any], weights: Any) -> ForecastPredictor:
     """The predictor of a registry version (metadata + weights)."""
     from gateway.learning.forecast import ForecastModel

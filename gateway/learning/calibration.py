@@ -2,7 +2,8 @@
 
 ``calibrate`` fits, on a forecaster's own training series, the per-phase bias and scale of
 its residuals (older part) and the threshold that meets the false-alarm budget (newest
-part); ``calibrated_metadata`` stores the result with a trained model (see
+part); ``calibrated_metadata`` stores the result with a trained model;
+``before_model`` calibrates persistence for a device that has no model yet (see
 ``gateway.learning.anomaly`` for the detector that uses it, and docs/learning.md).
 """
 
@@ -20,11 +21,14 @@ from gateway.learning.anomaly import (
     SHRINK,
     Calibration,
     ForecastPredictor,
+    PersistencePredictor,
     Predictor,
     phase_bins,
     phase_of,
 )
 from gateway.learning.regular import regularize, slot_of
+
+TAIL_EXTREMES = 10  # held-out windows the tail fit leaves out, at least
 
 
 def count_events(flags: np.ndarray, slots: np.ndarray, gap: int) -> int:
@@ -53,16 +57,20 @@ def budget_threshold(scores: np.ndarray, slots: np.ndarray, allowed: int, floor:
 
 def tail_threshold(scores: np.ndarray, per_reading: float, floor: float) -> float:
     """The threshold whose exceedance rate per reading is ``per_reading``, extrapolated
-    from the bulk of the scores: an exponential tail above their 90th percentile, its scale
-    from the 90th and 97.5th percentiles (``q97.5 - q90 = beta ln 4`` for such a tail). The
-    extremes (real anomalies among the held-out readings, up to 2.5 % of them) do not move it,
-    which is why it serves when the held-out span is too short to count events."""
+    from the bulk of the scores: an exponential tail, its scale from two upper quantiles (the
+    90th and 97.5th percentiles: ``q97.5 - q90 = beta ln 4`` for such a tail). The extremes
+    (real anomalies among the held-out readings, up to 2.5 % of them, and at least the top
+    ``TAIL_EXTREMES`` when there are fewer than 400) do not move it, which is why it serves
+    when the held-out span is too short to count events: a few spikes in a short held-out
+    span (each is two or three windows) would otherwise set the threshold above themselves."""
     s = scores[np.isfinite(scores)]
     if s.shape[0] < 20 or not per_reading > 0:
         return float(floor)
-    x0, x1 = (float(q) for q in np.quantile(s, [0.9, 0.975]))
-    beta = (x1 - x0) / math.log(4)
-    th = x0 + beta * math.log(0.1 / per_reading) if per_reading < 0.1 else x0
+    p_hi = min(max(0.025, TAIL_EXTREMES / s.shape[0]), 0.2)  # tail probability of the upper
+    p_lo = min(4.0 * p_hi, 0.5)
+    x0, x1 = (float(q) for q in np.quantile(s, [1.0 - p_lo, 1.0 - p_hi]))
+    beta = (x1 - x0) / math.log(p_lo / p_hi)
+    th = x1 + beta * math.log(p_hi / per_reading) if per_reading < p_hi else x1
     return float(max(floor, th))
 
 
@@ -200,3 +208,27 @@ def calibrated_metadata(model: Any, ts: np.ndarray, values: np.ndarray, settings
     meta["threshold"] = cal.board_threshold
     meta["detector"] = cal.to_dict()
     return meta
+
+
+MIN_WINDOWS_BEFORE_MODEL = 32  # the fewest gap-free windows persistence is calibrated on
+
+
+def before_model(ts: np.ndarray, values: np.ndarray, channels: list[str], settings: Any,
+                 origin: float | None = None) -> tuple[PersistencePredictor, Calibration] | None:
+    """The detector of a device without a model: persistence, calibrated to the false-alarm
+    budget on the readings it has; None while they hold fewer gap-free windows than a
+    training needs (``min_windows``, at least ``MIN_WINDOWS_BEFORE_MODEL``): calibrated on
+    fewer, real series' tails raise false alarms."""
+    predictor = PersistencePredictor(list(channels), settings.window, settings.period_s)
+    start = float(np.nanmin(ts)) if origin is None and len(ts) else origin
+    grid_t, grid = regularize(ts, values, settings.period_s, settings.anomaly_max_fill,
+                              start or 0.0)
+    need = max(settings.min_windows, MIN_WINDOWS_BEFORE_MODEL)
+    if _windows(grid_t, grid, settings.window)[1].shape[0] < need:
+        return None
+    cal = calibrate(predictor, ts, values,
+                    false_alarms_per_day=settings.anomaly_false_alarms_per_day,
+                    floor=settings.anomaly_min_threshold, held_fraction=settings.test_fraction,
+                    max_fill=settings.anomaly_max_fill, gap=settings.anomaly_event_gap,
+                    origin=start)
+    return predictor, cal

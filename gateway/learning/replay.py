@@ -1,7 +1,10 @@
 """A history streamed through the gateway's detector exactly as it runs live.
 
-Rows arrive in time order. Nothing is scored before the first model: it is trained once the
-first ``train_fraction`` of the rows has arrived, and retrained, as the scheduler does,
+Rows arrive in time order. Before the first model the detector stands on persistence, as
+live (``gateway.learning.calibration.before_model``: calibrated on the rows arrived so far,
+again each time they have doubled, scoring from the first row on). The first model is
+trained once the first ``train_fraction`` of the rows has arrived, and retrained, as the
+scheduler does,
 whenever ``min_new_readings`` rows have arrived since the last attempt (on the newest
 ``max_readings``), continuing the current model. Each model is calibrated to the false-alarm
 budget on the held-out part of its own training data and passes the promotion guard
@@ -34,7 +37,11 @@ from gateway.learning.anomaly import (
     StepResult,
     unit_score,
 )
-from gateway.learning.calibration import calibrated_metadata
+from gateway.learning.calibration import (
+    MIN_WINDOWS_BEFORE_MODEL,
+    before_model,
+    calibrated_metadata,
+)
 from gateway.learning.dataset import SkipReason, SkipTraining
 from gateway.learning.events import AnomalyEvent, EventTracker
 from gateway.learning.forecast import ForecastModel, train_forecast
@@ -120,19 +127,37 @@ def replay(ts: np.ndarray, values: np.ndarray, channels: list[str],
     threshold = math.nan
     det_settings = DetectorSettings(shift_after=settings.anomaly_shift_after,
                                     gap=settings.anomaly_event_gap, adapt=not board)
+    # the board has no detector before its first model (its threshold rules flag)
+    persistence_tried = -1 if board else (
+        max(settings.min_windows, MIN_WINDOWS_BEFORE_MODEL) + settings.window) // 2
+
+    def step(det: Detector, k: int) -> None:
+        res = det.step(float(grid_t[k]), grid[k])
+        results[k] = res
+        units[k] = unit_score(res.score, det.threshold)
+        for ev in tracker.update(res):
+            if ev.id is None:
+                ev.id = len(events) + 1
+                events.append(ev)
+        if res.flag and tracker.current is not None:
+            slot_event[k] = int(tracker.current.id or 0)
+
     for s in range(grid_t.shape[0]):
         if detector is not None:
-            res = detector.step(float(grid_t[s]), grid[s])
-            results[s] = res
-            units[s] = unit_score(res.score, detector.threshold)
-            for ev in tracker.update(res):
-                if ev.id is None:
-                    ev.id = len(events) + 1
-                    events.append(ev)
-            if res.flag and tracker.current is not None:
-                slot_event[s] = int(tracker.current.id or 0)
+            step(detector, s)
         # the rows of this slot are stored; the scheduler then looks at what has arrived
         have = int(arrived[s])
+        if current is None and persistence_tried >= 0 and have >= 2 * persistence_tried:
+            persistence_tried = have
+            made = before_model(ts[:have], values[:have], channels, settings, origin)
+            if made is not None:
+                threshold = made[1].threshold
+                if detector is None:  # scores what has arrived, from the first row on
+                    detector = Detector(made[0], made[1], det_settings)
+                    for k in range(s + 1):
+                        step(detector, k)
+                else:
+                    detector.swap(*made)
         due = have >= first if last_attempt < 0 else (
             have - last_attempt >= max(settings.min_new_readings, 1))
         if not due:

@@ -30,7 +30,7 @@ def alive(pid: int) -> bool:
 def test_short_demo_reports_and_stops_every_child(tmp_path: Path) -> None:
     port = free_port()
     result = subprocess.run(
-        [sys.executable, "-m", "gateway", "demo", "--duration", "15", "--gateways", "2",
+        [sys.executable, "-m", "gateway", "demo", "--duration", "45", "--gateways", "2",
          "--sensors", "1", "--port", str(port), "--dir", str(tmp_path / "demo")],
         cwd=REPO, capture_output=True, text=True, timeout=150)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -42,6 +42,14 @@ def test_short_demo_reports_and_stops_every_child(tmp_path: Path) -> None:
         assert site["devices"] == 1, name
         assert site["exit_code"] == 0, name
         assert 0 < site["rss_peak_mb"] <= site["rss_peak_with_training_mb"], name
+        # models from 25.6 s of readings on (min_windows 256); the alarms against the
+        # simulated sensor's injected readings: each one the gateway scored is one event.
+        # Other events come from the replayed real recording's own jumps; fewer than spikes.
+        alarms = site["alarms"]["total"]
+        assert alarms["spikes_scored"] >= 1, (name, alarms)
+        assert alarms["spikes_one_event"] == alarms["spikes_scored"], (name, alarms)
+        assert alarms["events_without_spike"] <= alarms["spikes_scored"], (name, alarms)
+        assert alarms["board_flags_per_injected"] <= 2.0, (name, alarms)
     assert result.stdout.splitlines()[1].split()[:3] == ["gateway", "readings", "devices"]
     pids = [int(p) for p in re.findall(r"(?:pid|pids) ([\d, ]+)", result.stderr)
             for p in p.replace(",", " ").split()]
