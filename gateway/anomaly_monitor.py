@@ -9,9 +9,9 @@ arrived. The detector stands on the device's promoted forecaster; while the devi
 (not trained yet, or every version refused by the promotion guard), on persistence
 calibrated on the readings stored so far (again each time they have doubled). A new model
 version is swapped into the running detector (same window, new statistics). A detector
-starting up scores from the device's first readings, or after its latest stored event (a
-restart), at most ``MAX_BACKLOG`` slots back, so every reading is scored, once; events left
-open by an earlier run are closed.
+starting up scores from the device's first readings, or after where an earlier run stopped
+(its progress is stored with the events), at most ``MAX_BACKLOG`` slots back, so every
+reading is scored, once; events left open by an earlier run are closed.
 
 Counted in /metrics: slots scored, flags, events opened, level shifts accepted, slots not
 scored by reason, failed passes.
@@ -147,10 +147,12 @@ class AnomalyMonitor(PeriodicPart):
                 if not len(newest):
                     return 0
                 period, w = predictor.period_s, predictor.window
-                # from the first readings, or after what earlier runs scored (their latest
-                # event), at most MAX_BACKLOG slots back; w slots before it warm up
-                resume = events.last_end(device) or -np.inf
-                start = max(resume, float(newest.ts[-1]) - MAX_BACKLOG * period) - w * period
+                # from the first readings, or after what earlier runs scored, at most
+                # MAX_BACKLOG slots back; w slots before it warm up
+                resume = max(events.scored_until(device) or -np.inf,
+                             events.last_end(device) or -np.inf)
+                oldest = float(newest.ts[-1]) - MAX_BACKLOG * period
+                start = max(resume + period, oldest) - w * period
                 det = Detector(predictor, cal, DetectorSettings(
                     shift_after=settings.anomaly_shift_after, gap=settings.anomaly_event_gap))
                 tracker = EventTracker(device, predictor.channels, period,
@@ -195,4 +197,6 @@ class AnomalyMonitor(PeriodicPart):
                     self.events.inc()
             if res.shifted:
                 self.shifts.inc()
+        if fresh.any():
+            events.set_scored_until(device, state.fed_until)
         return scored

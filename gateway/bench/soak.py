@@ -15,7 +15,8 @@ acknowledged; ``stored`` = of those, the ones in the gateway's store afterwards;
 ``redeliveries_dropped`` counts the copies the broker sent again and the store
 refused; RSS (MB) and open file descriptors of the gateway sampled every 10 s,
 growth measured on the process running after the restart, from the end of its
-warm-up (a fifth of its run, at least 20 s) to the end; ``p99_publish_to_commit_ms``
+warm-up (a fifth of its run, at least 20 s) to the end, and once a minute from then
+(``rss_mb_per_minute``, ``fds_per_minute``); ``p99_publish_to_commit_ms``
 from the publish time to the first poll of the store (every 100 ms) that sees the
 reading, so its resolution is 0.1 s and it includes the outages; ``rounds`` of the
 gateway's own LEARNAE log; ``api_p99_ms`` over successful API requests
@@ -370,6 +371,9 @@ cache_ms = 250
             "fds_start": after[0][3] if after else None,
             "fds_end": after[-1][3] if after else None,
             "samples": len(after),
+            # the shape of the growth: a plateau (caches filling) or a line (a leak)
+            "rss_mb_per_minute": [round(x[2] / 2**20, 1) for x in after[::6]],
+            "fds_per_minute": [x[3] for x in after[::6]],
             "p50_publish_to_commit_ms": round(_pct(latencies, 0.50), 1),
             "p99_publish_to_commit_ms": round(_pct(latencies, 0.99), 1),
             "max_publish_to_commit_ms": round(max(latencies, default=0.0), 1),

@@ -1,4 +1,5 @@
-"""Anomaly events in SQLite (table ``anomaly_events``, migration 3 of ``gateway.store.schema``).
+"""Anomaly events in SQLite (table ``anomaly_events``, migration 3 of ``gateway.store.schema``),
+and how far the detector has scored each device (``anomaly_progress``, migration 4).
 
 The gateway's detector writes them (``AnomalyEventLog.open(path)``, its own connection:
 SQLite in WAL mode lets it write beside the ingest writer, waiting on the busy timeout);
@@ -47,10 +48,11 @@ class AnomalyEventLog:
         except sqlite3.Error as exc:
             conn.close()
             raise translate(exc, path, "reading the schema version") from exc
-        if version < 3:
+        need = 3 if readonly else 4  # the detector also records its progress
+        if version < need:
             conn.close()
             raise StoreError(f"database {str(path)!r} has schema version {version}; start the "
-                             "gateway once to migrate it (anomaly events need version 3)")
+                             f"gateway once to migrate it (anomaly events need version {need})")
         return cls(conn, path)
 
     def close(self) -> None:
@@ -83,6 +85,27 @@ class AnomalyEventLog:
             except sqlite3.Error as exc:
                 raise translate(exc, self.path, "saving an anomaly event") from exc
         return int(event.id)
+
+    def scored_until(self, device: str) -> float | None:
+        """The time of the newest slot the detector has scored for ``device``, if any."""
+        with self._lock:
+            try:
+                row = self._conn.execute(
+                    "SELECT scored_until FROM anomaly_progress WHERE device = ?", (device,)
+                ).fetchone()
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path, "reading the detector's progress") from exc
+        return None if row is None else float(row[0])
+
+    def set_scored_until(self, device: str, t: float) -> None:
+        with self._lock:
+            try:
+                self._conn.execute(
+                    "INSERT INTO anomaly_progress (device, scored_until) VALUES (?, ?)"
+                    " ON CONFLICT(device) DO UPDATE SET scored_until = excluded.scored_until",
+                    (device, float(t)))
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path, "saving the detector's progress") from exc
 
     def close_open(self, device: str) -> int:
         """Mark a device's open events closed (the detector restarted: they cannot grow)."""

@@ -83,6 +83,11 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX anomaly_events_by_device ON anomaly_events (device, start)",
     ],
+    # 4: how far the detector has scored each device, so a restart resumes there
+    [
+        "CREATE TABLE anomaly_progress (device TEXT PRIMARY KEY, scored_until REAL NOT NULL)"
+        " WITHOUT ROWID",
+    ],
 ]
 
 LATEST = len(MIGRATIONS)

@@ -215,3 +215,12 @@ def test_before_its_first_model_a_device_is_scored_against_persistence(tmp_path:
     assert monitor.poll_once() == 200
     newest = max(events_of(config, "dev-b", since=0.0), key=lambda e: e["start"])
     assert newest["start"] == T0 + 1050 * PERIOD and newest["model_version"] == version
+
+
+def test_a_restarted_detector_resumes_where_it_stopped(gateway) -> None:
+    config = gateway["config"]
+    commit(config.db_path, "dev-a", 3000, signal(np.arange(3000, 3100), 4))
+    restarted = AnomalyMonitor(config, registry=CollectorRegistry())  # a new process's
+    # the history was scored before the restart: only the new readings are (the newest
+    # slot of the last pass, then all new ones but the last)
+    assert restarted.poll_once() == 100
