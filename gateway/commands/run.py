@@ -38,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     from gateway.service import GatewayService, ServiceError
+    from gateway.system.memory import limit_malloc_arenas
 
+    limit_malloc_arenas()  # before any of the service's threads allocate
     service = GatewayService(config)
     # Handlers go in before start so a SIGTERM during start-up is not lost.
     signal.signal(signal.SIGTERM, service.request_stop)

@@ -32,6 +32,10 @@ from shared.topics import check_device_id
 VALUE_DTYPE = np.dtype(">f4")  # the wire's order: binary payload slices are stored as they come
 QUARANTINE_HEAD = 64  # bytes of a rejected payload kept for operators
 SYNCHRONOUS = ("NORMAL", "FULL")
+# page caches (SQLite's negative cache_size is KiB): appends touch the newest pages only,
+# and every cache stays full for the life of its connection, so they are kept small
+WRITER_CACHE_KB = -4000
+READER_CACHE_KB = -1000
 
 
 def pack_values(values: list[float | None]) -> bytes:
@@ -70,6 +74,8 @@ class Store:
                     raise StoreError(f"no database at {str(path)!r}")
                 conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
                                        check_same_thread=False, timeout=busy_timeout_ms / 1000)
+                # one per API worker thread: each page cache fills as the database grows
+                conn.execute(f"PRAGMA cache_size={READER_CACHE_KB}")
                 version = schema.current_version(conn)
                 if version > schema.LATEST:
                     raise StoreError(f"database {str(path)!r} has schema version {version},"
@@ -86,7 +92,7 @@ class Store:
                     raise StoreError(f"database {str(path)!r} refused WAL mode (got {mode!r})")
                 conn.execute(f"PRAGMA synchronous={synchronous}")
                 conn.execute("PRAGMA temp_store=MEMORY")
-                conn.execute("PRAGMA cache_size=-16000")
+                conn.execute(f"PRAGMA cache_size={WRITER_CACHE_KB}")
                 try:
                     schema.migrate(conn)
                 except ValueError as exc:
