@@ -22,10 +22,13 @@ def _data(spec: MLPSpec, n: int = 64, seed: int = 1) -> tuple[np.ndarray, np.nda
 @pytest.mark.parametrize("output", ["linear", "softmax"])
 def test_gradients_match_central_differences(activation: str, output: str) -> None:
     spec = MLPSpec((5, 7, 6, 3), activation, output)
-    weights = init_weights(spec, seed=3)
     x, y = _data(spec, n=20)
-    l2 = 0.05
-    analytic = mlp.gradients(spec, weights, x, y, l2=l2)
+    _check_against_central_differences(spec, init_weights(spec, seed=3), x, y, l2=0.05)
+
+
+def _check_against_central_differences(spec: MLPSpec, weights, x, y, *, l2: float,
+                                       huber_delta: float | None = None) -> None:
+    analytic = mlp.gradients(spec, weights, x, y, l2=l2, huber_delta=huber_delta)
     w64 = {k: v.astype(np.float64) for k, v in weights.items()}
     eps = 1e-5
     rng = np.random.default_rng(0)
@@ -36,7 +39,8 @@ def test_gradients_match_central_differences(activation: str, output: str) -> No
             minus = {k: v.copy() for k, v in w64.items()}
             plus[name][idx] += eps
             minus[name][idx] -= eps
-            numeric = (mlp.loss(spec, plus, x, y, l2) - mlp.loss(spec, minus, x, y, l2)) / (2 * eps)
+            numeric = (mlp.loss(spec, plus, x, y, l2, huber_delta)
+                       - mlp.loss(spec, minus, x, y, l2, huber_delta)) / (2 * eps)
             assert abs(numeric - float(analytic[name][idx])) < 1e-4 * max(1.0, abs(numeric)), (
                 name,
                 idx,
@@ -48,23 +52,10 @@ def test_gradients_match_central_differences(activation: str, output: str) -> No
 @pytest.mark.parametrize("skip", [False, True])
 def test_huber_gradients_match_central_differences(skip: bool) -> None:
     spec = MLPSpec((5, 7, 3), "relu", "linear", skip=skip)
-    weights = init_weights(spec, seed=4)
     x, y = _data(spec, n=30)
-    delta = 0.3  # residuals of an untrained net on N(0, 1) targets fall on both sides of it
-    analytic = mlp.gradients(spec, weights, x, y, l2=0.01, huber_delta=delta)
-    w64 = {k: v.astype(np.float64) for k, v in weights.items()}
-    eps = 1e-5
-    rng = np.random.default_rng(1)
-    for name, value in w64.items():
-        for _ in range(4):
-            idx = tuple(int(rng.integers(0, s)) for s in value.shape)
-            plus = {k: v.copy() for k, v in w64.items()}
-            minus = {k: v.copy() for k, v in w64.items()}
-            plus[name][idx] += eps
-            minus[name][idx] -= eps
-            numeric = (mlp.loss(spec, plus, x, y, 0.01, delta)
-                       - mlp.loss(spec, minus, x, y, 0.01, delta)) / (2 * eps)
-            assert abs(numeric - float(analytic[name][idx])) < 1e-4 * max(1.0, abs(numeric))
+    # residuals of an untrained net on N(0, 1) targets fall on both sides of the delta
+    _check_against_central_differences(spec, init_weights(spec, seed=4), x, y, l2=0.01,
+                                       huber_delta=0.3)
 
 
 def test_huber_is_the_squared_error_below_delta_and_linear_beyond() -> None:
