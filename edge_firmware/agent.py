@@ -97,10 +97,10 @@ class Agent:
     def close_batch(self):
         if not self.n:
             return
-        size = wire.encode(self.enc, self.boot, self.seq0, self.t0, self.names,
-                           len(self.channels), self.vals, self.n, self.conf["period_ms"],
-                           self.anoms, self.codes)
-        self.buf.push(self.enc, size)
+        # encoded straight into the buffer's next RAM slot (no buffer of its own)
+        self.buf.commit(wire.encode(self.buf.slot(), self.boot, self.seq0, self.t0, self.names,
+                                    len(self.channels), self.vals, self.n,
+                                    self.conf["period_ms"], self.anoms, self.codes))
         self.n = 0
         if self.anoms:
             self.anoms = []

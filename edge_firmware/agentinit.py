@@ -21,7 +21,7 @@ def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejecte
     a.client = a.heap_min_free = a.t_data = a.t_status = a.subs = a.names = a.codes = None
     a.sensors = a.sensor_errors = a.model = a.model_error = a.config_rejected = None
     a.last_error = a.pending_conf = a.wdt = a.t_clock = a.t_drift = a.row = a.dup_key = None
-    a.buf = a.vals = a.enc = a.anoms = a.conf = a.board = a.count = a.channels = None
+    a.buf = a.vals = a.anoms = a.conf = a.board = a.count = a.channels = None
     a.boot = a.seq = a.n = a.seq0 = a.t0 = a.connects = a.acked = a.made = a.anomalies = 0
     a.radio_ms = a.radio_batches = a.dup_pid = a.backoff = a.next_try = a.start = 0
     a.last_status = 0
@@ -86,12 +86,13 @@ def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejecte
     a.t_clock = None
     a.t_drift = None  # gateway time - board time (s) when the gateway's time last came
     a.row = [None] * len(channels)  # the reading being taken
-    # bufs: (vals, enc, the RAM slots) made at boot by startup.boot()
-    shape(a, conf["batch_size"], bufs)
-    b = conf["buffer"]
+    # bufs: (vals, the RAM slots) made at boot by bootrun.run(); a batch is
+    # encoded straight into its RAM slot, each as large as the largest batch
+    size = shape(a, conf["batch_size"], bufs)
+    b = conf.pop("buffer")  # (the Buffer keeps its settings; a config change reads them there)
     gc.collect()  # the construction's garbage goes before the rest is made
-    a.buf = buffer.Buffer(len(a.enc), b["ram_batches"], b["spool_segments"], b["segment_bytes"],
-                          bufs and bufs[2])
+    a.buf = buffer.Buffer(size, b["ram_batches"], b["spool_segments"], b["segment_bytes"],
+                          bufs and bufs[1])
     bufs = None
     a.buf.drops = st[3]  # a deep-sleep run's drops so far (0 after a real boot)
     # (a wake from deep sleep takes the unfinished batch from pending.bin in
@@ -107,21 +108,20 @@ def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejecte
 
 
 def shape(a, batch_size, bufs=None):
-    """(Re)allocate the batch buffers for ``batch_size`` readings (or take
-    ``bufs[:2]``, made earlier, when their sizes are right)."""
+    """(Re)allocate the open batch's buffer for ``batch_size`` readings (or take
+    ``bufs[0]``, made earlier, when its size is right); return the size of the
+    largest batch (a RAM slot of the buffer)."""
     c = len(a.channels)
     a.n = 0
     a.anoms = []
     a.seq0 = 0
     a.t0 = 0
     a.vals = None
-    a.enc = None
     # the open batch's readings: packed f32, then their int16 counts (wire.py)
     n = 6 * c * batch_size
     a.vals = bufs[0] if bufs and len(bufs[0]) == n else bytearray(n)
     # the largest batch: period and anomaly bitmap present, every value float32
-    n = 20 + len(a.names) + (batch_size + 7) // 8 + 4 * c * batch_size
-    a.enc = bufs[1] if bufs and len(bufs[1]) == n else bytearray(n)
+    return 20 + len(a.names) + (batch_size + 7) // 8 + 4 * c * batch_size
 
 
 def buffer_setup(self, slot_size, ram_batches=8, spool_segments=8, segment_bytes=4096,

@@ -60,7 +60,7 @@ def run(wake, count=None):
     # the MQTT receive buffer next, while the heap is still in one piece (the
     # largest long-lived allocation; agentinit.py hands it to the client)
     rbuf = bytearray(conf["mqtt"]["max_incoming"])
-    # then the batch buffers (agentinit.shape checks the sizes) and the RAM
+    # then the open batch's buffer (agentinit.shape checks its size) and the RAM
     # batch slots: long-lived, each a block of its own, made before the one-shot
     # modules below leave their holes (measured: these were the allocations
     # that failed at the 32 KB cap once the Agent's construction had run)
@@ -69,7 +69,7 @@ def run(wake, count=None):
     k = 20 + (bs + 7) // 8 + 4 * c * bs
     for name in v["channels"]:
         k += 1 + len(name)
-    bufs = (bytearray(6 * c * bs), bytearray(k), bytearray(k * conf["buffer"]["ram_batches"]))
+    bufs = (bytearray(6 * c * bs), bytearray(k * conf["buffer"]["ram_batches"]))
     st = boot_state(wake)
     drivers, errors = open_sensors(conf, board)
     # Keep what the run reads (a remote config is merged into this; every boot

@@ -11,14 +11,15 @@ def apply_conf(agent, new):
     agent.conf = new
     if new["batch_size"] != old["batch_size"]:
         agent.close_batch()
-        __import__("agentinit").shape(agent, new["batch_size"])
+        size = __import__("agentinit").shape(agent, new["batch_size"])
         sys.modules.pop("agentinit", None)
-        if len(agent.enc) > agent.buf.slot_size:
-            spill_all(agent.buf)
-            b = new["buffer"]
+        b = agent.buf
+        if size > b.slot_size:  # larger batches: larger RAM slots, same settings
+            spill_all(b)
             agent.buf = None
-            agent.buf = __import__("buffer").Buffer(len(agent.enc), b["ram_batches"],
-                                                    b["spool_segments"], b["segment_bytes"])
+            agent.buf = __import__("buffer").Buffer(size, b.n_slots, b.max_segments,
+                                                    b.segment_bytes)
+            b = None
             sys.modules.pop("agentinit", None)
 
 

@@ -5,7 +5,10 @@
 # the DUP flag when the timeout passes. Incoming packets are read into one
 # preallocated buffer; the callback gets a memoryview into it and must copy
 # what it keeps. Every I/O fault surfaces as OSError: the caller has exactly one
-# reconnect path (close(), back off, connect() again), as mqtt_as does.
+# reconnect path (close(), back off, connect() again), as mqtt_as does. A
+# broker that refuses (CONNACK, SUBACK) or breaks the protocol is an
+# OSError(EPROTO, reason) too (no exception class of its own: a class costs
+# about 160 bytes of RAM on a board, resident with this module).
 import gc
 import struct
 import sys
@@ -21,10 +24,6 @@ _ETIMEDOUT = const(110)
 _ECONNABORTED = const(103)
 _EPROTO = const(71)
 
-
-
-class MQTTError(OSError):
-    """The broker refused (CONNACK/SUBACK) or broke the protocol."""
 
 
 def _varlen(buf, off, n):
@@ -222,7 +221,7 @@ class MQTTClient:
                 break
             shift += 7
             if shift > 21:
-                raise MQTTError(_EPROTO, "bad remaining length")
+                raise OSError(_EPROTO, "bad remaining length")
         head = kind & 0xF0
         buf = self._rbuf
         if head == _PUBLISH:
@@ -247,7 +246,7 @@ class MQTTClient:
                 tlen = buf[0] << 8 | buf[1]
                 off = 2 + tlen
                 if off > n:
-                    raise MQTTError(_EPROTO, "PUBLISH topic overruns packet")
+                    raise OSError(_EPROTO, "PUBLISH topic overruns packet")
                 pid = 0
                 if qos:
                     pid = buf[off] << 8 | buf[off + 1]
@@ -262,7 +261,7 @@ class MQTTClient:
                 self._write(self._obuf, 4)
             return
         if n > len(buf):
-            raise MQTTError(_EPROTO, "packet 0x%02x of %d bytes" % (kind, n))
+            raise OSError(_EPROTO, "packet 0x%02x of %d bytes" % (kind, n))
         self._read_into(self._rmv, n)
         if head == _PUBACK:
             if buf[0] << 8 | buf[1] == self._want:
@@ -276,4 +275,4 @@ class MQTTClient:
         elif head == _PINGRESP:
             self._ping_sent = 0
         else:
-            raise MQTTError(_EPROTO, "unexpected packet 0x%02x" % kind)
+            raise OSError(_EPROTO, "unexpected packet 0x%02x" % kind)

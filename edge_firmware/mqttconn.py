@@ -9,7 +9,7 @@ import socket
 import struct
 
 from micropython import const
-from mqtt import MQTTError, _put_str, _varlen
+from mqtt import _put_str, _varlen
 
 _CONNECT = const(0x10)
 _CONNACK = const(0x20)
@@ -118,9 +118,9 @@ def _connack(c):
             raise OSError(_ETIMEDOUT)
     kind = c._read_into(None, 1)
     if kind != _CONNACK or c._read_into(None, 1) != 2:
-        raise MQTTError(_EPROTO, "expected CONNACK, got 0x%02x" % kind)
+        raise OSError(_EPROTO, "expected CONNACK, got 0x%02x" % kind)
     c._read_into(c._rmv, 2)
     code = c._rbuf[1]
     if code:
         reason = _REASONS.split("|")[code] if code < 6 else "code %d" % code
-        raise MQTTError(_EPROTO, "connection refused: %s" % reason)
+        raise OSError(_EPROTO, "connection refused: %s" % reason)

@@ -4,7 +4,7 @@
 import struct
 
 from micropython import const
-from mqtt import MQTTError, _put_str, _varlen
+from mqtt import _put_str, _varlen
 
 _SUBSCRIBE = const(0x82)
 _ETIMEDOUT = const(110)
@@ -33,4 +33,4 @@ def subscribe(c, topics, qos=1):
     if not c._wait_ack(pid, c.timeout_ms):
         raise OSError(_ETIMEDOUT)
     if c._got == 2:
-        raise MQTTError(_EPROTO, "subscription refused")
+        raise OSError(_EPROTO, "subscription refused")
