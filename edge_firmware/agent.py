@@ -164,13 +164,17 @@ class Agent:
         return True
 
     def publish_status(self, online=True):
-        # status.py loads into a collected heap, and its loader's garbage goes
-        # before the document is made (as for the connect-time module)
-        gc.collect()
-        doc = __import__("status")
-        gc.collect()
-        doc = doc.dumps(self, online)
-        sys.modules.pop("status", None)
+        # the document in two halves, one module each (status.py, status2.py),
+        # each loaded into a collected heap, its loader's garbage gone before
+        # it runs (as for the connect-time modules)
+        doc = ()
+        for name in ("status", "status2"):
+            gc.collect()
+            m = __import__(name)
+            gc.collect()
+            doc += m.dumps(self, online)
+            m = None
+            sys.modules.pop(name, None)
         self.client.publish(self.t_status, doc, retain=True, qos=1)
         self.status_dirty = False
         self.last_status = time.ticks_ms()
