@@ -28,6 +28,21 @@ gc.collect()
 _BACKOFF_MIN_MS = const(250)  # agentinit.py starts with it too
 
 
+def once(name, fn, *args):
+    """``fn(*args)`` of module ``name``, which is dropped afterwards: rare code
+    loads into a collected heap (its loader's garbage collected before it runs)
+    and leaves nothing resident. One helper for every rare step: on a board
+    each copy of this pattern costs RAM (docs/firmware.md, Memory)."""
+    gc.collect()
+    m = __import__(name)
+    gc.collect()
+    try:
+        return getattr(m, fn)(*args)
+    finally:
+        m = None
+        sys.modules.pop(name, None)
+
+
 class Agent:
     def __init__(self, *args):
         # (see agentinit.setup): the one-shot construction lives in
@@ -131,10 +146,10 @@ class Agent:
                 if ntp:
                     self.t_clock = netif.sync_clock()
                 sys.modules.pop("netif", None)
-            # the connect-time module loads into a heap the batches and the
-            # last status left holes in: free them first (measured at 32 KB)
-            gc.collect()
-            self.client.connect(False, self.subs)
+            # the client's connect-time code, one module at a time: the socket
+            # and CONNECT (mqttconn.py), then SUBSCRIBE (mqttsub.py)
+            once("mqttconn", "connect", self.client, False)
+            once("mqttsub", "subscribe", self.client, self.subs)
             self.up = True
             self.connects += 1
             self.backoff = _BACKOFF_MIN_MS
@@ -164,27 +179,15 @@ class Agent:
         return True
 
     def publish_status(self, online=True):
-        # the document in two halves, one module each (status.py, status2.py),
-        # each loaded into a collected heap, its loader's garbage gone before
-        # it runs (as for the connect-time modules)
-        doc = ()
-        for name in ("status", "status2"):
-            gc.collect()
-            m = __import__(name)
-            gc.collect()
-            doc += m.dumps(self, online)
-            m = None
-            sys.modules.pop(name, None)
+        # the document in two halves, one module each (status.py, status2.py)
+        doc = once("status", "dumps", self, online) + once("status2", "dumps", self, online)
         self.client.publish(self.t_status, doc, retain=True, qos=1)
         self.status_dirty = False
         self.last_status = time.ticks_ms()
 
     def on_message(self, topic, msg, retained):
         # runs inside the client's read loop: parse and record, never publish here
-        # (inbox.py loads into a collected heap, as status.py does)
-        gc.collect()
-        __import__("inbox").handle(self, topic, msg, retained)
-        sys.modules.pop("inbox", None)
+        once("inbox", "handle", self, topic, msg, retained)
 
     # -- loops --------------------------------------------------------------
     def service(self, wait_ms):
@@ -211,15 +214,13 @@ class Agent:
     def run(self):
         """always_on: loop until ``count`` readings are made and delivered (forever on a board)."""
         if self.conf["watchdog_ms"] and self.wdt is None:  # (started at boot)
-            __import__("watchdog").arm(self)
-            sys.modules.pop("watchdog", None)
+            once("watchdog", "arm", self)
         next_sample = time.ticks_ms()
         while True:
             if self.wdt is not None:
                 self.wdt.feed()
             if self.pending_conf is not None or self.reboot:
-                code = __import__("extras").between_events(self)
-                sys.modules.pop("extras", None)
+                code = once("extras", "between_events", self)
                 if code is not None:
                     return code
             sampling = self.count is None or self.made < self.count
@@ -238,9 +239,7 @@ class Agent:
                         self.publish_status(online=False)
                     except OSError as exc:
                         self.last_error = str(exc)
-                    code = __import__("runend").finish(self)
-                    sys.modules.pop("runend", None)
-                    return code
+                    return once("runend", "finish", self)
                 wait = 50
             else:
                 wait = time.ticks_diff(next_sample, now)

@@ -4,12 +4,13 @@
 # tiny: publish() writes the packet and waits for its PUBACK, resending it with
 # the DUP flag when the timeout passes. Incoming packets are read into one
 # preallocated buffer; the callback gets a memoryview into it and must copy
-# what it keeps. Every I/O fault surfaces as OSError: the caller has exactly one
+# what it keeps. Connecting is not here: mqttconn.connect (socket, CONNECT)
+# and mqttsub.subscribe, each loaded for the call only (Agent.connect), or
+# mqttsub.connect for both. Every I/O fault surfaces as OSError: the caller has exactly one
 # reconnect path (close(), back off, connect() again), as mqtt_as does. A
 # broker that refuses (CONNACK, SUBACK) or breaks the protocol is an
 # OSError(EPROTO, reason) too (no exception class of its own: a class costs
 # about 160 bytes of RAM on a board, resident with this module).
-import gc
 import struct
 import sys
 import time
@@ -82,29 +83,6 @@ class MQTTClient:
                 raise OSError(_ECONNABORTED)
             off += k
         return self._onemv[0] if one else n
-
-    def connect(self, clean_session=False, topics=None, qos=1):
-        """Open the socket, send CONNECT, wait for CONNACK, SUBSCRIBE to ``topics``
-        (when given); return session_present. The connect-time code is loaded
-        for this call only."""
-        # one module at a time: mqttconn.py (socket, CONNECT), then mqttsub.py;
-        # each loads into a collected heap, and its loader's garbage goes too
-        present = None
-        for name in ("mqttconn", "mqttsub"):
-            if present is not None and not topics:
-                break
-            gc.collect()
-            m = __import__(name)
-            gc.collect()
-            try:
-                if present is None:
-                    present = m.connect(self, clean_session)
-                else:
-                    m.subscribe(self, topics, qos)
-            finally:
-                m = None
-                sys.modules.pop(name, None)
-        return present
 
     def close(self):
         """Drop the socket without DISCONNECT (the broker sends the last will)."""

@@ -1,7 +1,7 @@
 # Connect-time half of the MQTT client: the socket (TCP_NODELAY, TLS) and
 # CONNECT/CONNACK (SUBSCRIBE/SUBACK: mqttsub.py, loaded after this is dropped).
 #
-# Loaded by MQTTClient.connect() and dropped right after, so the
+# Loaded by Agent.connect() (or mqttsub.connect) and dropped right after, so the
 # code that runs once per (re)connect does not sit in RAM between connects.
 # Every wait here feeds the watchdog (c.wdt) at least every c.slice_ms.
 import select

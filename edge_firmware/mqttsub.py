@@ -1,7 +1,9 @@
-# SUBSCRIBE/SUBACK of the MQTT client (mqtt.py), loaded by MQTTClient.connect()
+# SUBSCRIBE/SUBACK of the MQTT client (mqtt.py), loaded by Agent.connect()
 # after the connect-time module (mqttconn.py) is dropped: the two never share
 # the heap (the first connect is one of the tightest moments at the 32 KB cap).
+# connect() does both for a caller with RAM to spare (the OTA receiver, tests).
 import struct
+import sys
 
 from micropython import const
 from mqtt import _put_str, _varlen
@@ -34,3 +36,13 @@ def subscribe(c, topics, qos=1):
         raise OSError(_ETIMEDOUT)
     if c._got == 2:
         raise OSError(_EPROTO, "subscription refused")
+
+
+def connect(c, clean_session=False, topics=None, qos=1):
+    """Open the socket, CONNECT (mqttconn.py, dropped after), SUBSCRIBE to
+    ``topics`` when given; return session_present."""
+    present = __import__("mqttconn").connect(c, clean_session)
+    sys.modules.pop("mqttconn", None)
+    if topics:
+        subscribe(c, topics, qos)
+    return present

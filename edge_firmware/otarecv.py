@@ -396,7 +396,9 @@ def run():
     backoff = 250
     while True:
         try:
-            client.connect(True, ((base + "ota").encode(),) if r is not None else None)
+            __import__("mqttsub").connect(client, True, ((base + "ota").encode(),)
+                                          if r is not None else None)
+            sys.modules.pop("mqttsub", None)
             backoff = 250
             if refused is not None:
                 raise Refused(refused)
