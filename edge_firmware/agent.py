@@ -147,7 +147,8 @@ class Agent:
                     self.t_clock = netif.sync_clock()
                 sys.modules.pop("netif", None)
             # the client's connect-time code, one module at a time: the socket
-            # and CONNECT (mqttconn.py), then SUBSCRIBE (mqttsub.py)
+            # (mqttsock.py), CONNECT (mqttconn.py), then SUBSCRIBE (mqttsub.py)
+            once("mqttsock", "open", self.client)
             once("mqttconn", "connect", self.client, False)
             once("mqttsub", "subscribe", self.client, self.subs)
             self.up = True
@@ -168,7 +169,8 @@ class Agent:
         key = data[4:12]
         dup = self.dup_pid != 0 and key == self.dup_key
         if not dup:
-            self.dup_pid = self.client.next_pid()
+            c = self.client  # the next packet id, 1..65535 (as mqtt.publish takes one)
+            c.pid = self.dup_pid = c.pid % 65535 + 1
             self.dup_key[:] = key
         self.client.publish(self.t_data, data, qos=1, pid=self.dup_pid, dup=dup)
         self.acked += data[3]

@@ -94,20 +94,7 @@ class MQTTClient:
         self.sock = None
         self._poller = None
 
-    def disconnect(self):
-        """Clean DISCONNECT: the broker discards the last will."""
-        if self.sock is not None:
-            try:  # noqa: SIM105
-                self._write(b"\xe0\x00")
-            except OSError:
-                pass
-        self.close()
-
     # -- packets out --------------------------------------------------------
-    def next_pid(self):
-        self.pid = self.pid + 1 if self.pid < 65535 else 1
-        return self.pid
-
     def publish(self, topic, msg, retain=False, qos=1, pid=0, dup=False):
         """Publish and, for QoS 1, wait for the PUBACK; return the packet id used.
 
@@ -119,8 +106,8 @@ class MQTTClient:
         if self.sock is None:
             raise OSError(_ECONNABORTED)
         topic = topic.encode() if isinstance(topic, str) else topic
-        if qos and not pid:
-            pid = self.next_pid()
+        if qos and not pid:  # the next packet id, 1..65535
+            self.pid = pid = self.pid % 65535 + 1
         if len(topic) + 9 > len(self._obuf):  # a long topic prefix: grow once
             self._obuf = bytearray(len(topic) + 9)
         buf = self._obuf
@@ -205,18 +192,10 @@ class MQTTClient:
         if head == _PUBLISH:
             qos = (kind >> 1) & 3
             if n > len(buf):
-                # Too large to keep: read the first piece (topic, packet id), drain
-                # the rest in buffer-sized pieces, acknowledge it, count it.
-                k = len(buf)
-                self._read_into(self._rmv, k)
-                tlen = buf[0] << 8 | buf[1]
-                pid = buf[2 + tlen] << 8 | buf[3 + tlen] if 4 + tlen <= k else 0
-                left = n - k
-                while left:
-                    k = min(left, len(buf))
-                    self._read_into(self._rmv, k)
-                    left -= k
-                self.oversized += 1
+                # too large to keep (rare: the code is in mqttsub.py): read off,
+                # counted, acknowledged below
+                pid = __import__("mqttsub").drain(self, n)
+                sys.modules.pop("mqttsub", None)
                 if self.cb:
                     self.cb(None, n, bool(kind & 1))
             else:

@@ -1,11 +1,9 @@
-# Connect-time half of the MQTT client: the socket (TCP_NODELAY, TLS) and
-# CONNECT/CONNACK (SUBSCRIBE/SUBACK: mqttsub.py, loaded after this is dropped).
-#
-# Loaded by Agent.connect() (or mqttsub.connect) and dropped right after, so the
-# code that runs once per (re)connect does not sit in RAM between connects.
+# Connect-time part of the MQTT client: CONNECT/CONNACK. The socket is
+# mqttsock.py's, SUBSCRIBE/SUBACK mqttsub.py's: each loaded by Agent.connect()
+# (or mqttsub.connect) after the one before is dropped, so the code that runs
+# once per (re)connect does not sit in RAM between connects, and the three
+# never share the heap (the first connect was the tightest moment at 32 KB).
 # Every wait here feeds the watchdog (c.wdt) at least every c.slice_ms.
-import select
-import socket
 import struct
 
 from micropython import const
@@ -21,34 +19,9 @@ _REASONS = ("accepted|bad protocol version|client id rejected|server unavailable
             "bad user name or password|not authorized")
 
 
-def _open(c):
-    """The socket, connected (and wrapped in TLS when configured)."""
-    c.close()
-    addr = socket.getaddrinfo(c.server, c.port, 0, socket.SOCK_STREAM)[0][-1]
-    sock = socket.socket()
-    c.sock = sock
-    # one blocking call never outlasts a quarter of the watchdog's timeout
-    # (slice_ms, else timeout_ms); the CONNACK wait feeds it and keeps
-    # timeout_ms
-    sock.settimeout(c.slice_ms / 1000)
-    # TCP_NODELAY (IPPROTO_TCP is 6 everywhere): no 40 ms Nagle stall per ack.
-    # The option is the port's own (64 on rp2's lwIP, whose setsockopt ignores
-    # an option it does not know); only the unix port lacks the name: Linux's 1
-    try:
-        sock.setsockopt(6, getattr(socket, "TCP_NODELAY", 1), 1)
-        c.nodelay = True
-    except Exception as exc:
-        c.nodelay = repr(exc)
-    sock.connect(addr)
-    if c.tls:
-        c.sock = __import__("tlsconn").wrap(sock, c.server)
-    c._poller = select.poll()
-    c._poller.register(c.sock, select.POLLIN)
-
-
 def connect(c, clean_session=False):
-    """Open the socket, send CONNECT, wait for CONNACK; return session_present."""
-    _open(c)
+    """Send CONNECT on the socket mqttsock.open() made, wait for CONNACK;
+    return session_present."""
     _hello(c, _flags(c, clean_session))
     _connack(c)
     c._ping_sent = 0

@@ -454,7 +454,7 @@ def run():
                     break
             time.sleep_ms(backoff)
             backoff = min(backoff * 2, 5000)
-    client.disconnect()
+    __import__("mqttsub").disconnect(client)
     return _reset()
 
 

@@ -8,7 +8,12 @@ import sys
 def finish(agent):
     """Planned stop (host runs with --count), after the offline status: clean
     DISCONNECT, position saved, the run summary as the last stdout line."""
-    agent.client.disconnect()
+    c = agent.client  # DISCONNECT (as mqttsub.disconnect: one rare module at a time)
+    try:  # noqa: SIM105
+        c._write(b"\xe0\x00")
+    except OSError:
+        pass
+    c.close()
     __import__("state").save(agent.boot, agent.seq)
     sys.modules.pop("state", None)
     print(json.dumps(summary(agent)))

@@ -44,7 +44,8 @@ def wake(agent):
                     extras.take_pending_conf(agent)
                     sys.modules.pop("extras", None)
                 agent.publish_status()
-                agent.client.disconnect()
+                __import__("mqttsub").disconnect(agent.client)
+                sys.modules.pop("mqttsub", None)
             except OSError as exc:
                 agent._down(exc)
     if agent.conf["power_mode"] != "deep_sleep":
