@@ -46,17 +46,16 @@ def once(name, fn, *args):
 class Agent:
     def __init__(self, *args):
         # (see agentinit.setup): the one-shot construction lives in
-        # agentinit.py, dropped once done
-        mq = __import__("agentinit").setup(self, *args)
-        sys.modules.pop("agentinit", None)
-        gc.collect()
-        # the MQTT client, and its module (resident from here on), after
-        # agentinit.py is gone: the construction never shares the heap with
-        # mqtt.py's 5 KB, which load into the holes it left (measured at 32 KB)
-        # (the loader's garbage collected before the client is made)
+        # agentinit.py, and the client's settings are worked out by
+        # mqttinit.py, each dropped once done
+        mq = once("agentinit", "setup", self, *args)
+        mq = once("mqttinit", "settings", *mq)
+        # the MQTT client, and its module (resident from here on), after both
+        # are gone: the construction never shares the heap with mqtt.py's 4 KB,
+        # which load into the holes it left (measured at 32 KB)
         c = __import__("mqtt")
         gc.collect()
-        self.client = c.MQTTClient(*mq)
+        self.client = c.MQTTClient(mq)
         c = None
         self.client.cb = self.on_message
         mq = None

@@ -49,15 +49,15 @@ def _put_str(buf, off, data):
 class MQTTClient:
     # Fewer, larger methods on purpose: on a board every function object costs
     # RAM beyond its bytecode, and this class stays resident.
-    def __init__(self, *args, **kw):
-        # (client_id, server, port=1883, user=None, password=None, keepalive=30,
-        #  tls=False, timeout_ms=5000, max_incoming=4096, retries=2, cb=None,
-        #  rbuf=None, wdt=None, wdt_ms=0, backoff_max_ms=60000, will=None): the
-        #  one-shot setup lives in mqttinit.py, dropped once done
-        import mqttinit
-
-        mqttinit.setup(self, *args, **kw)
-        sys.modules.pop("mqttinit", None)
+    def __init__(self, settings):
+        # settings: mqttinit.settings(client_id, server, port=1883, ...), the
+        # one-shot work done before this module loads; assigned in one step,
+        # so the attribute table's outgrown copies are one free run, not holes
+        (self.client_id, self.server, self.port, self.password, self.keepalive, self.tls,
+         self.timeout_ms, self.retries, self.cb, self.will, self._tail, self.sock, self._poller,
+         self.pid, self._want, self._got, self._ping_sent, self._last_tx, self._rbuf, self._rmv,
+         self._obuf, self._onemv, self.wdt, self.slice_ms, self.nodelay, self.oversized,
+         self.resent, self.backoff_max) = settings
 
     # -- socket level -------------------------------------------------------
     def _write(self, data, n=-1):

@@ -387,10 +387,11 @@ def run():
             r = Receiver(tid, base)
     except (Refused, OSError, ValueError) as exc:
         refused = str(exc)
-    client = mqtt.MQTTClient((mq.get("client_id") or conf.get("device_id") or "") + "-ota",
-                             mq.get("host"), mq.get("port", 1883), mq.get("username"),
-                             mq.get("password"), mq.get("keepalive_s", 30), mq.get("tls"),
-                             mq.get("timeout_ms", 5000), max(chunk, 64) + 64, 2)
+    client = mqtt.MQTTClient(__import__("mqttinit").settings(
+        (mq.get("client_id") or conf.get("device_id") or "") + "-ota", mq.get("host"),
+        mq.get("port", 1883), mq.get("username"), mq.get("password"), mq.get("keepalive_s", 30),
+        mq.get("tls"), mq.get("timeout_ms", 5000), max(chunk, 64) + 64, 2))
+    sys.modules.pop("mqttinit", None)
     if r is not None:
         client.cb = r.on_message
     backoff = 250
