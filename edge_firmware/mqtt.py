@@ -53,11 +53,13 @@ class MQTTClient:
         # settings: mqttinit.settings(client_id, server, port=1883, ...), the
         # one-shot work done before this module loads; assigned in one step,
         # so the attribute table's outgrown copies are one free run, not holes
-        (self.client_id, self.server, self.port, self.password, self.keepalive, self.tls,
-         self.timeout_ms, self.retries, self.cb, self.will, self._tail, self.sock, self._poller,
-         self.pid, self._want, self._got, self._ping_sent, self._last_tx, self._rbuf, self._rmv,
-         self._obuf, self._onemv, self.wdt, self.slice_ms, self.nodelay, self.oversized,
-         self.resent, self.backoff_max) = settings
+        # (conn: what only connecting reads, one tuple, mqttinit.settings; 22
+        # attributes fit a 23-slot table, 28 took 29 slots, a 464-byte block
+        # that was the allocation to fail at the 32 KB cap)
+        (self.conn, self.keepalive, self.timeout_ms, self.retries, self.cb, self.sock,
+         self._poller, self.pid, self._want, self._got, self._ping_sent, self._last_tx,
+         self._rbuf, self._rmv, self._obuf, self._onemv, self.wdt, self.slice_ms, self.nodelay,
+         self.oversized, self.resent, self.backoff_max) = settings
 
     # -- socket level -------------------------------------------------------
     def _write(self, data, n=-1):

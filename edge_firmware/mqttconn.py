@@ -34,12 +34,12 @@ def connect(c, clean_session=False):
 def _flags(c, clean_session):
     """The CONNECT flags byte (will, QoS, retain, user name, password)."""
     flags = 0x02 if clean_session else 0
-    will = c.will
+    password, will, tail = c.conn[3], c.conn[5], c.conn[6]  # (mqttinit.settings)
     if will:
         flags |= 0x04 | (will[3] & 3) << 3 | (0x20 if will[2] else 0)
-    if len(c._tail) > (2 if c.password is not None else 0):  # a user name
+    if len(tail) > (2 if password is not None else 0):  # a user name
         flags |= 0x80
-    if c.password is not None:
+    if password is not None:
         flags |= 0x40
     return flags
 
@@ -49,14 +49,14 @@ def _hello(c, flags):
     # Fixed header, variable header, client id and (with a will) the will
     # topic and message length go to one buffer (the client's, or for a long
     # client id or will topic one of its own); the will message, the user name
-    # block (_tail) and the password follow in their own writes.
-    body = 10 + 2 + len(c.client_id) + len(c._tail)
-    will = c.will
+    # block (tail) and the password follow in their own writes.
+    client_id, password, will, tail = c.conn[0], c.conn[3], c.conn[5], c.conn[6]
+    body = 10 + 2 + len(client_id) + len(tail)
     if will:
         body += 2 + len(will[0]) + 2 + len(will[1])
-    if c.password is not None:
-        body += len(c.password)
-    n = 24 + len(c.client_id) + (len(will[0]) if will else 0)
+    if password is not None:
+        body += len(password)
+    n = 24 + len(client_id) + (len(will[0]) if will else 0)
     buf = c._obuf if n <= len(c._obuf) else bytearray(n)
     buf[0] = _CONNECT
     off = _varlen(buf, 1, body)
@@ -64,7 +64,7 @@ def _hello(c, flags):
     buf[off] = 4  # protocol level 3.1.1
     buf[off + 1] = flags
     struct.pack_into("!H", buf, off + 2, c.keepalive)
-    off = _put_str(buf, off + 4, c.client_id)
+    off = _put_str(buf, off + 4, client_id)
     if will:
         off = _put_str(buf, off, will[0])
         buf[off] = len(will[1]) >> 8
@@ -73,10 +73,10 @@ def _hello(c, flags):
     c._write(buf, off)
     if will:
         c._write(will[1])
-    if c._tail:
-        c._write(c._tail)
-    if c.password is not None:
-        c._write(c.password)
+    if tail:
+        c._write(tail)
+    if password is not None:
+        c._write(password)
 
 
 def _connack(c):

@@ -35,7 +35,9 @@ def settings(client_id, server, port=1883, user=None, password=None,
         tail[off + 1] = len(password) & 0xFF
     rbuf = rbuf if rbuf is not None and len(rbuf) == max_incoming else bytearray(max_incoming)
     return (
-        client_id, server, port, password, keepalive, tls, timeout_ms, retries, cb, will, tail,
+        # conn: what only connecting reads (mqttsock.open, mqttconn.connect)
+        (client_id, server, port, password, tls, will, tail),
+        keepalive, timeout_ms, retries, cb,
         None,  # sock
         None,  # _poller
         0,  # pid

@@ -8,7 +8,8 @@ import socket
 def open(c):  # (the builtin open is not used here; "open" is interned already)
     """The socket, connected (and wrapped in TLS when configured)."""
     c.close()
-    addr = socket.getaddrinfo(c.server, c.port, 0, socket.SOCK_STREAM)[0][-1]
+    server, port, tls = c.conn[1], c.conn[2], c.conn[4]  # (mqttinit.settings)
+    addr = socket.getaddrinfo(server, port, 0, socket.SOCK_STREAM)[0][-1]
     sock = socket.socket()
     c.sock = sock
     # one blocking call never outlasts a quarter of the watchdog's timeout
@@ -24,7 +25,7 @@ def open(c):  # (the builtin open is not used here; "open" is interned already)
     except Exception as exc:
         c.nodelay = repr(exc)
     sock.connect(addr)
-    if c.tls:
-        c.sock = __import__("tlsconn").wrap(sock, c.server)
+    if tls:
+        c.sock = __import__("tlsconn").wrap(sock, server)
     c._poller = select.poll()
     c._poller.register(c.sock, select.POLLIN)
