@@ -38,8 +38,8 @@ class Buffer:
             self.spill_one()
         if self.count == self.n_slots:  # no spool: drop the oldest RAM batch
             off = self.head * self.slot_size
-            if self.ram[off] == 1:  # binary batch: byte 3 counts its readings
-                self.drops += self.ram[off + 3]
+            if self.mv[off] == 1:  # binary batch: byte 3 counts its readings
+                self.drops += self.mv[off + 3]
             self._pop_ram()
         off = (self.head + self.count) % self.n_slots * self.slot_size
         return self.mv[off:off + self.slot_size]

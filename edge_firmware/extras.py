@@ -51,7 +51,7 @@ def between_events(agent):
         agent.close_batch()
         spill_all(agent.buf)
         __import__("state").save(agent.boot, agent.seq)
-        __import__("mqttsub").disconnect(agent.client)
+        __import__("mqttrare").disconnect(agent.client)
         machine.reset()
         return 4
     return None

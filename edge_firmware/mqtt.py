@@ -6,7 +6,7 @@
 # preallocated buffer; the callback gets a memoryview into it and must copy
 # what it keeps. Connecting is not here: mqttconn.connect (socket, CONNECT)
 # and mqttsub.subscribe, each loaded for the call only (Agent.connect), or
-# mqttsub.connect for both. Every I/O fault surfaces as OSError: the caller has exactly one
+# mqttrare.connect for all three. Every I/O fault surfaces as OSError: the caller has exactly one
 # reconnect path (close(), back off, connect() again), as mqtt_as does. A
 # broker that refuses (CONNACK, SUBACK) or breaks the protocol is an
 # OSError(EPROTO, reason) too (no exception class of its own: a class costs
@@ -194,10 +194,10 @@ class MQTTClient:
         if head == _PUBLISH:
             qos = (kind >> 1) & 3
             if n > len(buf):
-                # too large to keep (rare: the code is in mqttsub.py): read off,
+                # too large to keep (rare: the code is in mqttrare.py): read off,
                 # counted, acknowledged below
-                pid = __import__("mqttsub").drain(self, n)
-                sys.modules.pop("mqttsub", None)
+                pid = __import__("mqttrare").drain(self, n)
+                sys.modules.pop("mqttrare", None)
                 if self.cb:
                     self.cb(None, n, bool(kind & 1))
             else:

@@ -1,6 +1,6 @@
 # Connect-time part of the MQTT client: CONNECT/CONNACK. The socket is
 # mqttsock.py's, SUBSCRIBE/SUBACK mqttsub.py's: each loaded by Agent.connect()
-# (or mqttsub.connect) after the one before is dropped, so the code that runs
+# (or mqttrare.connect) after the one before is dropped, so the code that runs
 # once per (re)connect does not sit in RAM between connects, and the three
 # never share the heap (the first connect was the tightest moment at 32 KB).
 # Every wait here feeds the watchdog (c.wdt) at least every c.slice_ms.

@@ -1,6 +1,6 @@
 # The MQTT client's socket, opened at each (re)connect: TCP, TCP_NODELAY,
 # optional TLS (tlsconn.py), the poller. Loaded by Agent.connect() (or
-# mqttsub.connect) before mqttconn.py, and dropped right after.
+# mqttrare.connect) before mqttconn.py, and dropped right after.
 import select
 import socket
 

@@ -17,7 +17,7 @@ class Guard:
         if self.inner is not None:
             self.inner.feed()
         a = self.agent
-        if a.up and a.acked and not a.status_dirty:
+        if a.up and a.stats[1] and not a.status_dirty:  # stats[1]: acked (agent.py)
             import otafs
 
             p = otafs.load(otafs.PTR)

@@ -397,9 +397,9 @@ def run():
     backoff = 250
     while True:
         try:
-            __import__("mqttsub").connect(client, True, ((base + "ota").encode(),)
+            __import__("mqttrare").connect(client, True, ((base + "ota").encode(),)
                                           if r is not None else None)
-            sys.modules.pop("mqttsub", None)
+            sys.modules.pop("mqttrare", None)
             backoff = 250
             if refused is not None:
                 raise Refused(refused)
@@ -455,7 +455,7 @@ def run():
                     break
             time.sleep_ms(backoff)
             backoff = min(backoff * 2, 5000)
-    __import__("mqttsub").disconnect(client)
+    __import__("mqttrare").disconnect(client)
     return _reset()
 
 

@@ -6,6 +6,10 @@ import json
 import sys
 import time
 
+from micropython import const
+
+_HEAP_MIN_FREE = const(6)  # in Agent.stats (agent.py)
+
 # The document goes out in pieces (mqtt.publish takes a tuple of them): one
 # string of ~750 bytes, grown while it is formatted, was the largest transient
 # of a status publish and the first allocation to fail at the 32 KB cap
@@ -25,8 +29,9 @@ def dumps(agent, online=True):
     """The first half of the status document as a tuple of strings (JSON text
     once joined with status2.dumps)."""
     free = gc.mem_free()
-    if free < agent.heap_min_free:
-        agent.heap_min_free = free
+    s = agent.stats
+    if free < s[_HEAP_MIN_FREE]:
+        s[_HEAP_MIN_FREE] = free
     d = json.dumps
     last = _file("ota/last.json")  # the last update's progress or outcome
     # the OTA pointer (otaboot.py), None: the factory files (no update ever came
@@ -40,7 +45,7 @@ def dumps(agent, online=True):
         _P1 % ("online" if online else "offline", d(json.loads(fw)["version"] if fw else FACTORY),
                d(agent.board.get("board", "unknown")),
                agent.boot, agent.seq, time.ticks_diff(time.ticks_ms(), agent.start) // 1000),
-        _P2 % (free, agent.heap_min_free, gc.mem_free() + gc.mem_alloc() - agent.heap_min_free,
+        _P2 % (free, s[_HEAP_MIN_FREE], gc.mem_free() + gc.mem_alloc() - s[_HEAP_MIN_FREE],
                len(agent.buf), agent.buf.drops, int(_file("spoolbad") or 0)),
         _P3 % (d(rssi), d(agent.client.nodelay), d(agent.t_drift), d(agent.last_error)))
 

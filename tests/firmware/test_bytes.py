@@ -42,8 +42,8 @@ sys.modules["select"] = FakeSelect
 import mqttinit
 c = mqtt.MQTTClient(mqttinit.settings("dev1", "h", user="u", password="pw", keepalive=30,
                                       will=("p/dev1/status", b"off", True, 1)))
-import mqttsub
-mqttsub.connect(c, clean_session=False, topics=(b"p/dev1/config",))
+import mqttrare
+mqttrare.connect(c, clean_session=False, topics=(b"p/dev1/config",))
 n1 = sock.out[1] + 2  # CONNECT: fixed header + remaining length (< 128), then SUBSCRIBE
 n2 = len(sock.out)
 sock.inp += b"\x40\x02\x00\x02"  # the PUBACK arrives after the PUBLISH
@@ -133,8 +133,8 @@ def test_unacknowledged_publish_is_resent_with_dup_then_fails(tmp_path: Path) ->
 sock.inp = INCOMING[:4]  # CONNACK only: no PUBACK will ever come
 import mqttinit
 c = mqtt.MQTTClient(mqttinit.settings("dev1", "h", keepalive=30, timeout_ms=100, retries=1))
-import mqttsub
-mqttsub.connect(c, clean_session=True)
+import mqttrare
+mqttrare.connect(c, clean_session=True)
 n1 = len(sock.out)
 try:
     c.publish("a/b", b"x", qos=1)
