@@ -5,8 +5,8 @@
 # sample every period_ms, close a batch every batch_size readings into the
 # offline buffer, publish the oldest buffered batch when connected, and handle
 # retained config/model messages and commands. Any OSError on the connection
-# ends in _down(), which closes the socket and schedules the next attempt with
-# exponential backoff and jitter; connect() is the only way back up.
+# ends in extras.down(), which closes the socket and schedules the next attempt with
+# exponential backoff and jitter (extras.down); connect() is the only way back up.
 #
 # RAM is the scarce resource: code that runs once or rarely (construction,
 # connect, status, incoming messages, config changes, the flash spool) lives in
@@ -138,17 +138,7 @@ class Agent:
             self.stats[_HEAP_MIN_FREE] = free
 
     # -- connection: the one reconnect path -------------------------------
-    def _down(self, exc):
-        self.up = False
-        self.client.close()
-        self.last_error = "%s: %s" % (type(exc).__name__, exc)
-        self.status_dirty = True
-        print("down:", self.last_error)
-        r = time.ticks_diff(time.ticks_us(), 0) & 0xFF
-        jitter = self.backoff * r // 512  # up to half the delay
-        self.next_try = time.ticks_add(time.ticks_ms(), self.backoff // 2 + jitter)
-        self.backoff = min(self.backoff * 2, self.client.backoff_max)
-
+    # (a failure goes to extras.down: socket closed, the next try scheduled)
     def connect(self):
         t = time.ticks_ms()
         try:
@@ -169,7 +159,7 @@ class Agent:
             self.backoff = _BACKOFF_MIN_MS
             self.status_dirty = True  # the birth status: service() sends it first
         except OSError as exc:
-            self._down(exc)
+            once("extras", "down", self, exc)
         self.stats[_RADIO_MS] += time.ticks_diff(time.ticks_ms(), t)
         return self.up
 
@@ -224,7 +214,7 @@ class Agent:
                 self.client.poll(min(wait_ms, 50))
             self.client.keepalive_check()
         except OSError as exc:
-            self._down(exc)
+            once("extras", "down", self, exc)
 
     def run(self):
         """always_on: loop until ``count`` readings are made and delivered (forever on a board)."""

@@ -145,5 +145,5 @@ def buffer_setup(self, slot_size, ram_batches=8, spool_segments=8, segment_bytes
     self._peek_from = 0  # 0 nothing peeked, 1 spool, 2 RAM
     for name in os.listdir():  # segments left by an earlier boot or a deep sleep
         if name.startswith("spool_"):
-            self._spool()
+            self.spool = __import__("spool").Spool(self)
             break

@@ -21,11 +21,6 @@ class Buffer:
         # one-shot setup lives in agentinit.py (as the client's in mqttinit.py)
         __import__("agentinit").buffer_setup(self, *args)
 
-    def _spool(self):
-        if self.spool is None:
-            self.spool = __import__("spool").Spool(self)
-        return self.spool
-
     def __len__(self):
         return self.count + (self.spool.spooled if self.spool is not None else 0)
 
@@ -52,8 +47,10 @@ class Buffer:
     def spill_one(self):
         if not self.max_segments or not self.count:
             return
+        if self.spool is None:  # (spool.py loads only while it holds batches)
+            self.spool = __import__("spool").Spool(self)
         off = self.head * self.slot_size
-        self._spool().append(self.mv[off:off + self.lens[self.head]], self.lens[self.head])
+        self.spool.append(self.mv[off:off + self.lens[self.head]], self.lens[self.head])
         self._pop_ram()
 
     def peek(self):

@@ -1,9 +1,23 @@
-# Rare agent steps, loaded when needed: applying a new config,
-# a commanded reboot.
+# Rare agent steps, loaded when needed: a lost connection, applying a new
+# config, a commanded reboot.
 import json
 import sys
+import time
 
-import machine
+
+def down(agent, exc):
+    """The one reconnect path (Agent.connect, Agent.service): the socket closed,
+    the error recorded, the next attempt scheduled with exponential backoff
+    and jitter."""
+    agent.up = False
+    agent.client.close()
+    agent.last_error = "%s: %s" % (type(exc).__name__, exc)
+    agent.status_dirty = True
+    print("down:", agent.last_error)
+    r = time.ticks_diff(time.ticks_us(), 0) & 0xFF
+    jitter = agent.backoff * r // 512  # up to half the delay
+    agent.next_try = time.ticks_add(time.ticks_ms(), agent.backoff // 2 + jitter)
+    agent.backoff = min(agent.backoff * 2, agent.client.backoff_max)
 
 
 def apply_conf(agent, new):
@@ -52,7 +66,7 @@ def between_events(agent):
         spill_all(agent.buf)
         __import__("state").save(agent.boot, agent.seq)
         __import__("mqttrare").disconnect(agent.client)
-        machine.reset()
+        __import__("machine").reset()
         return 4
     return None
 

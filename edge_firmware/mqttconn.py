@@ -14,11 +14,6 @@ _CONNACK = const(0x20)
 _ETIMEDOUT = const(110)
 _EPROTO = const(71)
 
-# CONNACK return codes 0..5, one string (one object) split when needed
-_REASONS = ("accepted|bad protocol version|client id rejected|server unavailable|"
-            "bad user name or password|not authorized")
-
-
 def connect(c, clean_session=False):
     """Send CONNECT on the socket mqttsock.open() made, wait for CONNACK;
     return session_present."""
@@ -94,6 +89,5 @@ def _connack(c):
         raise OSError(_EPROTO, "expected CONNACK, got 0x%02x" % kind)
     c._read_into(c._rmv, 2)
     code = c._rbuf[1]
-    if code:
-        reason = _REASONS.split("|")[code] if code < 6 else "code %d" % code
-        raise OSError(_EPROTO, "connection refused: %s" % reason)
+    if code:  # (the reasons' text is in mqttrare.py: rare, and RAM here)
+        raise OSError(_EPROTO, "connection refused: %s" % __import__("mqttrare").refused(code))

@@ -56,7 +56,7 @@ def settings(client_id, server, port=1883, user=None, password=None,
         None,  # nodelay: True once TCP_NODELAY is set, else why not (mqttsock.open)
         0,  # oversized: incoming messages too large for the buffer, discarded
         0,  # resent
-        # the caller's reconnect backoff cap (Agent._down), kept with the other
+        # the caller's reconnect backoff cap (extras.down), kept with the other
         # connection settings: one more attribute on the Agent would grow its
         # 47-slot attribute table to 59 slots (docs/firmware.md, Memory)
         backoff_max_ms)

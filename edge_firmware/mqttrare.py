@@ -1,9 +1,19 @@
-# The MQTT client's rare steps (mqtt.py), each loaded for the call only:
-# DISCONNECT, draining an incoming PUBLISH too large for the receive buffer,
-# and connect(): socket, CONNECT and SUBSCRIBE in one call for a caller with
-# RAM to spare (the OTA receiver, tests; the agent loads those modules one at
-# a time). Out of mqtt.py and the connect-time modules, which stay small.
+# The MQTT client's rare steps (mqtt.py), each loaded for the call only: the
+# text of a refused CONNECT, DISCONNECT, draining an incoming PUBLISH too
+# large for the receive buffer, and connect(): socket, CONNECT and SUBSCRIBE in
+# one call for a caller with RAM to spare (the OTA receiver, tests; the agent
+# loads those modules one at a time). Out of mqtt.py and the connect-time
+# modules, which stay small.
 import sys
+
+# CONNACK return codes 0..5, one string (one object) split when needed
+_REASONS = ("accepted|bad protocol version|client id rejected|server unavailable|"
+            "bad user name or password|not authorized")
+
+
+def refused(code):
+    """The reason a broker refused a CONNECT with return ``code``."""
+    return _REASONS.split("|")[code] if code < 6 else "code %d" % code
 
 
 def connect(c, clean_session=False, topics=None, qos=1):

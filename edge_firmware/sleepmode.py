@@ -47,7 +47,8 @@ def wake(agent):
                 __import__("mqttrare").disconnect(agent.client)
                 sys.modules.pop("mqttrare", None)
             except OSError as exc:
-                agent._down(exc)
+                __import__("extras").down(agent, exc)
+                sys.modules.pop("extras", None)
     if agent.conf["power_mode"] != "deep_sleep":
         return agent.run()
     if agent.count is not None and agent.seq >= agent.count and not len(agent.buf):

@@ -9,7 +9,7 @@ class WDT:
     """No hardware watchdog on a host: feeding it is a no-op."""
 
     def __init__(self, id=0, timeout=5000):
-        self.timeout = timeout
-
-    def feed(self):
         pass
+
+    # feeding is a no-op: the same function (no second function object)
+    feed = __init__
