@@ -17,12 +17,10 @@ _HEAP_MIN_FREE = const(6)  # in Agent.stats (agent.py)
 # the other (Agent.publish_status): the status publish was the tightest moment
 # once the others had shrunk, and the second half's code then loads only once
 # the first half's is gone. Values that may be strings, None or dicts go
-# through json.dumps, numbers through %d.
-_P1 = '{"state":"%s","fw":%s,"board":%s,"boot":%d,"seq":%d,"uptime_s":%d,'
-_P2 = '"heap_free":%d,"heap_min_free":%d,"heap_peak":%d,"buffer":%d,"drops":%d,"spool_bad":%d,'
-# the link's facts in one entry (rssi, whether TCP_NODELAY took, the clock's drift
-# from the gateway's time)
-_P3 = '"link":{"rssi":%s,"tcp_nodelay":%s,"clock_drift_s":%s},"last_error":%s,'
+# through json.dumps, numbers through %d. The pieces' templates are literals
+# in dumps(), not module globals: this module's globals then fit an 11-slot
+# table (13 names took 17 slots, a 272-byte block that was the allocation to
+# fail at a 28 KB heap).
 
 
 def dumps(agent, online=True):
@@ -41,13 +39,19 @@ def dumps(agent, online=True):
     if agent.conf["wifi"]:
         rssi = __import__("netif").rssi()
         sys.modules.pop("netif", None)
+    peak = gc.mem_free() + gc.mem_alloc() - s[_HEAP_MIN_FREE]
     return (
-        _P1 % ("online" if online else "offline", d(json.loads(fw)["version"] if fw else FACTORY),
-               d(agent.board.get("board", "unknown")),
-               agent.boot, agent.seq, time.ticks_diff(time.ticks_ms(), agent.start) // 1000),
-        _P2 % (free, s[_HEAP_MIN_FREE], gc.mem_free() + gc.mem_alloc() - s[_HEAP_MIN_FREE],
-               len(agent.buf), agent.buf.drops, int(_file("spoolbad") or 0)),
-        _P3 % (d(rssi), d(agent.client.nodelay), d(agent.t_drift), d(agent.last_error)))
+        '{"state":"%s","fw":%s,"board":%s,"boot":%d,"seq":%d,"uptime_s":%d,' % (
+            "online" if online else "offline",
+            d(json.loads(fw)["version"] if fw else FACTORY), d(agent.board.get("board", "unknown")),
+            agent.boot, agent.seq, time.ticks_diff(time.ticks_ms(), agent.start) // 1000),
+        '"heap_free":%d,"heap_min_free":%d,"heap_peak":%d,"buffer":%d,"drops":%d,'
+        '"spool_bad":%d,' % (free, s[_HEAP_MIN_FREE], peak, len(agent.buf), agent.buf.drops,
+                             int(_file("spoolbad") or 0)),
+        # the link's facts in one entry (rssi, whether TCP_NODELAY took, the
+        # clock's drift from the gateway's time)
+        '"link":{"rssi":%s,"tcp_nodelay":%s,"clock_drift_s":%s},"last_error":%s,' % (
+            d(rssi), d(agent.client.nodelay), d(agent.t_drift), d(agent.last_error)))
 
 
 def _file(path):
