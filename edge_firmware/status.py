@@ -31,10 +31,17 @@ def dumps(agent, online=True):
     if free < s[_HEAP_MIN_FREE]:
         s[_HEAP_MIN_FREE] = free
     d = json.dumps
-    last = _file("ota/last.json")  # the last update's progress or outcome
-    # the OTA pointer (otaboot.py), None: the factory files (no update ever came
-    # without a last.json: one failed open less, a few bytes, at the 32 KB cap)
-    fw = _file("ota/fw.json") if last else None
+    # the version the OTA pointer names (otaboot.py), None: the factory files
+    # (no update ever came without a last.json, the last update's outcome: one
+    # failed open less, a few bytes, at the 32 KB cap); the pointer is parsed
+    # from the file as a stream, not read into one block of its size
+    fw = None
+    try:
+        __import__("os").stat("ota/last.json")
+        with open("ota/fw.json") as f:
+            fw = json.load(f).get("version")
+    except (OSError, ValueError, AttributeError):
+        pass
     rssi = None  # no Wi-Fi (a host, an Ethernet board)
     if agent.conf["wifi"]:
         rssi = __import__("netif").rssi()
@@ -43,7 +50,7 @@ def dumps(agent, online=True):
     return (
         '{"state":"%s","fw":%s,"board":%s,"boot":%d,"seq":%d,"uptime_s":%d,' % (
             "online" if online else "offline",
-            d(json.loads(fw)["version"] if fw else FACTORY), d(agent.board.get("board", "unknown")),
+            d(fw or FACTORY), d(agent.board.get("board", "unknown")),
             agent.boot, agent.seq, time.ticks_diff(time.ticks_ms(), agent.start) // 1000),
         '"heap_free":%d,"heap_min_free":%d,"heap_peak":%d,"buffer":%d,"drops":%d,'
         '"spool_bad":%d,' % (free, s[_HEAP_MIN_FREE], peak, len(agent.buf), agent.buf.drops,
@@ -55,10 +62,13 @@ def dumps(agent, online=True):
 
 
 def _file(path):
-    # a small state file's text, or None (one helper: each function costs RAM)
+    # a small state file's text, or None, read to its size: f.read() alone
+    # starts with a 256-byte buffer, a block that failed at 32 KB on the first
+    # boot of an update (status2.py reads ota/last.json the same way)
     try:
+        n = __import__("os").stat(path)[6]
         with open(path) as f:
-            return f.read()
+            return f.read(n)
     except OSError:
         return None
 

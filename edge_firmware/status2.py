@@ -25,8 +25,9 @@ def dumps(agent, online=True):
     conf = agent.conf
     s = agent.stats
     try:  # the last update's progress or outcome (not status._file: that module is gone)
+        n = __import__("os").stat("ota/last.json")[6]
         with open("ota/last.json") as f:
-            last = f.read()
+            last = f.read(n)  # to its size (see status._file)
     except OSError:
         last = None
     return (
