@@ -11,8 +11,14 @@ the Agent holds (freed one by one at the end). The interned strings come from
 ``micropython.qstr_info()``. The last stdout line is one JSON object.
 
     .venv/bin/python tools/heap_census.py [--heap 32k]
+    .venv/bin/python tools/heap_census.py --sweep 256    # smallest heaps, 256-byte steps
 
 Not counted: main.py's own code (compiled on the board, about 0.7 KB).
+``--sweep STEP`` instead runs the config (400 readings) at the cap, the cap
+minus STEP bytes, ... until a run fails, three ways: both boot stages (as the
+margin search of ``bench firmware`` does, in finer steps), stage 1 alone (the
+validation), stage 2 alone (a later boot: stage 1 ran at 64 KB first); it
+reports the smallest heap that worked and the failing run's last line.
 """
 
 from __future__ import annotations
@@ -76,7 +82,12 @@ for obj, names in ((a, ("conf",)), (a, ("sensors",)), (a, ("topics",)), (a, ("va
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--heap", default="32k")
+    parser.add_argument("--sweep", type=int, default=0, metavar="STEP",
+                        help="find the smallest working heaps in STEP-byte steps instead")
     args = parser.parse_args()
+    if args.sweep:
+        print(json.dumps(sweep(int(args.heap[:-1]) * 1024, args.sweep)))
+        return 0
     from gateway import micropython_host
     from gateway.bench.firmware import COLUMNS
     from gateway.broker import PrivateBroker
@@ -128,6 +139,58 @@ def main() -> int:
             print(line, file=sys.stderr)
     print(json.dumps(result))
     return 0
+
+
+def sweep(cap: int, step: int) -> dict:
+    """The smallest heap (bytes) that runs the bench's config, three ways."""
+    from gateway import micropython_host
+    from gateway.bench.firmware import COLUMNS
+    from gateway.broker import PrivateBroker
+    from gateway.commands.flash import build_firmware
+    from gateway.commands.sim import extract_airquality, run_firmware
+    from gateway.devices import make_device_config
+
+    work = Path(tempfile.mkdtemp(prefix="learnae-sweep-"))
+    build = build_firmware(work / "build", host=True)
+    columns = list(COLUMNS[:3])
+    extract_airquality(work / "replay.csv", columns)
+    out: dict = {"cap": cap, "step": step}
+    with PrivateBroker(work / "broker") as broker:
+        doc = make_device_config("sweep1", mqtt_host="127.0.0.1", mqtt_port=broker.port,
+                                 topic_prefix="sweep", period_ms=0, batch_size=20,
+                                 sensors=[{"type": "replay", "columns": columns}])
+        doc["mqtt"]["max_incoming"] = 1024
+        doc["buffer"] = {"ram_batches": 2}
+        for mode in ("both", "stage1", "stage2"):
+            smallest, failure = None, None
+            for heap in range(cap, 8192, -step):
+                state = work / f"{mode}{heap}"
+                state.mkdir()
+                (state / "config.json").write_text(json.dumps(doc))
+                (state / "replay.csv").write_bytes((work / "replay.csv").read_bytes())
+                log = state / "out.txt"
+                if mode == "stage2":
+                    with (state / "first.txt").open("w") as handle:
+                        run_firmware(state, count=20, heap="64k", build_dir=build,
+                                     stdout=handle, stderr=handle)
+                with log.open("w") as handle:
+                    if mode == "stage1":  # one lifetime: it exits 5 once valid.json is saved
+                        rel = Path(os.path.relpath(build, state))
+                        proc = micropython_host.spawn("-m main", "--count", "20", heap=str(heap),
+                                                      extra_path=[rel / "host"], build_dir=rel,
+                                                      cwd=state, stdout=handle, stderr=handle)
+                        code = 0 if proc.wait() == 5 else 1
+                    else:
+                        code = run_firmware(state, count=400, heap=str(heap), build_dir=build,
+                                            stdout=handle, stderr=handle)
+                if code:
+                    lines = log.read_text().strip().splitlines()
+                    failure = {"heap": heap, "error": lines[-1] if lines else ""}
+                    break
+                smallest = heap
+            out[mode] = {"smallest": smallest, "fails": failure}
+            print(f"heap census: {mode}: {out[mode]}", file=sys.stderr)
+    return out
 
 
 if __name__ == "__main__":
