@@ -5,8 +5,8 @@
 # sample every period_ms, close a batch every batch_size readings into the
 # offline buffer, publish the oldest buffered batch when connected, and handle
 # retained config/model messages and commands. Any OSError on the connection
-# ends in _down(), which closes the socket and schedules the next attempt with
-# exponential backoff and jitter; connect() is the only way back up.
+# ends in extras.down(), which closes the socket and schedules the next attempt with
+# exponential backoff and jitter (extras.down); connect() is the only way back up.
 #
 # RAM is the scarce resource: code that runs once or rarely (construction,
 # connect, status, incoming messages, config changes, the flash spool) lives in
@@ -26,27 +26,55 @@ import wire  # noqa: E402
 gc.collect()
 
 _BACKOFF_MIN_MS = const(250)  # agentinit.py starts with it too
+# Agent.stats: the run's counters in one list (agent.py; status.py,
+# status2.py, runend.py and otaguard.py index it the same way): seven
+# attributes fewer keep the Agent in a 37-slot attribute table, not a 47-slot
+# one (a 752-byte block that was the allocation to fail at the 32 KB cap)
+_MADE = const(0)  # readings sampled in this run
+_ACKED = const(1)  # readings acknowledged by the broker in this run
+_ANOMALIES = const(2)
+_CONNECTS = const(3)
+_RADIO_MS = const(4)  # time spent connecting and publishing, summed
+_RADIO_BATCHES = const(5)
+_HEAP_MIN_FREE = const(6)
+# Agent.topics: publish to data, status; subscribe to config, model, cmd
+_T_DATA = const(0)
+_T_STATUS = const(1)
+
+
+def once(name, fn, *args):
+    """``fn(*args)`` of module ``name``, which is dropped afterwards: rare code
+    loads into a collected heap (its loader's garbage collected before it runs)
+    and leaves nothing resident. One helper for every rare step: on a board
+    each copy of this pattern costs RAM (docs/firmware.md, Memory)."""
+    gc.collect()
+    m = __import__(name)
+    gc.collect()
+    try:
+        return getattr(m, fn)(*args)
+    finally:
+        m = None
+        sys.modules.pop(name, None)
 
 
 class Agent:
     def __init__(self, *args):
         # (see agentinit.setup): the one-shot construction lives in
-        # agentinit.py, dropped once done
-        mq = __import__("agentinit").setup(self, *args)
-        sys.modules.pop("agentinit", None)
-        gc.collect()
-        # the MQTT client, and its module (resident from here on), after
-        # agentinit.py is gone: the construction never shares the heap with
-        # mqtt.py's 5 KB, which load into the holes it left (measured at 32 KB)
-        # (the loader's garbage collected before the client is made)
+        # agentinit.py, and the client's settings are worked out by
+        # mqttinit.py, each dropped once done
+        mq = once("agentinit", "setup", self, *args)
+        mq = once("mqttinit", "settings", *mq)
+        # the MQTT client, and its module (resident from here on), after both
+        # are gone: the construction never shares the heap with mqtt.py's 3.4 KB,
+        # which load into the holes it left (measured at 32 KB)
         c = __import__("mqtt")
         gc.collect()
-        self.client = c.MQTTClient(*mq)
+        self.client = c.MQTTClient(mq)
         c = None
         self.client.cb = self.on_message
         mq = None
         gc.collect()
-        self.heap_min_free = gc.mem_free()
+        self.stats[_HEAP_MIN_FREE] = gc.mem_free()
 
     # -- batches ------------------------------------------------------------
     def sample(self):
@@ -81,7 +109,7 @@ class Agent:
                 flag = True
         if flag:
             self.anoms.append(self.n)
-            self.anomalies += 1
+            self.stats[_ANOMALIES] += 1
         if self.n == 0:
             self.seq0 = seq
             # 0: the clock is not set (a port's RTC starts at its own power-on
@@ -90,37 +118,27 @@ class Agent:
         wire.put(self.vals, self.n, row, self.codes)
         self.n += 1
         self.seq = seq + 1
-        self.made += 1
+        self.stats[_MADE] += 1
         if self.n >= self.conf["batch_size"]:
             self.close_batch()
 
     def close_batch(self):
         if not self.n:
             return
-        size = wire.encode(self.enc, self.boot, self.seq0, self.t0, self.names,
-                           len(self.channels), self.vals, self.n, self.conf["period_ms"],
-                           self.anoms, self.codes)
-        self.buf.push(self.enc, size)
+        # encoded straight into the buffer's next RAM slot (no buffer of its own)
+        self.buf.commit(wire.encode(self.buf.slot(), self.boot, self.seq0, self.t0, self.names,
+                                    len(self.channels), self.vals, self.n,
+                                    self.conf["period_ms"], self.anoms, self.codes))
         self.n = 0
         if self.anoms:
             self.anoms = []
         gc.collect()
         free = gc.mem_free()
-        if free < self.heap_min_free:
-            self.heap_min_free = free
+        if free < self.stats[_HEAP_MIN_FREE]:
+            self.stats[_HEAP_MIN_FREE] = free
 
     # -- connection: the one reconnect path -------------------------------
-    def _down(self, exc):
-        self.up = False
-        self.client.close()
-        self.last_error = "%s: %s" % (type(exc).__name__, exc)
-        self.status_dirty = True
-        print("down:", self.last_error)
-        r = time.ticks_diff(time.ticks_us(), 0) & 0xFF
-        jitter = self.backoff * r // 512  # up to half the delay
-        self.next_try = time.ticks_add(time.ticks_ms(), self.backoff // 2 + jitter)
-        self.backoff = min(self.backoff * 2, self.client.backoff_max)
-
+    # (a failure goes to extras.down: socket closed, the next try scheduled)
     def connect(self):
         t = time.ticks_ms()
         try:
@@ -131,17 +149,18 @@ class Agent:
                 if ntp:
                     self.t_clock = netif.sync_clock()
                 sys.modules.pop("netif", None)
-            # the connect-time module loads into a heap the batches and the
-            # last status left holes in: free them first (measured at 32 KB)
-            gc.collect()
-            self.client.connect(False, self.subs)
+            # the client's connect-time code, one module at a time: the socket
+            # (mqttsock.py), CONNECT (mqttconn.py), then SUBSCRIBE (mqttsub.py)
+            once("mqttsock", "open", self.client)
+            once("mqttconn", "connect", self.client, False)
+            once("mqttsub", "subscribe", self.client, self.topics[2:])
             self.up = True
-            self.connects += 1
+            self.stats[_CONNECTS] += 1
             self.backoff = _BACKOFF_MIN_MS
             self.status_dirty = True  # the birth status: service() sends it first
         except OSError as exc:
-            self._down(exc)
-        self.radio_ms += time.ticks_diff(time.ticks_ms(), t)
+            once("extras", "down", self, exc)
+        self.stats[_RADIO_MS] += time.ticks_diff(time.ticks_ms(), t)
         return self.up
 
     def publish_one(self):
@@ -153,34 +172,27 @@ class Agent:
         key = data[4:12]
         dup = self.dup_pid != 0 and key == self.dup_key
         if not dup:
-            self.dup_pid = self.client.next_pid()
+            c = self.client  # the next packet id, 1..65535 (as mqtt.publish takes one)
+            c.pid = self.dup_pid = c.pid % 65535 + 1
             self.dup_key[:] = key
-        self.client.publish(self.t_data, data, qos=1, pid=self.dup_pid, dup=dup)
-        self.acked += data[3]
+        self.client.publish(self.topics[_T_DATA], data, qos=1, pid=self.dup_pid, dup=dup)
+        self.stats[_ACKED] += data[3]
         self.dup_pid = 0
         self.buf.pop()
-        self.radio_ms += time.ticks_diff(time.ticks_ms(), t)
-        self.radio_batches += 1
+        self.stats[_RADIO_MS] += time.ticks_diff(time.ticks_ms(), t)
+        self.stats[_RADIO_BATCHES] += 1
         return True
 
     def publish_status(self, online=True):
-        # status.py loads into a collected heap, and its loader's garbage goes
-        # before the document is made (as for the connect-time module)
-        gc.collect()
-        doc = __import__("status")
-        gc.collect()
-        doc = doc.dumps(self, online)
-        sys.modules.pop("status", None)
-        self.client.publish(self.t_status, doc, retain=True, qos=1)
+        # the document in two halves, one module each (status.py, status2.py)
+        doc = once("status", "dumps", self, online) + once("status2", "dumps", self, online)
+        self.client.publish(self.topics[_T_STATUS], doc, retain=True, qos=1)
         self.status_dirty = False
         self.last_status = time.ticks_ms()
 
     def on_message(self, topic, msg, retained):
         # runs inside the client's read loop: parse and record, never publish here
-        # (inbox.py loads into a collected heap, as status.py does)
-        gc.collect()
-        __import__("inbox").handle(self, topic, msg, retained)
-        sys.modules.pop("inbox", None)
+        once("inbox", "handle", self, topic, msg, retained)
 
     # -- loops --------------------------------------------------------------
     def service(self, wait_ms):
@@ -202,23 +214,21 @@ class Agent:
                 self.client.poll(min(wait_ms, 50))
             self.client.keepalive_check()
         except OSError as exc:
-            self._down(exc)
+            once("extras", "down", self, exc)
 
     def run(self):
         """always_on: loop until ``count`` readings are made and delivered (forever on a board)."""
         if self.conf["watchdog_ms"] and self.wdt is None:  # (started at boot)
-            __import__("watchdog").arm(self)
-            sys.modules.pop("watchdog", None)
+            once("watchdog", "arm", self)
         next_sample = time.ticks_ms()
         while True:
             if self.wdt is not None:
                 self.wdt.feed()
             if self.pending_conf is not None or self.reboot:
-                code = __import__("extras").between_events(self)
-                sys.modules.pop("extras", None)
+                code = once("extras", "between_events", self)
                 if code is not None:
                     return code
-            sampling = self.count is None or self.made < self.count
+            sampling = self.count is None or self.stats[_MADE] < self.count
             now = time.ticks_ms()
             if sampling and time.ticks_diff(now, next_sample) >= 0:
                 self.sample()
@@ -234,9 +244,7 @@ class Agent:
                         self.publish_status(online=False)
                     except OSError as exc:
                         self.last_error = str(exc)
-                    code = __import__("runend").finish(self)
-                    sys.modules.pop("runend", None)
-                    return code
+                    return once("runend", "finish", self)
                 wait = 50
             else:
                 wait = time.ticks_diff(next_sample, now)

@@ -16,14 +16,15 @@ def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejecte
     # table grows by rehashing (2, 3, 5, ... 37, then 47 slots, 752 bytes), and
     # each outgrown table is left as a hole; made back to back, the holes are one
     # free run the buffers below fill, not gaps between them (measured: the
-    # 47-slot table was the allocation that failed at the 32 KB cap). 46
-    # attributes in all: one more grows the table to 59 slots.
-    a.client = a.heap_min_free = a.t_data = a.t_status = a.subs = a.names = a.codes = None
+    # 47-slot table was the allocation that failed at the 32 KB cap). 37
+    # attributes in all, a 37-slot table (592 bytes): one more grows it to 47
+    # slots (the counters share ``stats``, the topics ``topics``).
+    a.client = a.stats = a.topics = a.names = a.codes = None
     a.sensors = a.sensor_errors = a.model = a.model_error = a.config_rejected = None
     a.last_error = a.pending_conf = a.wdt = a.t_clock = a.t_drift = a.row = a.dup_key = None
-    a.buf = a.vals = a.enc = a.anoms = a.conf = a.board = a.count = a.channels = None
-    a.boot = a.seq = a.n = a.seq0 = a.t0 = a.connects = a.acked = a.made = a.anomalies = 0
-    a.radio_ms = a.radio_batches = a.dup_pid = a.backoff = a.next_try = a.start = 0
+    a.buf = a.vals = a.anoms = a.conf = a.board = a.count = a.channels = None
+    a.boot = a.seq = a.n = a.seq0 = a.t0 = 0
+    a.dup_pid = a.backoff = a.next_try = a.start = 0
     a.last_status = 0
     a.status_dirty = a.reboot = a.up = False
     a.conf = conf
@@ -32,10 +33,10 @@ def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejecte
     mq = conf["mqtt"]
     # <prefix>/<device>/<kind>; both parts were checked by shared.config
     base = "%s/%s/" % (mq["topic_prefix"], conf["device_id"])
-    a.t_data = base + "data"
-    a.t_status = base + "status"
-    # subscriptions: config, model, cmd (inbox.py tells them apart by index)
-    a.subs = ((base + "config").encode(), (base + "model").encode(), (base + "cmd").encode())
+    # published: data, status; subscribed: config, model, cmd (inbox.py tells
+    # them apart by index)
+    a.topics = (base + "data", base + "status", (base + "config").encode(),
+                (base + "model").encode(), (base + "cmd").encode())
     a.boot = st[0]
     a.seq = st[1]
     a.channels = channels
@@ -70,12 +71,9 @@ def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejecte
     a.up = False
     a.backoff = 250  # agent.BACKOFF_MIN_MS
     a.next_try = time.ticks_ms()
-    a.connects = 0
-    a.acked = 0  # readings acknowledged by the broker in this run
-    a.made = 0  # readings sampled in this run
-    a.anomalies = 0
-    a.radio_ms = 0  # time spent connecting and publishing, summed
-    a.radio_batches = 0
+    # made, acked, anomalies, connects, radio_ms, radio_batches, heap_min_free
+    # (the indexes: agent.py)
+    a.stats = [0] * 7
     a.start = time.ticks_ms()
     a.last_status = a.start
     a.dup_pid = 0
@@ -86,12 +84,13 @@ def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejecte
     a.t_clock = None
     a.t_drift = None  # gateway time - board time (s) when the gateway's time last came
     a.row = [None] * len(channels)  # the reading being taken
-    # bufs: (vals, enc, the RAM slots) made at boot by startup.boot()
-    shape(a, conf["batch_size"], bufs)
-    b = conf["buffer"]
+    # bufs: (vals, the RAM slots) made at boot by bootrun.run(); a batch is
+    # encoded straight into its RAM slot, each as large as the largest batch
+    size = shape(a, conf["batch_size"], bufs)
+    b = conf.pop("buffer")  # (the Buffer keeps its settings; a config change reads them there)
     gc.collect()  # the construction's garbage goes before the rest is made
-    a.buf = buffer.Buffer(len(a.enc), b["ram_batches"], b["spool_segments"], b["segment_bytes"],
-                          bufs and bufs[2])
+    a.buf = buffer.Buffer(size, b["ram_batches"], b["spool_segments"], b["segment_bytes"],
+                          bufs and bufs[1])
     bufs = None
     a.buf.drops = st[3]  # a deep-sleep run's drops so far (0 after a real boot)
     # (a wake from deep sleep takes the unfinished batch from pending.bin in
@@ -103,39 +102,38 @@ def setup(agent, conf, board, channels, drivers, errors, st, count=None, rejecte
     return (mq["client_id"] or conf["device_id"], mq["host"], mq["port"], mq["username"],
             mq["password"], mq["keepalive_s"], mq["tls"], mq["timeout_ms"], mq["max_incoming"],
             2, None, rbuf, wdt, min(conf["watchdog_ms"], board.get("wdt_max_ms", 1000000)),
-            mq["backoff_max_ms"], (a.t_status, b'{"state":"offline"}', True, 1))
+            mq["backoff_max_ms"], (a.topics[1], b'{"state":"offline"}', True, 1))
 
 
 def shape(a, batch_size, bufs=None):
-    """(Re)allocate the batch buffers for ``batch_size`` readings (or take
-    ``bufs[:2]``, made earlier, when their sizes are right)."""
+    """(Re)allocate the open batch's buffer for ``batch_size`` readings (or take
+    ``bufs[0]``, made earlier, when its size is right); return the size of the
+    largest batch (a RAM slot of the buffer)."""
     c = len(a.channels)
     a.n = 0
     a.anoms = []
     a.seq0 = 0
     a.t0 = 0
     a.vals = None
-    a.enc = None
     # the open batch's readings: packed f32, then their int16 counts (wire.py)
     n = 6 * c * batch_size
     a.vals = bufs[0] if bufs and len(bufs[0]) == n else bytearray(n)
     # the largest batch: period and anomaly bitmap present, every value float32
-    n = 20 + len(a.names) + (batch_size + 7) // 8 + 4 * c * batch_size
-    a.enc = bufs[1] if bufs and len(bufs[1]) == n else bytearray(n)
+    return 20 + len(a.names) + (batch_size + 7) // 8 + 4 * c * batch_size
 
 
 def buffer_setup(self, slot_size, ram_batches=8, spool_segments=8, segment_bytes=4096,
                  ram=None):
     """Buffer.__init__ (buffer.py): run once per buffer, so not resident."""
     # every attribute before the slots are allocated (as in setup above)
-    self.ram = self.mv = self.lens = self.spool = None
+    # (11 attributes: an 11-slot table; the slots are read through ``mv`` only)
+    self.mv = self.lens = self.spool = None
     self.n_slots = self.head = self.count = self.max_segments = self.segment_bytes = 0
     self.drops = self._peek_from = 0
     self.slot_size = slot_size
     # ram: the slots, made earlier (startup.boot), when its size is right
     n = slot_size * ram_batches
-    self.ram = ram if ram is not None and len(ram) == n else bytearray(n)
-    self.mv = memoryview(self.ram)
+    self.mv = memoryview(ram if ram is not None and len(ram) == n else bytearray(n))
     self.lens = [0] * ram_batches
     self.n_slots = ram_batches
     self.head = 0  # oldest RAM slot
@@ -147,5 +145,5 @@ def buffer_setup(self, slot_size, ram_batches=8, spool_segments=8, segment_bytes
     self._peek_from = 0  # 0 nothing peeked, 1 spool, 2 RAM
     for name in os.listdir():  # segments left by an earlier boot or a deep sleep
         if name.startswith("spool_"):
-            self._spool()
+            self.spool = __import__("spool").Spool(self)
             break

@@ -1,9 +1,11 @@
 # Offline buffer: encoded batches waiting for their PUBACK.
 #
-# RAM holds a fixed number of fixed-size slots (allocated once). When the RAM
-# slots are full, the oldest batch spills to the flash spool (spool.py, loaded
-# only while it is in use): segment files of [u16 length][payload] records,
-# bounded too; what falls off its end is counted in ``drops`` (status).
+# RAM holds a fixed number of fixed-size slots (allocated once), each as large
+# as the largest batch; a batch is encoded straight into its slot (slot(),
+# commit()). When the RAM slots are full, the oldest batch spills to the flash
+# spool (spool.py, loaded only while it is in use): segment files of
+# [u16 length][payload] records, bounded too; what falls off its end is
+# counted in ``drops`` (status).
 # Batches leave in arrival order: spool first (it holds the oldest), then RAM.
 #
 # A batch is removed only after its PUBACK (pop() after peek()), so a crash or
@@ -19,36 +21,36 @@ class Buffer:
         # one-shot setup lives in agentinit.py (as the client's in mqttinit.py)
         __import__("agentinit").buffer_setup(self, *args)
 
-    def _spool(self):
-        if self.spool is None:
-            self.spool = __import__("spool").Spool(self)
-        return self.spool
-
     def __len__(self):
         return self.count + (self.spool.spooled if self.spool is not None else 0)
 
-    def push(self, payload, n):
-        """Queue ``payload[:n]``; spill the oldest RAM batch first when RAM is full."""
-        if n > self.slot_size:
-            self._spool().append(payload, n)
-            return
+    def slot(self):
+        """The RAM slot the next batch is written into, as a memoryview of
+        ``slot_size`` bytes; commit(n) queues it. Room is made first: the oldest
+        RAM batch spills to the flash spool, or without one it is dropped and
+        counted. (The agent encodes each batch in place: no encode buffer.)"""
         if self.count == self.n_slots:
             self.spill_one()
         if self.count == self.n_slots:  # no spool: drop the oldest RAM batch
             off = self.head * self.slot_size
-            if self.ram[off] == 1:  # binary batch: byte 3 counts its readings
-                self.drops += self.ram[off + 3]
+            if self.mv[off] == 1:  # binary batch: byte 3 counts its readings
+                self.drops += self.mv[off + 3]
             self._pop_ram()
-        i = (self.head + self.count) % self.n_slots
-        self.mv[i * self.slot_size:i * self.slot_size + n] = payload[:n]
-        self.lens[i] = n
+        off = (self.head + self.count) % self.n_slots * self.slot_size
+        return self.mv[off:off + self.slot_size]
+
+    def commit(self, n):
+        """Queue the batch of ``n`` bytes just written into slot()."""
+        self.lens[(self.head + self.count) % self.n_slots] = n
         self.count += 1
 
     def spill_one(self):
         if not self.max_segments or not self.count:
             return
+        if self.spool is None:  # (spool.py loads only while it holds batches)
+            self.spool = __import__("spool").Spool(self)
         off = self.head * self.slot_size
-        self._spool().append(self.mv[off:off + self.lens[self.head]], self.lens[self.head])
+        self.spool.append(self.mv[off:off + self.lens[self.head]], self.lens[self.head])
         self._pop_ram()
 
     def peek(self):
@@ -77,7 +79,7 @@ class Buffer:
         self._peek_from = 0
 
     def _pop_ram(self):
-        # a push while a peeked RAM batch waits for its PUBACK ({"cmd": "flush"}
+        # a new batch (slot()) while a peeked RAM batch waits for its PUBACK ({"cmd": "flush"}
         # inside the read loop) may spill or drop it: pop() must not then
         # forget the next, unsent batch
         self._peek_from = 0

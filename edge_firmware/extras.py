@@ -1,9 +1,23 @@
-# Rare agent steps, loaded when needed: applying a new config,
-# a commanded reboot.
+# Rare agent steps, loaded when needed: a lost connection, applying a new
+# config, a commanded reboot.
 import json
 import sys
+import time
 
-import machine
+
+def down(agent, exc):
+    """The one reconnect path (Agent.connect, Agent.service): the socket closed,
+    the error recorded, the next attempt scheduled with exponential backoff
+    and jitter."""
+    agent.up = False
+    agent.client.close()
+    agent.last_error = "%s: %s" % (type(exc).__name__, exc)
+    agent.status_dirty = True
+    print("down:", agent.last_error)
+    r = time.ticks_diff(time.ticks_us(), 0) & 0xFF
+    jitter = agent.backoff * r // 512  # up to half the delay
+    agent.next_try = time.ticks_add(time.ticks_ms(), agent.backoff // 2 + jitter)
+    agent.backoff = min(agent.backoff * 2, agent.client.backoff_max)
 
 
 def apply_conf(agent, new):
@@ -11,14 +25,15 @@ def apply_conf(agent, new):
     agent.conf = new
     if new["batch_size"] != old["batch_size"]:
         agent.close_batch()
-        __import__("agentinit").shape(agent, new["batch_size"])
+        size = __import__("agentinit").shape(agent, new["batch_size"])
         sys.modules.pop("agentinit", None)
-        if len(agent.enc) > agent.buf.slot_size:
-            spill_all(agent.buf)
-            b = new["buffer"]
+        b = agent.buf
+        if size > b.slot_size:  # larger batches: larger RAM slots, same settings
+            spill_all(b)
             agent.buf = None
-            agent.buf = __import__("buffer").Buffer(len(agent.enc), b["ram_batches"],
-                                                    b["spool_segments"], b["segment_bytes"])
+            agent.buf = __import__("buffer").Buffer(size, b.n_slots, b.max_segments,
+                                                    b.segment_bytes)
+            b = None
             sys.modules.pop("agentinit", None)
 
 
@@ -50,8 +65,14 @@ def between_events(agent):
         agent.close_batch()
         spill_all(agent.buf)
         __import__("state").save(agent.boot, agent.seq)
-        agent.client.disconnect()
-        machine.reset()
+        sys.modules.pop("state", None)
+        c = agent.client  # DISCONNECT (as mqttrare.disconnect: one rare module at a time)
+        try:  # noqa: SIM105
+            c._write(b"\xe0\x00")
+        except OSError:
+            pass
+        c.close()
+        __import__("machine").reset()
         return 4
     return None
 

@@ -64,7 +64,7 @@ def handle(agent, topic, msg, retained):
     if topic is None:
         agent.last_error = "incoming message of %d bytes exceeds mqtt.max_incoming" % msg
         return
-    if topic == agent.subs[0]:
+    if topic == agent.topics[2]:  # (agentinit.setup: config, model, cmd from 2)
         if not len(msg):
             return  # retained config cleared: keep the current one
         try:
@@ -74,7 +74,7 @@ def handle(agent, topic, msg, retained):
         except Exception as exc:
             agent.config_rejected = "%s: %s" % (type(exc).__name__, exc)
         _drop_schema()
-    elif topic == agent.subs[1]:
+    elif topic == agent.topics[3]:
         agent.model = None  # free the old one before parsing the new one
         _unload("shared.edge_model")
         if not len(msg):
@@ -91,7 +91,7 @@ def handle(agent, topic, msg, retained):
             agent.model_error = None
         except Exception as exc:
             agent.model_error = "%s: %s" % (type(exc).__name__, exc)
-    elif topic == agent.subs[2]:
+    elif topic == agent.topics[4]:
         try:
             doc = json.loads(bytes(msg))
             cmd = doc.get("cmd") if isinstance(doc, dict) else None

@@ -4,9 +4,13 @@
 # tiny: publish() writes the packet and waits for its PUBACK, resending it with
 # the DUP flag when the timeout passes. Incoming packets are read into one
 # preallocated buffer; the callback gets a memoryview into it and must copy
-# what it keeps. Every I/O fault surfaces as OSError: the caller has exactly one
-# reconnect path (close(), back off, connect() again), as mqtt_as does.
-import gc
+# what it keeps. Connecting is not here: mqttconn.connect (socket, CONNECT)
+# and mqttsub.subscribe, each loaded for the call only (Agent.connect), or
+# mqttrare.connect for all three. Every I/O fault surfaces as OSError: the caller has exactly one
+# reconnect path (close(), back off, connect() again), as mqtt_as does. A
+# broker that refuses (CONNACK, SUBACK) or breaks the protocol is an
+# OSError(EPROTO, reason) too (no exception class of its own: a class costs
+# about 160 bytes of RAM on a board, resident with this module).
 import struct
 import sys
 import time
@@ -21,10 +25,6 @@ _ETIMEDOUT = const(110)
 _ECONNABORTED = const(103)
 _EPROTO = const(71)
 
-
-
-class MQTTError(OSError):
-    """The broker refused (CONNACK/SUBACK) or broke the protocol."""
 
 
 def _varlen(buf, off, n):
@@ -49,15 +49,17 @@ def _put_str(buf, off, data):
 class MQTTClient:
     # Fewer, larger methods on purpose: on a board every function object costs
     # RAM beyond its bytecode, and this class stays resident.
-    def __init__(self, *args, **kw):
-        # (client_id, server, port=1883, user=None, password=None, keepalive=30,
-        #  tls=False, timeout_ms=5000, max_incoming=4096, retries=2, cb=None,
-        #  rbuf=None, wdt=None, wdt_ms=0, backoff_max_ms=60000, will=None): the
-        #  one-shot setup lives in mqttinit.py, dropped once done
-        import mqttinit
-
-        mqttinit.setup(self, *args, **kw)
-        sys.modules.pop("mqttinit", None)
+    def __init__(self, settings):
+        # settings: mqttinit.settings(client_id, server, port=1883, ...), the
+        # one-shot work done before this module loads; assigned in one step,
+        # so the attribute table's outgrown copies are one free run, not holes
+        # (conn: what only connecting reads, one tuple, mqttinit.settings; 22
+        # attributes fit a 23-slot table, 28 took 29 slots, a 464-byte block
+        # that was the allocation to fail at the 32 KB cap)
+        (self.conn, self.keepalive, self.timeout_ms, self.retries, self.cb, self.sock,
+         self._poller, self.pid, self._want, self._got, self._ping_sent, self._last_tx,
+         self._rbuf, self._rmv, self._obuf, self._onemv, self.wdt, self.slice_ms, self.nodelay,
+         self.oversized, self.resent, self.backoff_max) = settings
 
     # -- socket level -------------------------------------------------------
     def _write(self, data, n=-1):
@@ -84,29 +86,6 @@ class MQTTClient:
             off += k
         return self._onemv[0] if one else n
 
-    def connect(self, clean_session=False, topics=None, qos=1):
-        """Open the socket, send CONNECT, wait for CONNACK, SUBSCRIBE to ``topics``
-        (when given); return session_present. The connect-time code is loaded
-        for this call only."""
-        # one module at a time: mqttconn.py (socket, CONNECT), then mqttsub.py;
-        # each loads into a collected heap, and its loader's garbage goes too
-        present = None
-        for name in ("mqttconn", "mqttsub"):
-            if present is not None and not topics:
-                break
-            gc.collect()
-            m = __import__(name)
-            gc.collect()
-            try:
-                if present is None:
-                    present = m.connect(self, clean_session)
-                else:
-                    m.subscribe(self, topics, qos)
-            finally:
-                m = None
-                sys.modules.pop(name, None)
-        return present
-
     def close(self):
         """Drop the socket without DISCONNECT (the broker sends the last will)."""
         if self.sock is not None:
@@ -117,20 +96,7 @@ class MQTTClient:
         self.sock = None
         self._poller = None
 
-    def disconnect(self):
-        """Clean DISCONNECT: the broker discards the last will."""
-        if self.sock is not None:
-            try:  # noqa: SIM105
-                self._write(b"\xe0\x00")
-            except OSError:
-                pass
-        self.close()
-
     # -- packets out --------------------------------------------------------
-    def next_pid(self):
-        self.pid = self.pid + 1 if self.pid < 65535 else 1
-        return self.pid
-
     def publish(self, topic, msg, retain=False, qos=1, pid=0, dup=False):
         """Publish and, for QoS 1, wait for the PUBACK; return the packet id used.
 
@@ -142,8 +108,8 @@ class MQTTClient:
         if self.sock is None:
             raise OSError(_ECONNABORTED)
         topic = topic.encode() if isinstance(topic, str) else topic
-        if qos and not pid:
-            pid = self.next_pid()
+        if qos and not pid:  # the next packet id, 1..65535
+            self.pid = pid = self.pid % 65535 + 1
         if len(topic) + 9 > len(self._obuf):  # a long topic prefix: grow once
             self._obuf = bytearray(len(topic) + 9)
         buf = self._obuf
@@ -222,24 +188,16 @@ class MQTTClient:
                 break
             shift += 7
             if shift > 21:
-                raise MQTTError(_EPROTO, "bad remaining length")
+                raise OSError(_EPROTO, "bad remaining length")
         head = kind & 0xF0
         buf = self._rbuf
         if head == _PUBLISH:
             qos = (kind >> 1) & 3
             if n > len(buf):
-                # Too large to keep: read the first piece (topic, packet id), drain
-                # the rest in buffer-sized pieces, acknowledge it, count it.
-                k = len(buf)
-                self._read_into(self._rmv, k)
-                tlen = buf[0] << 8 | buf[1]
-                pid = buf[2 + tlen] << 8 | buf[3 + tlen] if 4 + tlen <= k else 0
-                left = n - k
-                while left:
-                    k = min(left, len(buf))
-                    self._read_into(self._rmv, k)
-                    left -= k
-                self.oversized += 1
+                # too large to keep (rare: the code is in mqttrare.py): read off,
+                # counted, acknowledged below
+                pid = __import__("mqttrare").drain(self, n)
+                sys.modules.pop("mqttrare", None)
                 if self.cb:
                     self.cb(None, n, bool(kind & 1))
             else:
@@ -247,7 +205,7 @@ class MQTTClient:
                 tlen = buf[0] << 8 | buf[1]
                 off = 2 + tlen
                 if off > n:
-                    raise MQTTError(_EPROTO, "PUBLISH topic overruns packet")
+                    raise OSError(_EPROTO, "PUBLISH topic overruns packet")
                 pid = 0
                 if qos:
                     pid = buf[off] << 8 | buf[off + 1]
@@ -262,7 +220,7 @@ class MQTTClient:
                 self._write(self._obuf, 4)
             return
         if n > len(buf):
-            raise MQTTError(_EPROTO, "packet 0x%02x of %d bytes" % (kind, n))
+            raise OSError(_EPROTO, "packet 0x%02x of %d bytes" % (kind, n))
         self._read_into(self._rmv, n)
         if head == _PUBACK:
             if buf[0] << 8 | buf[1] == self._want:
@@ -276,4 +234,4 @@ class MQTTClient:
         elif head == _PINGRESP:
             self._ping_sent = 0
         else:
-            raise MQTTError(_EPROTO, "unexpected packet 0x%02x" % kind)
+            raise OSError(_EPROTO, "unexpected packet 0x%02x" % kind)

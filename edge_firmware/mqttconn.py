@@ -1,54 +1,22 @@
-# Connect-time half of the MQTT client: the socket (TCP_NODELAY, TLS) and
-# CONNECT/CONNACK (SUBSCRIBE/SUBACK: mqttsub.py, loaded after this is dropped).
-#
-# Loaded by MQTTClient.connect() and dropped right after, so the
-# code that runs once per (re)connect does not sit in RAM between connects.
+# Connect-time part of the MQTT client: CONNECT/CONNACK. The socket is
+# mqttsock.py's, SUBSCRIBE/SUBACK mqttsub.py's: each loaded by Agent.connect()
+# (or mqttrare.connect) after the one before is dropped, so the code that runs
+# once per (re)connect does not sit in RAM between connects, and the three
+# never share the heap (the first connect was the tightest moment at 32 KB).
 # Every wait here feeds the watchdog (c.wdt) at least every c.slice_ms.
-import select
-import socket
 import struct
 
 from micropython import const
-from mqtt import MQTTError, _put_str, _varlen
+from mqtt import _put_str, _varlen
 
 _CONNECT = const(0x10)
 _CONNACK = const(0x20)
 _ETIMEDOUT = const(110)
 _EPROTO = const(71)
 
-# CONNACK return codes 0..5, one string (one object) split when needed
-_REASONS = ("accepted|bad protocol version|client id rejected|server unavailable|"
-            "bad user name or password|not authorized")
-
-
-def _open(c):
-    """The socket, connected (and wrapped in TLS when configured)."""
-    c.close()
-    addr = socket.getaddrinfo(c.server, c.port, 0, socket.SOCK_STREAM)[0][-1]
-    sock = socket.socket()
-    c.sock = sock
-    # one blocking call never outlasts a quarter of the watchdog's timeout
-    # (slice_ms, else timeout_ms); the CONNACK wait feeds it and keeps
-    # timeout_ms
-    sock.settimeout(c.slice_ms / 1000)
-    # TCP_NODELAY (IPPROTO_TCP is 6 everywhere): no 40 ms Nagle stall per ack.
-    # The option is the port's own (64 on rp2's lwIP, whose setsockopt ignores
-    # an option it does not know); only the unix port lacks the name: Linux's 1
-    try:
-        sock.setsockopt(6, getattr(socket, "TCP_NODELAY", 1), 1)
-        c.nodelay = True
-    except Exception as exc:
-        c.nodelay = repr(exc)
-    sock.connect(addr)
-    if c.tls:
-        c.sock = __import__("tlsconn").wrap(sock, c.server)
-    c._poller = select.poll()
-    c._poller.register(c.sock, select.POLLIN)
-
-
 def connect(c, clean_session=False):
-    """Open the socket, send CONNECT, wait for CONNACK; return session_present."""
-    _open(c)
+    """Send CONNECT on the socket mqttsock.open() made, wait for CONNACK;
+    return session_present."""
     _hello(c, _flags(c, clean_session))
     _connack(c)
     c._ping_sent = 0
@@ -61,12 +29,12 @@ def connect(c, clean_session=False):
 def _flags(c, clean_session):
     """The CONNECT flags byte (will, QoS, retain, user name, password)."""
     flags = 0x02 if clean_session else 0
-    will = c.will
+    password, will, tail = c.conn[3], c.conn[5], c.conn[6]  # (mqttinit.settings)
     if will:
         flags |= 0x04 | (will[3] & 3) << 3 | (0x20 if will[2] else 0)
-    if len(c._tail) > (2 if c.password is not None else 0):  # a user name
+    if len(tail) > (2 if password is not None else 0):  # a user name
         flags |= 0x80
-    if c.password is not None:
+    if password is not None:
         flags |= 0x40
     return flags
 
@@ -76,14 +44,14 @@ def _hello(c, flags):
     # Fixed header, variable header, client id and (with a will) the will
     # topic and message length go to one buffer (the client's, or for a long
     # client id or will topic one of its own); the will message, the user name
-    # block (_tail) and the password follow in their own writes.
-    body = 10 + 2 + len(c.client_id) + len(c._tail)
-    will = c.will
+    # block (tail) and the password follow in their own writes.
+    client_id, password, will, tail = c.conn[0], c.conn[3], c.conn[5], c.conn[6]
+    body = 10 + 2 + len(client_id) + len(tail)
     if will:
         body += 2 + len(will[0]) + 2 + len(will[1])
-    if c.password is not None:
-        body += len(c.password)
-    n = 24 + len(c.client_id) + (len(will[0]) if will else 0)
+    if password is not None:
+        body += len(password)
+    n = 24 + len(client_id) + (len(will[0]) if will else 0)
     buf = c._obuf if n <= len(c._obuf) else bytearray(n)
     buf[0] = _CONNECT
     off = _varlen(buf, 1, body)
@@ -91,7 +59,7 @@ def _hello(c, flags):
     buf[off] = 4  # protocol level 3.1.1
     buf[off + 1] = flags
     struct.pack_into("!H", buf, off + 2, c.keepalive)
-    off = _put_str(buf, off + 4, c.client_id)
+    off = _put_str(buf, off + 4, client_id)
     if will:
         off = _put_str(buf, off, will[0])
         buf[off] = len(will[1]) >> 8
@@ -100,10 +68,10 @@ def _hello(c, flags):
     c._write(buf, off)
     if will:
         c._write(will[1])
-    if c._tail:
-        c._write(c._tail)
-    if c.password is not None:
-        c._write(c.password)
+    if tail:
+        c._write(tail)
+    if password is not None:
+        c._write(password)
 
 
 def _connack(c):
@@ -118,9 +86,8 @@ def _connack(c):
             raise OSError(_ETIMEDOUT)
     kind = c._read_into(None, 1)
     if kind != _CONNACK or c._read_into(None, 1) != 2:
-        raise MQTTError(_EPROTO, "expected CONNACK, got 0x%02x" % kind)
+        raise OSError(_EPROTO, "expected CONNACK, got 0x%02x" % kind)
     c._read_into(c._rmv, 2)
     code = c._rbuf[1]
-    if code:
-        reason = _REASONS.split("|")[code] if code < 6 else "code %d" % code
-        raise MQTTError(_EPROTO, "connection refused: %s" % reason)
+    if code:  # (the reasons' text is in mqttrare.py: rare, and RAM here)
+        raise OSError(_EPROTO, "connection refused: %s" % __import__("mqttrare").refused(code))

@@ -1,10 +1,10 @@
-# SUBSCRIBE/SUBACK of the MQTT client (mqtt.py), loaded by MQTTClient.connect()
+# SUBSCRIBE/SUBACK of the MQTT client (mqtt.py), loaded by Agent.connect()
 # after the connect-time module (mqttconn.py) is dropped: the two never share
 # the heap (the first connect is one of the tightest moments at the 32 KB cap).
 import struct
 
 from micropython import const
-from mqtt import MQTTError, _put_str, _varlen
+from mqtt import _put_str, _varlen
 
 _SUBSCRIBE = const(0x82)
 _ETIMEDOUT = const(110)
@@ -16,7 +16,7 @@ def subscribe(c, topics, qos=1):
     """Subscribe to a list of topic filters in one packet; wait for the SUBACK."""
     if c.sock is None:
         raise OSError(_ECONNABORTED)
-    pid = c.next_pid()
+    c.pid = pid = c.pid % 65535 + 1  # the next packet id (as mqtt.publish)
     body = 2
     for t in topics:
         body += 2 + len(t) + 1
@@ -33,4 +33,5 @@ def subscribe(c, topics, qos=1):
     if not c._wait_ack(pid, c.timeout_ms):
         raise OSError(_ETIMEDOUT)
     if c._got == 2:
-        raise MQTTError(_EPROTO, "subscription refused")
+        raise OSError(_EPROTO, "subscription refused")
+

@@ -37,7 +37,7 @@ def boot():
         d = p.get("dir")
         if p.get("state") == "trial" and not recv:
             p["tries"] = p.get("tries", 0) + 1
-            if p["tries"] >= 3:  # otafs.MAX_TRIES
+            if p["tries"] >= 3:  # 3 boots on trial (otafs.py)
                 d = __import__("otafs").rollback(
                     p, p.get("reason") or "not confirmed in %d boots" % (p["tries"] - 1))
             else:

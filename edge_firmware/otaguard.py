@@ -14,32 +14,16 @@ class Guard:
         self.deadline = time.ticks_add(time.ticks_ms(), confirm_s * 1000)
 
     def feed(self):
+        # the rare steps (confirming, expiring) are otatrial.py's: this module
+        # stays resident while the version is on trial, so it is kept small
         if self.inner is not None:
             self.inner.feed()
         a = self.agent
-        if a.up and a.acked and not a.status_dirty:
-            import otafs
-
-            p = otafs.load(otafs.PTR)
-            prev = p.pop("previous", None) or {}
-            p["state"] = "ok"
-            p.pop("tries", None)
-            otafs.save(otafs.PTR, p)  # the switch is now final
-            otafs.save(otafs.LAST, {"id": p.get("id"), "state": "confirmed",
-                                        "version": p.get("version")})
-            if prev.get("dir") and prev["dir"] != p["dir"]:
-                otafs.remove(prev["dir"])  # kept until now for a rollback
+        if a.up and a.stats[1] and not a.status_dirty:  # stats[1]: acked (agent.py)
+            # (agent.once: loaded into a collected heap, dropped after; the
+            # agent's module is resident, so the import only looks it up)
+            __import__("agent").once("otatrial", "confirm", a, self.inner)
             sys.modules.pop("otafs", None)
-            a.wdt = self.inner
-            a.status_dirty = True  # the gateway learns it from the next status
             sys.modules.pop("otaguard", None)
         elif time.ticks_diff(time.ticks_ms(), self.deadline) > 0:
-            import machine
-            import otafs
-
-            p = otafs.load(otafs.PTR)
-            p["tries"] = otafs.MAX_TRIES - 1  # the next boot rolls back
-            p["reason"] = "not confirmed within ota_confirm_s"
-            otafs.save(otafs.PTR, p)
-            print("ota: no confirmation in time, rolling back")
-            machine.reset()
+            __import__("agent").once("otatrial", "expire")

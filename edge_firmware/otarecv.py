@@ -80,11 +80,10 @@ def _safe_name(name):
 
 
 class Receiver:
-    def __init__(self, tid, base):
+    def __init__(self, tid):
         self.tid = tid
         self.tid_raw = binascii.unhexlify(tid)
         self.dir = "ota/" + tid
-        self.base = base
         self.manifest = None
         self.files_at = 0  # where the file lines start in the staged head
         self.head_len = None  # 4 + L + 32 once L is known
@@ -357,18 +356,28 @@ def _clean(tid):
     return cur
 
 
-def run():
-    """Receive, verify and switch (or refuse); reset the board either way."""
-    import mqtt
-
+def run(rbuf=None):
+    """Receive, verify and switch (or refuse); reset the board either way
+    (``rbuf``: the receive buffer, made by otafs.receive before this module loaded)."""
     go = otafs.load(otafs.GO) or {}
     tid = str(go.get("id", ""))
+    chunk = go.get("chunk") if isinstance(go.get("chunk"), int) else 0
     v = otafs.load("valid.json") or {}
     conf = v.get("conf") or {}
     mq = conf.get("mqtt") or {}
     base = "%s/%s/" % (mq.get("topic_prefix"), conf.get("device_id"))
     t_ack = base + "status/ota"
-    chunk = go.get("chunk") if isinstance(go.get("chunk"), int) else 0
+    deep = conf.get("power_mode") == "deep_sleep"
+    # the client's settings first (as the agent does, before mqtt.py loads),
+    # then the config document is dropped: its ~3 KB of objects are not kept
+    # through the transfer (measured at a 32 KB heap)
+    settings = __import__("mqttinit").settings(
+        (mq.get("client_id") or conf.get("device_id") or "") + "-ota", mq.get("host"),
+        mq.get("port", 1883), mq.get("username"), mq.get("password"), mq.get("keepalive_s", 30),
+        mq.get("tls"), mq.get("timeout_ms", 5000), max(chunk, 64) + 64, 2, None, rbuf)
+    v = conf = mq = rbuf = None
+    sys.modules.pop("mqttinit", None)
+    gc.collect()
     refused = None
     r = None
     try:
@@ -379,24 +388,26 @@ def run():
             return _reset()
         if cur.get("state") == "trial":
             refused = "busy: version %s is on trial" % cur.get("version")
-        elif conf.get("power_mode") == "deep_sleep":
+        elif deep:
             refused = "busy: deep_sleep boards take updates over USB"
         elif len(tid) != 16 or not 64 <= chunk <= 4096:
             refused = "bad request: id %r, chunk %r" % (tid, chunk)
         else:
-            r = Receiver(tid, base)
+            r = Receiver(tid)
     except (Refused, OSError, ValueError) as exc:
         refused = str(exc)
-    client = mqtt.MQTTClient((mq.get("client_id") or conf.get("device_id") or "") + "-ota",
-                             mq.get("host"), mq.get("port", 1883), mq.get("username"),
-                             mq.get("password"), mq.get("keepalive_s", 30), mq.get("tls"),
-                             mq.get("timeout_ms", 5000), max(chunk, 64) + 64, 2)
+    import mqtt
+
+    client = mqtt.MQTTClient(settings)
+    settings = None
     if r is not None:
         client.cb = r.on_message
     backoff = 250
     while True:
         try:
-            client.connect(True, ((base + "ota").encode(),) if r is not None else None)
+            __import__("mqttrare").connect(client, True, ((base + "ota").encode(),)
+                                          if r is not None else None)
+            sys.modules.pop("mqttrare", None)
             backoff = 250
             if refused is not None:
                 raise Refused(refused)
@@ -452,7 +463,7 @@ def run():
                     break
             time.sleep_ms(backoff)
             backoff = min(backoff * 2, 5000)
-    client.disconnect()
+    __import__("mqttrare").disconnect(client)
     return _reset()
 
 

@@ -44,9 +44,11 @@ def wake(agent):
                     extras.take_pending_conf(agent)
                     sys.modules.pop("extras", None)
                 agent.publish_status()
-                agent.client.disconnect()
+                __import__("mqttrare").disconnect(agent.client)
+                sys.modules.pop("mqttrare", None)
             except OSError as exc:
-                agent._down(exc)
+                __import__("extras").down(agent, exc)
+                sys.modules.pop("extras", None)
     if agent.conf["power_mode"] != "deep_sleep":
         return agent.run()
     if agent.count is not None and agent.seq >= agent.count and not len(agent.buf):
@@ -72,8 +74,8 @@ def sleep(agent):
         buf.spill_one()
     while buf.count:  # no spool (spool_segments = 0): lost in the sleep, so counted
         off = buf.head * buf.slot_size
-        if buf.ram[off] == 1:  # binary batch: byte 3 counts its readings
-            buf.drops += buf.ram[off + 3]
+        if buf.mv[off] == 1:  # binary batch: byte 3 counts its readings
+            buf.drops += buf.mv[off + 3]
         buf._pop_ram()
     with open("pending.bin", "wb") as f:
         # [n readings][k anomaly indexes][the indexes][2 x channels codes (wire.py)]

@@ -57,31 +57,6 @@ def prepared():
     return v
 
 
-def boot_state(wake):
-    """The saved position; a real boot (not a wake from deep sleep) moves the counter on."""
-    import state
-
-    st = state.load()
-    if not wake:
-        state.new_boot(st)
-    else:  # the wake is consumed: a reset from here on is a real boot
-        state.save(st[0], st[1])
-    sys.modules.pop("state", None)
-    return st
-
-
-def open_sensors(conf, board):
-    import sensors
-
-    drivers = [sensors.open_sensor(spec, board) for spec in conf["sensors"]]
-    errors = {}
-    for i, d in enumerate(drivers):
-        if isinstance(d, sensors.Failed):
-            errors["%d:%s" % (i, conf["sensors"][i]["type"])] = d.reason
-    sys.modules.pop("sensors", None)
-    return drivers, errors
-
-
 def boot(argv=None):
     """The Agent's arguments as a tuple (see agentinit.setup), an exit code, or
     (stage 1) the key of the files to validate."""
@@ -98,37 +73,17 @@ def boot(argv=None):
         return 2
     if isinstance(v, str):
         return v  # main.py drops this module, then runs confcheck
-    conf = v["conf"]
-    board = load_json("board.json", {"board": "unix" if HOST else "unknown"})
-    dog = None, None
-    if conf["watchdog_ms"] and conf["power_mode"] == "always_on":
-        # armed before the agent is built and first connects (deep sleep wakes
-        # run without one: a wake's connect may outlast its timeout)
-        import watchdog
+    # stage 2 in a module of its own: the validating lifetime never loads it
+    # (its names are interned for good, and they would push stage 1 past
+    # 140 interned strings, into a fifth, 160-entry string pool)
+    # (its code goes to the bottom of the heap where this document was: it reads
+    # valid.json again, so that the long-lived buffers it makes next are not
+    # interleaved with the holes of a freed document; measured at 32 KB)
+    wake = v["wake"]
+    v = None
+    __import__("gc").collect()
+    import bootrun
 
-        dog = watchdog.start(conf, board)
-        sys.modules.pop("watchdog", None)
-    # the MQTT receive buffer next, while the heap is still in one piece (the
-    # largest long-lived allocation; agentinit.py hands it to the client)
-    rbuf = bytearray(conf["mqtt"]["max_incoming"])
-    # then the batch buffers (agentinit.shape checks the sizes) and the RAM
-    # batch slots: long-lived, each a block of its own, made before the one-shot
-    # modules below leave their holes (measured: these were the allocations
-    # that failed at the 32 KB cap once the Agent's construction had run)
-    c = len(v["channels"])
-    bs = conf["batch_size"]
-    k = 20 + (bs + 7) // 8 + 4 * c * bs
-    for name in v["channels"]:
-        k += 1 + len(name)
-    bufs = (bytearray(6 * c * bs), bytearray(k), bytearray(k * conf["buffer"]["ram_batches"]))
-    st = boot_state(v["wake"])
-    drivers, errors = open_sensors(conf, board)
-    # A sensor's parameters now live in its driver: keep what the run reads
-    # (a remote config is merged into this; every boot validates in full).
-    conf["sensors"] = [{"type": s["type"], "channels": s["channels"],
-                        "resolution": s.get("resolution")} for s in conf["sensors"]]
-    conf.pop("v", None)
-    conf.pop("board", None)
-    # the caller builds the Agent after dropping this module (its RAM is needed)
-    return (conf, board, v["channels"], drivers, errors, st, count, v["rejected"], rbuf,
-            dog[0], dog[1], bufs)
+    v = bootrun.run(wake, count)
+    sys.modules.pop("bootrun", None)
+    return v

@@ -9,9 +9,11 @@ Every rejection is a ProtocolError naming the field and the offending value.
 
 from shared.checks import (
     check_bool,
+    check_device_id,
     check_dict,
     check_int,
     check_num,
+    check_prefix,
     check_str,
     check_unknown,
     is_int,
@@ -19,14 +21,13 @@ from shared.checks import (
 )
 from shared.errors import ProtocolError
 from shared.sensor_config import validate_sensor
-from shared.topics import check_device_id, check_prefix
 
 SCHEMA_VERSION = 1
-POWER_MODES = ("always_on", "deep_sleep")
-MAX_SENSORS = 8
 MAX_CHANNELS = 16
-MAX_BATCH = 255
-MAX_PERIOD_MS = 86400000
+# The limits used only here are literals below (sensors 1..8, batch_size 1..255,
+# period_ms up to a day, power_mode always_on or deep_sleep): on a board each
+# module-level name is an interned string for good, and validating a config
+# stays under 141 of them that way (docs/firmware.md, Memory).
 
 _MQTT_DEFAULTS = {"host": "127.0.0.1", "port": 1883, "username": None, "password": None,
                   "topic_prefix": "learnae", "keepalive_s": 30, "tls": False,
@@ -37,7 +38,6 @@ _TOP_DEFAULTS = {"v": SCHEMA_VERSION, "board": None, "wifi": None, "period_ms": 
                  "batch_size": 20, "power_mode": "always_on", "thresholds": {},
                  "status_every_s": 60, "watchdog_ms": 30000,
                  "ntp": False, "buffer": None}  # type: dict
-_TOP_KEYS = ("device_id", "mqtt", "sensors") + tuple(_TOP_DEFAULTS)  # noqa: RUF005
 # Keys a retained config message may change without a reboot.
 REMOTE_KEYS = ("period_ms", "batch_size", "thresholds", "power_mode", "status_every_s")
 
@@ -74,7 +74,7 @@ def channels_of(config):
 def validate_device_config(doc):
     """Check a whole device config; return a new dict with every default filled in."""
     check_dict("device config", doc)
-    check_unknown("device config", doc, _TOP_KEYS)
+    check_unknown("device config", doc, ("device_id", "mqtt", "sensors") + tuple(_TOP_DEFAULTS))  # noqa: RUF005
     for key in ("device_id", "mqtt", "sensors"):
         if key not in doc:
             raise ProtocolError("device config is missing %r" % key)
@@ -97,21 +97,22 @@ def validate_device_config(doc):
     mqtt = check_dict("mqtt", doc["mqtt"])
     check_unknown("mqtt", mqtt, tuple(_MQTT_DEFAULTS))
     mqtt = with_defaults(mqtt, _MQTT_DEFAULTS)
-    check_str("mqtt.host", mqtt["host"], max_len=253)
-    check_int("mqtt.port", mqtt["port"], 1, 65535)
+    at = "mqtt."  # + a key: interned already, unlike "mqtt.host" (see the limits above)
+    check_str(at + "host", mqtt["host"], max_len=253)
+    check_int(at + "port", mqtt["port"], 1, 65535)
     check_str("mqtt.username", mqtt["username"], optional=True)
     check_str("mqtt.password", mqtt["password"], optional=True)
     check_prefix(mqtt["topic_prefix"])
     check_int("mqtt.keepalive_s", mqtt["keepalive_s"], 5, 3600)
-    check_bool("mqtt.tls", mqtt["tls"])
+    check_bool(at + "tls", mqtt["tls"])
     check_int("mqtt.timeout_ms", mqtt["timeout_ms"], 100, 60000)
     check_str("mqtt.client_id", mqtt["client_id"], optional=True, max_len=23)
     check_int("mqtt.max_incoming", mqtt["max_incoming"], 256, 65536)
     check_int("mqtt.backoff_max_ms", mqtt["backoff_max_ms"], 100, 3600000)
     out["mqtt"] = mqtt
     sensors = doc["sensors"]
-    if not isinstance(sensors, list) or not 1 <= len(sensors) <= MAX_SENSORS:
-        raise ProtocolError("sensors %r is not a list of 1 to %d sensors" % (sensors, MAX_SENSORS))
+    if not isinstance(sensors, list) or not 1 <= len(sensors) <= 8:
+        raise ProtocolError("sensors %r is not a list of 1 to %d sensors" % (sensors, 8))
     out["sensors"] = [validate_sensor(i, s) for i, s in enumerate(sensors)]
     names = channels_of(out)
     if len(names) > MAX_CHANNELS:
@@ -133,13 +134,13 @@ def validate_device_config(doc):
     return out
 
 
-def _check_runtime(out, names):
-    check_int("period_ms", out["period_ms"], 0, MAX_PERIOD_MS)
-    check_int("batch_size", out["batch_size"], 1, MAX_BATCH)
-    if out["power_mode"] not in POWER_MODES:
+def _check_runtime(doc, names):
+    check_int("period_ms", doc["period_ms"], 0, 86400000)
+    check_int("batch_size", doc["batch_size"], 1, 255)
+    if doc["power_mode"] not in ("always_on", "deep_sleep"):
         raise ProtocolError("power_mode %r is not one of %s"
-                            % (out["power_mode"], ", ".join(POWER_MODES)))
-    out["thresholds"] = _thresholds(out["thresholds"], names)
+                            % (doc["power_mode"], ", ".join(("always_on", "deep_sleep"))))
+    doc["thresholds"] = _thresholds(doc["thresholds"], names)
 
 
 def merge_remote_config(current, doc):

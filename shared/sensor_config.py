@@ -17,7 +17,6 @@ from shared.checks import (
 from shared.errors import ProtocolError
 
 MAX_CHANNELS = 16
-_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
 
 # Per sensor type: the channels it produces by default.
 SENSOR_CHANNELS = {
@@ -64,16 +63,16 @@ def default_resolution(channels):
     return out
 
 
-def _resolution(where, res, chans):
-    if res is None:
-        return default_resolution(chans)
-    if not isinstance(res, list) or len(res) != len(chans):
+def _resolution(where, doc, channels):
+    if doc is None:
+        return default_resolution(channels)
+    if not isinstance(doc, list) or len(doc) != len(channels):
         raise ProtocolError("%s.resolution %r must list %d scales (or null for float32)"
-                            % (where, res, len(chans)))
-    for s in res:
+                            % (where, doc, len(channels)))
+    for s in doc:
         if s is not None:
             check_int(where + ".resolution[]", s, SCALE_MIN, SCALE_MAX)
-    return list(res)
+    return list(doc)
 
 
 def _pin(name, x):
@@ -85,6 +84,10 @@ def _pin(name, x):
 
 def validate_sensor(i, doc):
     where = "sensors[%d]" % i
+    # a field's name is ``at`` + its key: the keys are interned already (the
+    # dicts above), a literal such as ".seed" would be one more interned string
+    # on a board (docs/firmware.md, Memory)
+    at = where + "."
     check_dict(where, doc)
     kind = doc.get("type")
     if kind not in _SENSOR_KEYS:
@@ -95,35 +98,35 @@ def validate_sensor(i, doc):
     out = with_defaults(doc, extra)
     out["type"] = kind
     if kind == "simulated":
-        check_int(where + ".seed", out["seed"], 0, 0xFFFFFFFF)
-        out["anomaly_rate"] = check_num(where + ".anomaly_rate", out["anomaly_rate"], 0.0, 1.0)
-        out["noise"] = check_num(where + ".noise", out["noise"], 0.0, 1e6)
-        out["drift"] = check_num(where + ".drift", out["drift"], -1e6, 1e6)
+        check_int(at + "seed", out["seed"], 0, 0xFFFFFFFF)
+        out["anomaly_rate"] = check_num(at + "anomaly_rate", out["anomaly_rate"], 0.0, 1.0)
+        out["noise"] = check_num(at + "noise", out["noise"], 0.0, 1e6)
+        out["drift"] = check_num(at + "drift", out["drift"], -1e6, 1e6)
         marks = out["anomaly_at"]
         if not isinstance(marks, list) or len(marks) > 64:
             raise ProtocolError("%s.anomaly_at %r is not a list of at most 64 seqs"
                                 % (where, marks))
         for k in marks:
-            check_int(where + ".anomaly_at[]", k, 0, 0xFFFFFFFF)
-        check_int(where + ".fail_at", out["fail_at"], -1, 0xFFFFFFFF)
+            check_int(at + "anomaly_at[]", k, 0, 0xFFFFFFFF)
+        check_int(at + "fail_at", out["fail_at"], -1, 0xFFFFFFFF)
     elif kind == "replay":
-        check_str(where + ".path", out["path"])
-        check_bool(where + ".loop", out["loop"])
+        check_str(at + "path", out["path"])
+        check_bool(at + "loop", out["loop"])
         cols = out["columns"]
         if not isinstance(cols, list) or not 1 <= len(cols) <= MAX_CHANNELS:
             raise ProtocolError("%s.columns %r is not a list of 1 to %d CSV column names"
                                 % (where, cols, MAX_CHANNELS))
         for col in cols:
-            check_str(where + ".columns[]", col, max_len=32)
+            check_str(at + "columns[]", col, max_len=32)
     elif kind == "bme280":
-        check_int(where + ".i2c", out["i2c"], 0, 7)
-        check_int(where + ".address", out["address"], 0, 127)
+        check_int(at + "i2c", out["i2c"], 0, 7)
+        check_int(at + "address", out["address"], 0, 127)
     elif kind == "dht22":
-        out["pin"] = _pin(where + ".pin", out["pin"])
+        out["pin"] = _pin(at + "pin", out["pin"])
     elif kind == "analog":
-        out["pin"] = _pin(where + ".pin", out["pin"])
-        out["scale"] = check_num(where + ".scale", out["scale"], -1e9, 1e9)
-        out["offset"] = check_num(where + ".offset", out["offset"], -1e9, 1e9)
+        out["pin"] = _pin(at + "pin", out["pin"])
+        out["scale"] = check_num(at + "scale", out["scale"], -1e9, 1e9)
+        out["offset"] = check_num(at + "offset", out["offset"], -1e9, 1e9)
     native = SENSOR_CHANNELS[kind]
     if native is None:
         native = [column_channel(c) for c in out["columns"]]
@@ -131,18 +134,20 @@ def validate_sensor(i, doc):
     if not isinstance(chans, list) or len(chans) != len(native):
         raise ProtocolError("%s.channels %r must list %d names" % (where, chans, len(native)))
     for name in chans:
-        check_channel_name(name, where + ".channels[]")
+        check_channel_name(name, at + "channels[]")
     out["channels"] = list(chans)
     out["resolution"] = _resolution(where, doc.get("resolution"), chans)
     return out
 
 
-def column_channel(column):
+def column_channel(name):
     # "PT08.S1(CO)" -> "pt08_s1_co"; an AirQuality column becomes a valid channel name.
-    out = ""
-    for ch in column.lower():
-        ch = ch if ch in _NAME_CHARS else "_"
-        if not (ch == "_" and out.endswith("_")):
-            out += ch
-    out = out.strip("_")[:16] if out.strip("_") else "x"
-    return out
+    # Over the bytes, not the characters: on a board each character taken out
+    # of a str is an interned string for good (docs/firmware.md, Memory).
+    allowed = b"abcdefghijklmnopqrstuvwxyz0123456789_"
+    out = bytearray()
+    for b in name.lower().encode():
+        b = b if b in allowed else 95  # "_"
+        if not (b == 95 and out and out[-1] == 95):
+            out.append(b)
+    return bytes(out).decode().strip("_")[:16] or "x"

@@ -1,5 +1,10 @@
 """MQTT topic builder and parser: ``<prefix>/<device>/<kind>``."""
 
+# the id and prefix checks live in shared.checks, so that a board validating its
+# config does not load this module (its names would be interned for good)
+from shared.checks import MAX_DEVICE_ID as MAX_DEVICE_ID
+from shared.checks import check_device_id as check_device_id
+from shared.checks import check_prefix as check_prefix
 from shared.errors import ProtocolError
 
 DATA = "data"
@@ -8,33 +13,6 @@ CONFIG = "config"
 MODEL = "model"
 CMD = "cmd"
 KINDS = (DATA, STATUS, CONFIG, MODEL, CMD)
-
-MAX_DEVICE_ID = 32
-_ID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-_"
-
-
-def check_device_id(device):
-    """Return ``device`` if it is a valid id: 1-32 of ``a-z 0-9 - _``.
-
-    Ids become topic levels and ACL patterns, so wildcards, slashes and
-    upper case (which Mosquitto's ``%u`` substitution treats literally) are out.
-    """
-    if not isinstance(device, str):
-        raise ProtocolError("device id %r is not a string" % (device,))
-    if not 1 <= len(device) <= MAX_DEVICE_ID:
-        raise ProtocolError("device id %r must be 1 to %d characters" % (device, MAX_DEVICE_ID))
-    for ch in device:
-        if ch not in _ID_CHARS:
-            raise ProtocolError("device id %r has character %r outside a-z 0-9 - _" % (device, ch))
-    return device
-
-
-def check_prefix(prefix):
-    if not isinstance(prefix, str) or not prefix or "+" in prefix or "#" in prefix:
-        raise ProtocolError("topic prefix %r must be non-empty and free of wildcards" % (prefix,))
-    if prefix[0] == "/" or prefix[-1] == "/":
-        raise ProtocolError("topic prefix %r must not start or end with '/'" % (prefix,))
-    return prefix
 
 
 def topic(prefix, device, kind):

@@ -22,10 +22,13 @@ def batch(seq):
     x[3] = 1
     x[11] = seq
     return x
-b.push(batch(0), 16)
-b.push(batch(1), 16)
+def push(b, data):  # as the agent does: the batch written into its slot, then queued
+    b.slot()[:len(data)] = data
+    b.commit(len(data))
+push(b, batch(0))
+push(b, batch(1))
 b.peek()
-b.push(batch(2), 16)
+push(b, batch(2))
 b.pop()
 out = []
 while True:

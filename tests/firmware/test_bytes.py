@@ -39,9 +39,11 @@ class FakeSelect:
 # mqttconn is loaded per connect and dropped after: its imports find the fakes
 sys.modules["socket"] = FakeSocketModule()
 sys.modules["select"] = FakeSelect
-c = mqtt.MQTTClient("dev1", "h", user="u", password="pw", keepalive=30,
-                     will=("p/dev1/status", b"off", True, 1))
-c.connect(clean_session=False, topics=(b"p/dev1/config",))
+import mqttinit
+c = mqtt.MQTTClient(mqttinit.settings("dev1", "h", user="u", password="pw", keepalive=30,
+                                      will=("p/dev1/status", b"off", True, 1)))
+import mqttrare
+mqttrare.connect(c, clean_session=False, topics=(b"p/dev1/config",))
 n1 = sock.out[1] + 2  # CONNECT: fixed header + remaining length (< 128), then SUBSCRIBE
 n2 = len(sock.out)
 sock.inp += b"\x40\x02\x00\x02"  # the PUBACK arrives after the PUBLISH
@@ -127,10 +129,12 @@ def test_firmware_batch_bytes_equal_the_shared_codec(tmp_path: Path, case: str) 
 
 def test_unacknowledged_publish_is_resent_with_dup_then_fails(tmp_path: Path) -> None:
     script = tmp_path / "dup.py"
-    script.write_text(FAKE.split("c = mqtt.MQTTClient")[0] + r'''
+    script.write_text(FAKE.split("import mqttinit")[0] + r'''
 sock.inp = INCOMING[:4]  # CONNACK only: no PUBACK will ever come
-c = mqtt.MQTTClient("dev1", "h", keepalive=30, timeout_ms=100, retries=1)
-c.connect(clean_session=True)
+import mqttinit
+c = mqtt.MQTTClient(mqttinit.settings("dev1", "h", keepalive=30, timeout_ms=100, retries=1))
+import mqttrare
+mqttrare.connect(c, clean_session=True)
 n1 = len(sock.out)
 try:
     c.publish("a/b", b"x", qos=1)

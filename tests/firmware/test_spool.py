@@ -17,6 +17,9 @@ def batch(seq):
     x[3] = 1
     x[11] = seq
     return x
+def push(b, data):  # as the agent does: the batch written into its slot, then queued
+    b.slot()[:len(data)] = data
+    b.commit(len(data))
 def drain(b):
     out = []
     while True:
@@ -33,7 +36,7 @@ REBOOT = PRELUDE + """
 if sys.argv[1] == "first":
     b = buffer.Buffer(16, 1, 4, 64)
     for s in range(5):
-        b.push(batch(s), 16)
+        push(b, batch(s))
     for _ in range(2):
         b.peek()
         b.pop()
