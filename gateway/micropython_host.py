@@ -13,6 +13,7 @@ surface: ``LEARNAE_BOARD`` is set for them, and ``host/board`` (the port's
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -46,6 +47,21 @@ def micropython_binary() -> str:
     return found
 
 
+# The pip package's ``micropython`` is a Python script that hands its own argv to the port,
+# whose heap then holds the script's path: where the venv lives moved a capped board's
+# heap by a few bytes, enough to fail a 32 KB run in one checkout and pass it in another.
+# Started through this interpreter with a fixed name, the board sees the same argv anywhere.
+_LAUNCH = ("import sys, micropython_unix; sys.argv[0] = 'micropython'; "
+           "sys.exit(micropython_unix.main())")
+
+
+def launcher() -> list[str]:
+    """The argv prefix that starts the unix port, with ``sys.argv[0] == 'micropython'``."""
+    if importlib.util.find_spec("micropython_unix") is not None:
+        return [sys.executable, "-c", _LAUNCH]
+    return [micropython_binary()]
+
+
 def module_path(extra: Sequence[Path] = (), build_dir: Path | None = None) -> str:
     """MICROPYPATH: frozen modules, then ``extra``, then firmware and protocol sources."""
     parts = [".frozen", *map(str, extra)]
@@ -64,7 +80,7 @@ def command(
 ) -> tuple[list[str], dict[str, str]]:
     """The argv and environment that run ``script`` (a path, or ``-m module``)
     (``board``: the profile the host shims mirror, see the module doc)."""
-    argv = [micropython_binary()]
+    argv = launcher()
     if heap:
         argv += ["-X", f"heapsize={heap}"]
     argv += ["-m", script[3:]] if isinstance(script, str) and script.startswith("-m ") else [
