@@ -18,9 +18,17 @@ def refused(code):
 
 def connect(c, clean_session=False, topics=None, qos=1):
     """Open the socket (mqttsock.py), CONNECT (mqttconn.py; each dropped after),
-    SUBSCRIBE to ``topics`` when given; return session_present."""
+    SUBSCRIBE to ``topics`` when given; return session_present.
+
+    A collection before each step: the allocator's search then starts again
+    from the lowest free block, so the small blocks of a step's code and
+    objects fill the holes the steps before left instead of splitting the one
+    large free run (without it, loading mqttconn.py in the OTA receiver failed
+    to get a 199-byte block at a 32 or 33 KB heap, depending on the layout)."""
+    __import__("gc").collect()
     __import__("mqttsock").open(c)
     sys.modules.pop("mqttsock", None)
+    __import__("gc").collect()
     present = __import__("mqttconn").connect(c, clean_session)
     sys.modules.pop("mqttconn", None)
     if topics:
