@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from gateway.config import GatewayConfig
+from gateway.system.memory import release_free_memory
 
 log = logging.getLogger("learnae.collaboration")
 
@@ -209,6 +210,8 @@ class GatewayTrainer:
         metrics = {k: v / max(samples, 1) for k, v in weighted.items()}
         if "test_mse" in metrics:
             metrics["val_loss"] = metrics["test_mse"]
+        del series, current, result["models"]
+        release_free_memory()  # the round's series and models, freed: back to the system
         return TrainOutcome(weights=result["weights"], samples=samples, metrics=metrics)
 
     def close(self) -> None:

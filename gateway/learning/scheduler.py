@@ -34,6 +34,7 @@ from gateway.learning.mlp import Weights
 from gateway.learning.promotion import judge, promotion_counter
 from gateway.learning.registry import PROMOTED, REJECTED, ModelRegistry
 from gateway.learning.regular import regular_series
+from gateway.system.memory import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +255,8 @@ class TrainingScheduler:
                 outcome = self._train(device, ts, np.asarray(values), list(channels), registry)
                 if outcome is not None:
                     outcomes.append(outcome)
+        if outcomes:
+            release_free_memory()  # the series loaded for training, freed: back to the system
         return outcomes
 
     def _train(

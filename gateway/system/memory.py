@@ -4,7 +4,9 @@ glibc gives each thread that allocates its own malloc arena (up to eight per cor
 memory freed in an arena mostly stays with the process. The service's threads (ingest,
 API workers, the detector, peering) each allocate numpy arrays and SQLite pages, so its
 resident size crept up for as long as it ran. Two arenas in all hold what these threads
-need; set once, before the threads start. Elsewhere than glibc this does nothing.
+need; set once, before the threads start. A training round builds every device's
+windows and then frees them: ``release_free_memory`` hands the free pages back after it.
+Elsewhere than glibc both do nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+from typing import Any
 
 log = logging.getLogger("learnae.memory")
 
@@ -19,15 +22,21 @@ M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
 ARENAS = 2
 
 
+def _libc_function(name: str) -> Any:
+    """A function of the C library, or None (not glibc, or not found)."""
+    path = ctypes.util.find_library("c")
+    if path is None:
+        return None
+    try:
+        return getattr(ctypes.CDLL(path), name)
+    except (OSError, AttributeError):
+        return None
+
+
 def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
     """``mallopt(M_ARENA_MAX, arenas)``; True if the C library took it."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
@@ -35,3 +44,13 @@ def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
     if not ok:
         log.warning("mallopt(M_ARENA_MAX, %d) was refused", arenas)
     return ok
+
+
+def release_free_memory() -> bool:
+    """``malloc_trim(0)``: free pages of every arena back to the system; True if any were."""
+    trim = _libc_function("malloc_trim")
+    if trim is None:
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return bool(trim(0))
