@@ -46,9 +46,9 @@ def spawn_board(state_dir: Path, board: str, count: int, **env: str):
 
 def run_script(script: str, board: str) -> subprocess.CompletedProcess[str]:
     """A snippet under the unix port with ``board``'s host shims."""
-    argv, env = micropython_host.command("-m unused", extra_path=[HOST_SHIMS], board=board)
-    return subprocess.run([argv[0], "-c", script], env=env, capture_output=True, text=True,
-                          timeout=30)
+    _, env = micropython_host.command("-m unused", extra_path=[HOST_SHIMS], board=board)
+    return subprocess.run([*micropython_host.launcher(), "-c", script], env=env,
+                          capture_output=True, text=True, timeout=30)
 
 
 def wait_log(path: Path, proc, pred, timeout: float) -> str:
