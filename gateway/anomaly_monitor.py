@@ -103,18 +103,20 @@ class AnomalyMonitor(PeriodicPart):
     def _scorer(self, store: Any, device: str, version: Any, stored: int
                 ) -> tuple[Any, Any, int] | None:
         """(predictor, calibration, version number) for the device: its promoted model's, or
-        persistence's while it has none (None: too few readings, or the running persistence
-        detector needs no new calibration yet)."""
+        persistence's while it has none (None: the running detector already has it, too few
+        readings, or persistence needs no new calibration yet)."""
         from gateway.learning.anomaly import Calibration, predictor_for
         from gateway.learning.calibration import before_model
 
+        state = self._states.get(device)
         if version is not None:
+            if state is not None and state.version == version.version:
+                return None  # already scoring with it: not rebuilt on every pass
             predictor = predictor_for(version.metadata, version.weights)
             doc = version.metadata.get("detector")
             cal = (Calibration.from_dict(doc) if doc else Calibration.plain(
                 predictor.residual_scale, float(version.metadata["threshold"])))
             return predictor, cal, version.version
-        state = self._states.get(device)
         if state is not None and state.version != BEFORE_MODEL:
             return None
         # calibrated (or tried) again only once the readings have doubled: a device whose
