@@ -91,16 +91,17 @@ class AnomalyMonitor(PeriodicPart):
             for info in store.devices():
                 if self._stop.is_set():
                     break
-                # the version served and pushed: the newest promoted one
-                current = registry.current(info.id, "forecast")
+                # the version served and pushed: the newest promoted one (its number, from
+                # an index: the version itself is read only when it changes)
+                current = registry.current_version(info.id, "forecast")
                 try:
-                    done += self._device(store, log_, info.id, current, info.stored)
+                    done += self._device(store, log_, registry, info.id, current, info.stored)
                 except Exception:
                     self.failures.inc()
                     log.exception("anomaly detection for %s failed", info.id)
         return done
 
-    def _scorer(self, store: Any, device: str, version: Any, stored: int
+    def _scorer(self, store: Any, registry: Any, device: str, number: int | None, stored: int
                 ) -> tuple[Any, Any, int] | None:
         """(predictor, calibration, version number) for the device: its promoted model's, or
         persistence's while it has none (None: the running detector already has it, too few
@@ -109,9 +110,10 @@ class AnomalyMonitor(PeriodicPart):
         from gateway.learning.calibration import before_model
 
         state = self._states.get(device)
-        if version is not None:
-            if state is not None and state.version == version.version:
-                return None  # already scoring with it: not rebuilt on every pass
+        if number is not None:
+            if state is not None and state.version == number:
+                return None  # already scoring with it: not read or rebuilt on every pass
+            version = registry.get(number)
             predictor = predictor_for(version.metadata, version.weights)
             doc = version.metadata.get("detector")
             cal = (Calibration.from_dict(doc) if doc else Calibration.plain(
@@ -131,15 +133,15 @@ class AnomalyMonitor(PeriodicPart):
             return None
         return made[0], made[1], BEFORE_MODEL
 
-    def _device(self, store: Any, events: Any, device: str, version: Any, stored: int = 0
-                ) -> int:
+    def _device(self, store: Any, events: Any, registry: Any, device: str, number: int | None,
+                stored: int = 0) -> int:
         from gateway.learning.anomaly import Detector, DetectorSettings
         from gateway.learning.events import EventTracker
         from gateway.learning.regular import regularize
 
         settings = self.config.training
         state = self._states.get(device)
-        scorer = self._scorer(store, device, version, stored)
+        scorer = self._scorer(store, registry, device, number, stored)
         if scorer is not None:
             predictor, cal, number = scorer
             if state is not None and state.detector.predictor.channels != predictor.channels:

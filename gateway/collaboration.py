@@ -191,13 +191,13 @@ class GatewayTrainer:
         weighted: dict[str, float] = {}
         with ModelRegistry(self.config.db_path) as registry:
             for device, meta, model_weights in result["models"]:
-                latest = registry.latest(device)
                 promoted = bool(meta["promotion"]["promoted"])
                 version = registry.register(
                     device, "forecast", model_weights, meta,
-                    parent_version=latest.version if latest else None,
+                    parent_version=registry.latest_version(device),
                     status="promoted" if promoted else "rejected",
-                    reason=None if promoted else meta["promotion"]["reason"])
+                    reason=None if promoted else meta["promotion"]["reason"],
+                    keep=self.config.training.keep_versions)
                 if self.promotions is not None:
                     self.promotions.labels(meta["promotion"]["result"]).inc()
                 n = int(meta.get("samples", 0))

@@ -86,6 +86,9 @@ class TrainingSection:
     min_windows: int = 64  # fewer gap-free windows: skip with reason too_few_windows
     min_new_readings: int = 500  # new readings per device before retraining
     max_readings: int = 100000  # most recent readings used per training run
+    # model versions kept per device (its current one always): a version is registered
+    # every training run, tens of kB each; 0 keeps them all
+    keep_versions: int = 100
     check_interval_s: float = 60.0
     nice: int = 10  # niceness increment of the training process
     anomaly_quantile: float = 0.999  # of held-out scores, sets the threshold

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("learnae.api")
 
 ARTIFACT_PATHS = {"tflite": "/api/model.tflite", "edge": "/api/model.lem"}
+REJECTED_SHOWN = 5  # of a device's versions rejected since its current one, the newest shown
 
 
 class RegistryModels:
@@ -87,9 +88,11 @@ class RegistryModels:
         return None if latest is None else self.public(latest)
 
     def latest_per_device(self) -> list[dict[str, Any]]:
-        """Every device's current model, with the versions rejected since (figures, reason)."""
-        # bounded queries: the registry gains versions every round, so decoding all of
-        # them on each request made the answer (and the memory it took) grow without end
+        """Every device's current model, with the newest versions rejected since (figures,
+        reason) and how many were."""
+        # bounded queries: the registry gains versions every round, and a device whose
+        # trainings keep losing to its current model gains rejected ones, so decoding all
+        # of them on each request made the answer (and the memory it took) grow without end
         registry = self._registry()
         out = []
         for device in registry.device_names():
@@ -97,8 +100,9 @@ class RegistryModels:
             if current is None:
                 continue
             doc = self.public(current)
-            doc["rejected"] = [self.rejection(v) for v in registry.newer(device, current.version)
-                               if v.status != "promoted"]
+            doc["rejected"] = [self.rejection(v) for v in registry.newer(
+                device, current.version, limit=REJECTED_SHOWN) if v.status != "promoted"]
+            doc["rejected_count"] = registry.count_newer(device, current.version)
             out.append(doc)
         return out
 

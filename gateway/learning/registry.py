@@ -10,6 +10,12 @@ Every version has a status: ``promoted`` (it became the device's current model: 
 the API, pushed to boards, used for scoring) or ``rejected`` (the promotion guard found it
 no better than persistence or than the current version; ``reason`` says why). Schema 2
 added the two columns; rows of schema 1 read as promoted, as they were all served.
+
+A version's row is large (its metadata holds the detector's per-phase calibration, tens of
+kilobytes) and a version is registered every round, so the lookups the service makes on
+every pass and every request read the indexes only (schema 3: ``status`` is never NULL
+and indexed), and ``register(..., keep=N)`` drops a device's oldest versions beyond its
+newest N (never its current one), counting them so round numbers stay the same.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Any
 from gateway.learning.mlp import Weights
 from gateway.learning.serialize import weights_from_bytes, weights_to_bytes
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 PROMOTED, REJECTED = "promoted", "rejected"
 
 _SCHEMA = """
@@ -51,6 +57,12 @@ CREATE TABLE IF NOT EXISTS model_versions (
     reason TEXT
 );
 CREATE INDEX IF NOT EXISTS model_versions_device ON model_versions (device, task, version);
+CREATE INDEX IF NOT EXISTS model_versions_status ON model_versions (device, status, task, version);
+CREATE INDEX IF NOT EXISTS model_versions_newest ON model_versions (status, version);
+CREATE TABLE IF NOT EXISTS model_versions_pruned (
+    device TEXT PRIMARY KEY,
+    versions INTEGER NOT NULL
+);
 """
 
 
@@ -96,6 +108,8 @@ class ModelRegistry:
                 for name in ("status", "reason"):  # schema 1 -> 2
                     if name not in columns:
                         self._db.execute(f"ALTER TABLE model_versions ADD COLUMN {name} TEXT")
+                self._db.execute(  # schema 2 -> 3: the indexed lookups need no NULL case
+                    "UPDATE model_versions SET status = ? WHERE status IS NULL", (PROMOTED,))
                 self._db.execute(
                     "UPDATE learning_schema SET version = ? WHERE component = 'registry' "
                     "AND version < ?",
@@ -138,8 +152,13 @@ class ModelRegistry:
         created: float | None = None,
         status: str = PROMOTED,
         reason: str | None = None,
+        keep: int = 0,
     ) -> int:
-        """Store a new version; returns its number (increasing across all devices)."""
+        """Store a new version; returns its number (increasing across all devices).
+
+        ``keep`` > 0: then only the device's newest ``keep`` versions and its current one
+        are kept, in the same transaction.
+        """
         if status not in (PROMOTED, REJECTED):
             raise ValueError(f"status must be {PROMOTED!r} or {REJECTED!r}, got {status!r}")
         metrics = dict(metrics if metrics is not None else metadata.get("metrics", {}))
@@ -166,11 +185,30 @@ class ModelRegistry:
                     "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     row,
                 )
+                if keep > 0:
+                    self._prune(device, keep)
         except sqlite3.Error as exc:
             raise RegistryError(
                 f"cannot register model for {device!r} in {self.path!r}: {exc}"
             ) from exc
         return int(cur.lastrowid or 0)
+
+    def _prune(self, device: str, keep: int) -> None:
+        """Delete ``device``'s versions older than its newest ``keep``, but not its current
+        one (of any task), and add them to its pruned count."""
+        cur = self._db.execute(
+            "DELETE FROM model_versions WHERE device = ? AND version < (SELECT MIN(version) "
+            "FROM (SELECT version FROM model_versions WHERE device = ? ORDER BY version DESC "
+            "LIMIT ?)) AND version NOT IN (SELECT MAX(version) FROM model_versions "
+            "WHERE device = ? AND status = ? GROUP BY task)",
+            (device, device, int(keep), device, PROMOTED),
+        )
+        if cur.rowcount > 0:
+            self._db.execute(
+                "INSERT INTO model_versions_pruned (device, versions) VALUES (?, ?) "
+                "ON CONFLICT (device) DO UPDATE SET versions = versions + excluded.versions",
+                (device, cur.rowcount),
+            )
 
     def set_cids(
         self, version: int, *, weights_cid: str | None = None, entry_cid: str | None = None
@@ -230,29 +268,37 @@ class ModelRegistry:
 
     def latest(self, device: str, task: str = "forecast") -> ModelVersion | None:
         """The newest version of any status (the last training attempt that produced one)."""
-        rows = self._rows(
-            "WHERE device = ? AND task = ? ORDER BY version DESC LIMIT 1", (device, task)
-        )
-        return rows[0] if rows else None
+        number = self.latest_version(device, task)
+        return None if number is None else self.get(number)
+
+    def latest_version(self, device: str, task: str = "forecast") -> int | None:
+        """The number of ``latest(device, task)``, from an index alone."""
+        number = self._scalar("SELECT MAX(version) FROM model_versions WHERE device = ? AND "
+                              "task = ?", (device, task))
+        return None if number is None else int(number)
 
     def current(self, device: str, task: str = "forecast") -> ModelVersion | None:
         """The device's current model: its newest promoted version."""
-        rows = self._rows(
-            "WHERE device = ? AND task = ? AND (status IS NULL OR status = ?) "
-            "ORDER BY version DESC LIMIT 1",
-            (device, task, PROMOTED),
-        )
-        return rows[0] if rows else None
+        number = self.current_version(device, task)
+        return None if number is None else self.get(number)
+
+    def current_version(self, device: str, task: str = "forecast") -> int | None:
+        """The number of ``current(device, task)``, read from an index alone: what a loop
+        checks on every pass before it decodes a version."""
+        row = self._scalar("SELECT MAX(version) FROM model_versions WHERE device = ? AND "
+                           "status = ? AND task = ?", (device, PROMOTED, task))
+        return None if row is None else int(row)
 
     def newest_promoted(self, device: str | None = None) -> ModelVersion | None:
         """The newest promoted version (of one device if given), of any task."""
-        where = "WHERE (status IS NULL OR status = ?)"
-        params: tuple[Any, ...] = (PROMOTED,)
-        if device is not None:
-            where += " AND device = ?"
-            params += (device,)
-        rows = self._rows(f"{where} ORDER BY version DESC LIMIT 1", params)
-        return rows[0] if rows else None
+        if device is None:
+            number = self._scalar("SELECT MAX(version) FROM model_versions WHERE status = ?",
+                                  (PROMOTED,))
+        else:  # named: without ANALYZE figures the planner takes the (status, version) one
+            number = self._scalar("SELECT MAX(version) FROM model_versions INDEXED BY "
+                                  "model_versions_status WHERE device = ? AND status = ?",
+                                  (device, PROMOTED))
+        return None if number is None else self.get(int(number))
 
     def device_names(self) -> list[str]:
         """Devices with at least one version (one query: no version is decoded)."""
@@ -262,22 +308,39 @@ class ModelRegistry:
             raise RegistryError(f"cannot read model registry {self.path!r}: {exc}") from exc
         return sorted(str(r[0]) for r in rows)
 
-    def newer(self, device: str, version: int) -> list[ModelVersion]:
-        """``device``'s versions after ``version``, oldest first."""
-        return self._rows("WHERE device = ? AND version > ? ORDER BY version", (device, version))
+    def newer(self, device: str, version: int, limit: int | None = None) -> list[ModelVersion]:
+        """``device``'s versions after ``version``, oldest first (its newest ``limit``)."""
+        if limit is None:
+            return self._rows("WHERE device = ? AND version > ? ORDER BY version",
+                              (device, version))
+        return self._rows("WHERE device = ? AND version > ? ORDER BY version DESC LIMIT ?",
+                          (device, version, max(int(limit), 0)))[::-1]
+
+    def count_newer(self, device: str, version: int) -> int:
+        """How many versions ``device`` has after ``version`` (an index count)."""
+        return int(self._scalar("SELECT COUNT(*) FROM model_versions WHERE device = ? AND "
+                                "version > ?", (device, version)) or 0)
 
     def recent(self, limit: int) -> list[ModelVersion]:
         """The newest ``limit`` versions, oldest first (the history read in one bounded query)."""
         return self._rows("ORDER BY version DESC LIMIT ?", (max(int(limit), 0),))[::-1]
 
     def count_up_to(self, device: str, version: int) -> int:
-        """How many versions ``device`` has up to and including ``version``."""
+        """How many versions ``device`` has had up to and including ``version``, the pruned
+        ones included."""
+        kept = self._scalar("SELECT COUNT(*) FROM model_versions WHERE device = ? AND "
+                            "version <= ?", (device, version))
+        pruned = self._scalar("SELECT versions FROM model_versions_pruned WHERE device = ?",
+                              (device,))
+        return int(kept or 0) + int(pruned or 0)
+
+    def _scalar(self, sql: str, params: tuple[Any, ...]) -> Any:
+        """The first column of the first row (None without one)."""
         try:
-            row = self._db.execute("SELECT COUNT(*) FROM model_versions WHERE device = ? AND "
-                                   "version <= ?", (device, version)).fetchone()
+            row = self._db.execute(sql, params).fetchone()
         except sqlite3.Error as exc:
             raise RegistryError(f"cannot read model registry {self.path!r}: {exc}") from exc
-        return int(row[0])
+        return None if row is None else row[0]
 
     def versions(self, device: str | None = None) -> list[ModelVersion]:
         """All versions (of one device if given), oldest first."""

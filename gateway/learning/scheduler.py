@@ -267,7 +267,7 @@ class TrainingScheduler:
         channels: list[str],
         registry: ModelRegistry,
     ) -> TrainingOutcome | None:
-        latest = registry.latest(device, "forecast")
+        latest = registry.latest_version(device, "forecast")
         current = registry.current(device, "forecast")
         previous = (current.metadata, current.weights) if current is not None else None
         future = self._executor().submit(
@@ -306,9 +306,10 @@ class TrainingScheduler:
                 "forecast",
                 result["weights"],
                 meta,
-                parent_version=latest.version if latest is not None else None,
+                parent_version=latest,
                 status=PROMOTED if promoted else REJECTED,
                 reason=None if promoted else result["detail"],
+                keep=self.settings.keep_versions,
             )
             outcome = TrainingOutcome(
                 device,

@@ -70,3 +70,63 @@ def test_lives_beside_other_tables_and_refuses_newer_schema(tmp_path) -> None:
 def test_unusable_path_is_a_registry_error(tmp_path) -> None:
     with pytest.raises(RegistryError, match="missing-dir"):
         ModelRegistry(tmp_path / "missing-dir" / "db.sqlite3")
+
+
+def test_keep_drops_the_oldest_versions_but_never_the_current_one(tmp_path) -> None:
+    weights = init_weights(MLPSpec((4, 3, 2)), 0)
+    with ModelRegistry(tmp_path / "gateway.sqlite3") as reg:
+        current = reg.register("dev-a", "forecast", weights, META)
+        other = reg.register("dev-b", "forecast", weights, META)
+        rejected = [reg.register("dev-a", "forecast", weights, META, status="rejected",
+                                 reason="worse", keep=3) for _ in range(6)]
+        assert [v.version for v in reg.versions("dev-a")] == [current, *rejected[-3:]]
+        assert [v.version for v in reg.versions("dev-b")] == [other]  # another device's stay
+        assert reg.current_version("dev-a") == current == reg.current("dev-a").version
+        # round numbers count the dropped versions too
+        assert reg.count_up_to("dev-a", rejected[-1]) == 7
+        newest = reg.register("dev-a", "forecast", weights, META, keep=3)
+        assert [v.version for v in reg.versions("dev-a")] == [*rejected[-2:], newest]
+        assert reg.count_up_to("dev-a", newest) == 8
+        assert reg.count_newer("dev-a", rejected[-2]) == 2
+        assert [v.version for v in reg.newer("dev-a", 0, limit=2)] == [rejected[-1], newest]
+
+
+def test_lookups_made_on_every_pass_read_an_index_only(tmp_path) -> None:
+    """A version's row holds tens of kB of metadata; the per-pass and per-request lookups
+    must not read rows (the status column lies after the metadata and weights)."""
+    weights = init_weights(MLPSpec((4, 3, 2)), 0)
+    with ModelRegistry(tmp_path / "gateway.sqlite3") as reg:
+        reg.register("dev-a", "forecast", weights, META)
+        executed: list[str] = []
+        reg._db.set_trace_callback(executed.append)
+        lookups = {
+            "current_version": lambda: reg.current_version("dev-a"),
+            "latest_version": lambda: reg.latest_version("dev-a"),
+            # the lookup of the number; then the one version is read by its key
+            "newest_promoted(device)": lambda: reg.newest_promoted("dev-a"),
+            "newest_promoted()": reg.newest_promoted,
+            "count_newer": lambda: reg.count_newer("dev-a", 0),
+            "device_names": reg.device_names,
+        }
+        for name, lookup in lookups.items():
+            executed.clear()
+            lookup()
+            assert executed, name
+            plan = " ".join(str(r[-1]) for r in
+                            reg._db.execute(f"EXPLAIN QUERY PLAN {executed[0]}"))
+            assert "COVERING INDEX" in plan, (name, executed[0], plan)
+
+
+def test_schema_2_rows_without_a_status_read_as_promoted(tmp_path) -> None:
+    path = tmp_path / "gateway.sqlite3"
+    weights = init_weights(MLPSpec((4, 3, 2)), 0)
+    with ModelRegistry(path) as reg:
+        version = reg.register("dev-a", "forecast", weights, META)
+    db = sqlite3.connect(path)
+    db.execute("UPDATE model_versions SET status = NULL")
+    db.execute("UPDATE learning_schema SET version = 2 WHERE component = 'registry'")
+    db.commit()
+    db.close()
+    with ModelRegistry(path) as reg:
+        assert reg.current_version("dev-a") == version
+        assert reg.get(version).status == "promoted"

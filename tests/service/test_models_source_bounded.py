@@ -69,3 +69,24 @@ def test_overview_history_and_current_decode_a_bounded_number_of_versions(
     assert [r["version"] for r in rounds] == sorted(made["a"][-2:] + made["b"][-2:])
     assert [r["round"] for r in rounds] == [59, 59, 60, 60]
     assert sum(decoded) == 4, decoded
+
+
+def test_a_long_run_of_rejected_versions_is_counted_not_decoded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A device whose trainings keep losing to its current model: the overview lists the
+    newest few rejections and their count, and reads no more versions as the run grows."""
+    from gateway.api.sources import REJECTED_SHOWN
+
+    db = tmp_path / "gateway.sqlite3"
+    weights = {"w": np.zeros((2, 2), np.float32)}
+    with ModelRegistry(db) as registry:
+        current = registry.register("a", "forecast", weights, {"promotion": {}})
+        rejected = [registry.register("a", "forecast", weights,
+                                      {"promotion": {"result": "worse"}},
+                                      status="rejected", reason="worse") for _ in range(40)]
+    decoded = _count_decoded(monkeypatch)
+    [doc] = RegistryModels(db).latest_per_device()
+    assert doc["version"] == current
+    assert doc["rejected_count"] == 40
+    assert [r["version"] for r in doc["rejected"]] == rejected[-REJECTED_SHOWN:]
+    assert sum(decoded) <= 1 + REJECTED_SHOWN, decoded

@@ -221,9 +221,11 @@ function renderModels(models) {
     tr.appendChild(el("td", { class: "num" }, m.samples === null || m.samples === undefined ? "–" : String(m.samples)));
     tr.appendChild(el("td", {}, Object.entries(m.metrics || {}).slice(0, 4).map(([k, v]) => `${k} ${fmt(v)}`).join(", ")));
     // versions the promotion guard kept from deployment, newest first, with its reason
+    // (the answer lists the newest few; rejected_count says how many there were)
     const rejected = (m.rejected || []).slice().reverse();
+    const count = m.rejected_count ?? rejected.length;
     tr.appendChild(el("td", { class: "rejected", title: rejected.map((r) => `v${r.version}: ${r.reason}`).join("\n") },
-      rejected.length === 0 ? "–" : `${rejected.length}: v${rejected[0].version} ${rejected[0].reason || rejected[0].result || ""}`));
+      rejected.length === 0 ? "–" : `${count}: v${rejected[0].version} ${rejected[0].reason || rejected[0].result || ""}`));
     const links = el("td");
     for (const [fmtName, href] of Object.entries(m.artifacts || {})) {
       links.appendChild(el("a", { href, download: "", class: "download", "data-format": fmtName }, fmtName));
