@@ -100,8 +100,9 @@ class RegistryModels:
             if current is None:
                 continue
             doc = self.public(current)
+            # every version after the newest promoted one was rejected
             doc["rejected"] = [self.rejection(v) for v in registry.newer(
-                device, current.version, limit=REJECTED_SHOWN) if v.status != "promoted"]
+                device, current.version, limit=REJECTED_SHOWN)]
             doc["rejected_count"] = registry.count_newer(device, current.version)
             out.append(doc)
         return out

@@ -285,9 +285,9 @@ class ModelRegistry:
     def current_version(self, device: str, task: str = "forecast") -> int | None:
         """The number of ``current(device, task)``, read from an index alone: what a loop
         checks on every pass before it decodes a version."""
-        row = self._scalar("SELECT MAX(version) FROM model_versions WHERE device = ? AND "
-                           "status = ? AND task = ?", (device, PROMOTED, task))
-        return None if row is None else int(row)
+        number = self._scalar("SELECT MAX(version) FROM model_versions WHERE device = ? AND "
+                              "status = ? AND task = ?", (device, PROMOTED, task))
+        return None if number is None else int(number)
 
     def newest_promoted(self, device: str | None = None) -> ModelVersion | None:
         """The newest promoted version (of one device if given), of any task."""
@@ -308,11 +308,8 @@ class ModelRegistry:
             raise RegistryError(f"cannot read model registry {self.path!r}: {exc}") from exc
         return sorted(str(r[0]) for r in rows)
 
-    def newer(self, device: str, version: int, limit: int | None = None) -> list[ModelVersion]:
-        """``device``'s versions after ``version``, oldest first (its newest ``limit``)."""
-        if limit is None:
-            return self._rows("WHERE device = ? AND version > ? ORDER BY version",
-                              (device, version))
+    def newer(self, device: str, version: int, limit: int) -> list[ModelVersion]:
+        """``device``'s newest ``limit`` versions after ``version``, oldest first."""
         return self._rows("WHERE device = ? AND version > ? ORDER BY version DESC LIMIT ?",
                           (device, version, max(int(limit), 0)))[::-1]
 

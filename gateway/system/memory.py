@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 from typing import Any
 
@@ -22,8 +23,10 @@ M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
 ARENAS = 2
 
 
+@functools.cache
 def _libc_function(name: str) -> Any:
-    """A function of the C library, or None (not glibc, or not found)."""
+    """A function of the C library, or None (not glibc, or not found); looked up once, as
+    ``find_library`` may run ``ldconfig`` and the trim is called after every round."""
     path = ctypes.util.find_library("c")
     if path is None:
         return None

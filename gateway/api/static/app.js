@@ -223,9 +223,8 @@ function renderModels(models) {
     // versions the promotion guard kept from deployment, newest first, with its reason
     // (the answer lists the newest few; rejected_count says how many there were)
     const rejected = (m.rejected || []).slice().reverse();
-    const count = m.rejected_count ?? rejected.length;
     tr.appendChild(el("td", { class: "rejected", title: rejected.map((r) => `v${r.version}: ${r.reason}`).join("\n") },
-      rejected.length === 0 ? "–" : `${count}: v${rejected[0].version} ${rejected[0].reason || rejected[0].result || ""}`));
+      rejected.length === 0 ? "–" : `${m.rejected_count}: v${rejected[0].version} ${rejected[0].reason || rejected[0].result || ""}`));
     const links = el("td");
     for (const [fmtName, href] of Object.entries(m.artifacts || {})) {
       links.appendChild(el("a", { href, download: "", class: "download", "data-format": fmtName }, fmtName));
