@@ -14,7 +14,7 @@ setup: $(INSTALLED) mosquitto
 $(INSTALLED): pyproject.toml
 	$(PY) -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv $(VENV) \
 		|| { tools/apt-install.sh python3-venv && $(PYTHON) -m venv $(VENV); }
-	$(PY) -m pip install -q -e '.[dev,tflite]'
+	$(PY) -m pip install -q -e '.[dev,tflite,ledger]'
 	touch $@
 
 mosquitto:
@@ -50,7 +50,7 @@ test: test-deps
 
 # The `bench` extra (PyTorch, a large download) is for `bench train`'s comparison only.
 bench: $(INSTALLED)
-	$(PY) -m pip install -q -e '.[dev,tflite,bench]'
+	$(PY) -m pip install -q -e '.[dev,tflite,ledger,bench]'
 
 lint: $(INSTALLED) stubs
 	$(VENV)/bin/ruff check .

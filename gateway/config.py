@@ -19,9 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-
-class ConfigError(ValueError):
-    """A config file that cannot be used; the message names key and value."""
+from gateway.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -2,18 +2,54 @@
 
 from __future__ import annotations
 
+import importlib
 import secrets
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from gateway_rig import GatewayProcess
 
-from gateway import micropython_host
-from gateway.broker import PrivateBroker
+from gateway.rigs import micropython
+from gateway.rigs.broker import PrivateBroker
 from gateway.system import write_acl, write_password_file
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Import paths from before the gateway's modules were grouped into packages by concern,
+# for test modules that still use them: each old module name is the module that now
+# holds its contents, and each old name in a command module is the one that now holds it.
+MOVED_MODULES = {
+    "gateway.broker": "gateway.rigs.broker",
+    "gateway.clock": "gateway.integrations.clock",
+    "gateway.devices": "gateway.system.devices",
+    "gateway.micropython_host": "gateway.rigs.micropython",
+    "gateway.ota.hostboard": "gateway.rigs.board",
+}
+MOVED_NAMES = {
+    "gateway.commands.sim": {
+        "AIRQUALITY": ("gateway.data.airquality", "AIRQUALITY_CSV"),
+        "EXIT_REVALIDATED": ("gateway.rigs.board", "EXIT_REVALIDATED"),
+        "EXIT_WATCHDOG": ("gateway.rigs.board", "EXIT_WATCHDOG"),
+        "HOST_SHIMS": ("gateway.rigs.board", "HOST_SHIMS"),
+        "install_board_file": ("gateway.rigs.board", "install_board_file"),
+        "run_firmware": ("gateway.rigs.board", "run_firmware"),
+    },
+}
+
+
+def _alias_moved() -> None:
+    for old, new in MOVED_MODULES.items():
+        sys.modules.setdefault(old, importlib.import_module(new))
+    for module_name, names in MOVED_NAMES.items():
+        module = importlib.import_module(module_name)
+        for name, (home, attr) in names.items():
+            if not hasattr(module, name):
+                setattr(module, name, getattr(importlib.import_module(home), attr))
+
+
+_alias_moved()
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +96,7 @@ def secure_broker_factory(tmp_path: Path) -> Iterator[SecureBrokerFactory]:
 @pytest.fixture
 def run_micropython() -> Callable[..., object]:
     """``run_micropython(script, *args, heap="64k", ...)`` -> CompletedProcess."""
-    return micropython_host.run
+    return micropython.run
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.broker import PrivateBroker
+from gateway.rigs.broker import PrivateBroker
 from gateway.store import read_health
 
 REPO = Path(__file__).resolve().parent.parent

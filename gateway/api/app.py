@@ -13,9 +13,11 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from gateway import __version__
 from gateway.api.cache import ResponseCache
 from gateway.api.context import ModelsUnavailable, ServiceContext
 from gateway.api.contract import complete_contract
+from gateway.api.metrics import ApiMetrics
 from gateway.api.routes import (
     anomalies,
     dashboard,
@@ -28,12 +30,10 @@ from gateway.api.routes import (
     versions,
 )
 from gateway.api.routes import ledger as ledger_routes
-from gateway.metrics import ApiMetrics
 
 __all__ = ["GatewayApp", "create_app"]
 
 STATIC = Path(__file__).resolve().parent / "static"
-VERSION = "0.1.0"
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
@@ -77,7 +77,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def create_app(context: ServiceContext) -> GatewayApp:
     app = GatewayApp(
         title="LEARNAE edge gateway",
-        version=VERSION,
+        version=__version__,
         description="Readings, devices, models and LEARNAE rounds of one gateway.",
         docs_url=None,  # the stock page loads Swagger UI from a CDN; /docs is served offline
         redoc_url=None,

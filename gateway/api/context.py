@@ -17,17 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.config import GatewayConfig
+from gateway.errors import ModelsUnavailable
 
 if TYPE_CHECKING:  # pragma: no cover
     from prometheus_client import CollectorRegistry
 
 __all__ = ["ModelSource", "ModelsUnavailable", "PeerSource", "Publisher", "ServiceContext",
            "StoreReader"]
-
-
-class ModelsUnavailable(RuntimeError):
-    """The model registry cannot be read now (e.g. a full disk before its first model);
-    the API answers 503 with this message."""
 
 
 class Publisher(Protocol):

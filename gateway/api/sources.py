@@ -127,6 +127,8 @@ class RegistryModels:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
+        from gateway.learning.export import export_model
+
         data = export_model(latest, fmt)
         with self._lock:
             self._cache[key] = data
@@ -158,29 +160,8 @@ class RegistryModels:
         return out
 
 
-def export_model(version: Any, fmt: str) -> bytes:
-    """A registered forecaster as TFLite or as the boards' LEM1 bytes."""
-    from gateway.learning.forecast import ForecastModel
-
-    model = ForecastModel.from_metadata(version.metadata, version.weights)
-    if fmt == "edge":
-        from gateway.learning.edge_export import edge_model_bytes
-
-        return edge_model_bytes(model)
-    if fmt == "tflite":
-        from gateway.learning.tflite_export import export_tflite
-
-        return export_tflite(*model.export_network())
-    raise ValueError(f"model format {fmt!r} is not one of tflite, edge")
-
-
-def model_source_for(db_path: Path) -> ModelSource | None:
-    """The registry in the gateway's database, or None where the learning package is absent."""
-    try:
-        import gateway.learning.registry  # noqa: F401
-    except ImportError:
-        log.warning("model registry not available; /api/model answers 404")
-        return None
+def model_source_for(db_path: Path) -> ModelSource:
+    """The model registry in the gateway's database, as the API reads it."""
     return RegistryModels(db_path)
 
 

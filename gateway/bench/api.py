@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import httpx
     import psutil
 
-    from gateway.broker import PrivateBroker
+    from gateway.rigs.broker import PrivateBroker
 
     root = Path(tempfile.mkdtemp(prefix="learnae-bench-api-"))
     prefix = "benchapi"

@@ -104,10 +104,10 @@ def _wait(seen: dict[str, Any], n: int, timeout: float = 30.0) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from gateway.broker import PrivateBroker
-    from gateway.commands.flash import build_firmware
-    from gateway.commands.sim import extract_airquality, run_firmware
-    from gateway.devices import make_device_config
+    from gateway.firmware.build import build_firmware
+    from gateway.rigs.board import extract_airquality, run_firmware
+    from gateway.rigs.broker import PrivateBroker
+    from gateway.system.devices import make_device_config
 
     work = Path(tempfile.mkdtemp(prefix="learnae-bench-fw-"))
     build = None if args.source else build_firmware(work / "build", host=True)
@@ -171,8 +171,8 @@ def run(args: argparse.Namespace) -> dict:
 
 def _deep_sleep_radio(port: int, work: Path, build: Path | None,
                       args: argparse.Namespace) -> dict[str, Any]:
-    from gateway.commands.sim import run_firmware
-    from gateway.devices import make_device_config
+    from gateway.rigs.board import run_firmware
+    from gateway.system.devices import make_device_config
 
     client, seen = _collect(port, "sleep")
     state = work / "sleeper"
@@ -214,7 +214,7 @@ def _heap_margin(port: int, work: Path, build: Path | None, args: argparse.Names
     the failures are fragmentation at the moments a rare module loads, which
     the lowest free heap (``heap_peak_bytes``) does not show.
     """
-    from gateway.commands.sim import run_firmware
+    from gateway.rigs.board import run_firmware
 
     cap = _kib(args.heap)
     smallest = None

@@ -4,7 +4,7 @@
    hidden layer) and of the current one (change from the last reading, linear path,
    per-window normalisation, calendar inputs), same windows of the bundled AirQuality
    recording, same batch size and Adam settings; median of ``--repeats`` alternating runs.
-2. One LEARNAE round of a gateway (``gateway.collaboration._train_devices``: shared
+2. One LEARNAE round of a gateway (``gateway.federation.trainer.train_devices``: shared
    training on every device's windows, personalisation, promotion guard) with
    ``--devices`` devices and ``--readings`` readings in all, on one BLAS thread.
 3. With ``--options``: how the forecaster's options compare, each trained alone on the
@@ -96,9 +96,9 @@ def synthetic_device(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[st
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from threadpoolctl import threadpool_limits
 
-    from gateway.collaboration import _train_devices
     from gateway.config import TrainingSection
     from gateway.data.airquality import load_airquality
+    from gateway.federation.trainer import train_devices
     from gateway.learning.federated import prepare_devices, spec_for
     from gateway.learning.forecast import (
         computation_for,
@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         start = init_forecaster(spec_for(gw_settings, gcomp), args.seed)
         del devices
         t0 = time.perf_counter()
-        out = _train_devices(series, gw_settings, start, None)
+        out = train_devices(series, gw_settings, start, None)
         seconds = time.perf_counter() - t0
         promoted = sum(bool(meta["promotion"]["promoted"]) for _, meta, _ in out["models"])
         _progress(f"federation round: {args.devices} devices, {args.readings} readings, "

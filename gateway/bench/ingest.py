@@ -206,7 +206,7 @@ def _round(kind: str, port: int, args: argparse.Namespace, directory: Path) -> d
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from gateway.broker import PrivateBroker
+    from gateway.rigs.broker import PrivateBroker
 
     directory = Path(tempfile.mkdtemp(prefix="learnae-bench-ingest-"))
     rounds: list[dict[str, Any]] = []

@@ -19,7 +19,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from gateway.rigs.ports import free_port
 
 CHAIN_ID = 8822
 DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # anvil's own
@@ -57,12 +58,6 @@ def _anvil_binary(given: Path | None) -> Path:
     if not found:
         raise SystemExit(f"anvil not found under {root} (run: make evm-rig, or pass --anvil)")
     return found[0]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class _Trainer:
@@ -122,6 +117,9 @@ def _discover(a: Any, b: Any, samples: int, poll_s: float, follow: bool) -> list
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from gateway.peer.ledgers import require_ledger_extra
+
+    require_ledger_extra("bench ledger")
     from eth_account import Account
 
     from gateway.peer import Identity
@@ -134,7 +132,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if value < 1:
             raise SystemExit(f"{flag} {value}: must be at least 1")
     work = Path(tempfile.mkdtemp(prefix="learnae-bench-ledger-"))
-    port = _free_port()
+    port = free_port()
     cmd = [str(_anvil_binary(args.anvil)), "--host", "127.0.0.1", "--port", str(port),
            "--chain-id", str(CHAIN_ID), "--silent"]
     if args.block_time > 0:
@@ -184,7 +182,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ledger_times = _discover(a, b, args.samples, args.poll_s, follow=True)
         _say(f"ledger discovery {[round(t, 3) for t in ledger_times]}")
         # discovery through gossip: UDP on loopback
-        pa, pb = _free_port(), _free_port()
+        pa, pb = free_port(), free_port()
         ua = UdpTransport(port=pa, peers=[("127.0.0.1", pb)])
         ub = UdpTransport(port=pb, peers=[("127.0.0.1", pa)])
         try:

@@ -46,11 +46,11 @@ def _wait_online(statuses: dict[str, Any], devices: list[str], timeout: float) -
 def run(args: argparse.Namespace) -> dict:
     import paho.mqtt.client as mqtt
 
-    from gateway.broker import PrivateBroker
-    from gateway.commands.flash import build_firmware
-    from gateway.devices import make_device_config
+    from gateway.firmware.build import build_firmware
     from gateway.ota import KeyStore, OtaPush, build_bundle
-    from gateway.ota.hostboard import Board
+    from gateway.rigs.board import Board
+    from gateway.rigs.broker import PrivateBroker
+    from gateway.system.devices import make_device_config
 
     if args.boards < 1:
         raise ValueError(f"--boards must be at least 1, got {args.boards}")

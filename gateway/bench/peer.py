@@ -1,6 +1,6 @@
 """``bench peer``: three peers on three kubo daemons with short rounds.
 
-Three kubo v0.43.1 daemons on loopback (``gateway.peer.kubo``: configured and checked
+Three kubo v0.43.1 daemons on loopback (``gateway.rigs.kubo``: configured and checked
 for network safety before they start, connected to each other), and on each a
 gateway's peer layer as the service runs it: ``PeerNode`` with the kubo content
 store (``IpfsStore``), kubo pubsub gossip (``IpfsPubsubTransport``) and the
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from gateway.peer import Identity, IpfsPubsubTransport, IpfsRpc, IpfsStore, PeerNode
     from gateway.peer.gossip import topic_for
     from gateway.peer.ipfs import directory_bytes, multibase_encode
-    from gateway.peer.kubo import KUBO_VERSION, KuboRig, kubo_missing_reason
+    from gateway.rigs.kubo import KUBO_VERSION, KuboRig, kubo_missing_reason
 
     if args.rounds < 1:
         raise SystemExit(f"bench peer: --rounds = {args.rounds} must be at least 1")

@@ -115,7 +115,7 @@ def _publisher(port: int, prefix: str, boards: int, seconds: float, out: str) ->
 
 class Soak:
     def __init__(self, args: argparse.Namespace) -> None:
-        from gateway.broker import free_port
+        from gateway.rigs.broker import free_port
 
         self.args = args
         self.seconds = args.minutes * 60.0
@@ -195,7 +195,7 @@ cache_ms = 250
         say(f"gateway {i}: pid {proc.pid}")
 
     def start_firmware(self) -> None:
-        from gateway.devices import make_device_config
+        from gateway.system.devices import make_device_config
 
         for j in range(self.args.firmware):
             device = f"fw{j}"
@@ -263,7 +263,7 @@ cache_ms = 250
 
     # -- run --------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        from gateway.broker import PrivateBroker
+        from gateway.rigs.broker import PrivateBroker
 
         self.broker = PrivateBroker(self.root / "broker").start()
         (self.root / "blocks").mkdir(exist_ok=True)

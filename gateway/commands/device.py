@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 from gateway.config import GatewayConfig, load_config
-from gateway.devices import add_device
 from gateway.store import Store, StoreError
+from gateway.system.devices import add_device
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,8 +64,7 @@ def run(args: argparse.Namespace) -> int:
             period_ms=args.period_ms, batch_size=args.batch_size,
             power_mode=args.power_mode, **extra)
         register(gw, args.device_id)
-        from gateway.commands.ota import keys_dir
-        from gateway.ota import KeyStore
+        from gateway.ota import KeyStore, keys_dir
 
         ota_key = KeyStore(keys_dir(gw)).create(args.device_id)
     except (OSError, ValueError, StoreError) as exc:

@@ -80,7 +80,7 @@ def run_federation_command(args: argparse.Namespace) -> int:
         load_site_csv,
         parse_site_argument,
     )
-    from gateway.peer.forecast_study import FederationConfig, run_federation
+    from gateway.experiments.federation import FederationConfig, run_federation
 
     for flag, value, lo in (("--horizon", args.horizon, 1), ("--rounds", args.rounds, 1),
                             ("--epochs", args.epochs, 1), ("--window", args.window, 1)):
@@ -119,7 +119,12 @@ def run(args: argparse.Namespace) -> int:
 
         return replay.run(args)
 
-    from gateway.peer.study import StudyConfig, default_rounds, run_study, with_scenarios
+    from gateway.experiments.resilience import (
+        StudyConfig,
+        default_rounds,
+        run_study,
+        with_scenarios,
+    )
 
     if args.peers < 3:
         print(f"--peers {args.peers}: the study needs at least 3 peers", file=sys.stderr)

@@ -32,10 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gateway.config import ConfigError, load_config
-    from gateway.peer.errors import LedgerError
-    from gateway.peer.ledgers import evmkey
+    from gateway.errors import LedgerError
+    from gateway.peer.ledgers import require_ledger_extra
 
     try:
+        require_ledger_extra(f"ledger {args.action}")
+        from gateway.peer.ledgers import evmkey
+
         if args.action == "deploy":
             from gateway.peer.ledgers.evm import deploy
 

@@ -17,8 +17,12 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.config import GatewayConfig, load_config
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gateway.ota.push import Outcome
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,12 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     push.add_argument("--json", action="store_true", help="(the summary is always JSON)")
 
 
-def keys_dir(config: GatewayConfig) -> Path:
-    return config.gateway.data_dir / "ota" / "keys"
-
-
 def run(args: argparse.Namespace) -> int:
-    from gateway.ota import BundleError, KeyStore, OtaPush, build_bundle
+    from gateway.errors import BundleError
+    from gateway.ota import KeyStore, build_bundle, keys_dir
+    from gateway.ota.jobs import make_push
 
     gw = load_config(args.config) if args.config else GatewayConfig()
     keys = KeyStore(keys_dir(gw))
@@ -63,16 +65,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"ota push: {bundle.version}, {bundle.firmware_bytes} bytes in "
               f"{len(bundle.files)} files, to {len(devices)} device(s)", file=sys.stderr)
 
-    def progress(o) -> None:
+    def progress(o: Outcome) -> None:
         print(f"ota push: {o.device} {o.state} {o.next}/{o.total}", file=sys.stderr)
 
-    c = gw.ota
-    push = OtaPush(host=gw.mqtt.host, port=gw.mqtt.port, prefix=gw.mqtt.topic_prefix,
-                   username=gw.mqtt.username, password=gw.mqtt.password, chunk=c.chunk,
-                   window=c.window, ack_timeout=c.ack_timeout_s, confirm_s=c.confirm_s,
-                   on_progress=progress)
+    push = make_push(gw, progress)
     try:
-        out = push.push(jobs, timeout=c.timeout_s, rotate=rotate)  # type: ignore[arg-type]
+        out = push.push(jobs, timeout=gw.ota.timeout_s, rotate=rotate)  # type: ignore[arg-type]
     except OSError as exc:
         print(f"ota push: broker {gw.mqtt.host}:{gw.mqtt.port}: {exc}", file=sys.stderr)
         return 2

@@ -10,7 +10,6 @@ add known anomalies and report how each was flagged.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import sys
@@ -50,7 +49,13 @@ def run(args: argparse.Namespace) -> int:
 
     from gateway.config import ConfigError, TrainingSection, load_config
     from gateway.learning.csvseries import CsvError, read_csv_series
-    from gateway.learning.replay import inject, judge_injected, median_period, replay
+    from gateway.learning.replay import (
+        inject,
+        judge_injected,
+        median_period,
+        replay,
+        write_scores,
+    )
 
     if not 0 < args.train_fraction < 1:
         return _fail(f"--train-fraction {args.train_fraction!r} is outside (0, 1)")
@@ -106,14 +111,7 @@ def run(args: argparse.Namespace) -> int:
                                              settings.anomaly_event_gap)
     if args.out is not None:
         try:
-            with args.out.open("w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(["time", "score", "flag", "event"])
-                for i in range(ts.shape[0]):
-                    sc = out.score[i]
-                    writer.writerow([repr(float(ts[i])), "" if sc is None else f"{sc:.6f}",
-                                     int(out.flag[i]),
-                                     "" if out.event[i] is None else out.event[i]])
+            write_scores(args.out, out)
         except OSError as exc:
             return _fail(f"--out {str(args.out)!r} cannot be written: {exc.strerror}")
         summary["out"] = str(args.out)

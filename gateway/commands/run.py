@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"learnae-gateway: config error: {exc}", file=sys.stderr)
         return 2
 
+    from gateway.runtime.memory import limit_malloc_arenas
     from gateway.service import GatewayService, ServiceError
-    from gateway.system.memory import limit_malloc_arenas
 
     limit_malloc_arenas()  # before any of the service's threads allocate
     service = GatewayService(config)

@@ -13,9 +13,13 @@ import gzip
 import io
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
+from gateway.errors import DataError
+
+AIRQUALITY_CSV = Path(__file__).resolve().parent / "airquality.csv.gz"
 MISSING = -200.0
 # What the boards' sensors resemble: metal-oxide responses, temperature and humidity.
 SENSOR_CHANNELS = (
@@ -59,3 +63,28 @@ def load_airquality(channels: tuple[str, ...] | list[str] | None = SENSOR_CHANNE
     values = np.array([[float(r[i]) for i in cols] for r in rows], dtype=np.float64)
     values[values == MISSING] = np.nan
     return Recording(ts, values, wanted)
+
+
+def extract_airquality(dest: Path, columns: list[str], offset: int = 0, rows: int = 0,
+                       source: Path = AIRQUALITY_CSV) -> int:
+    """Write a stretch of the bundled AirQuality CSV (only ``columns``) to ``dest``."""
+    if not source.exists():
+        raise FileNotFoundError(f"bundled data {source} is missing")
+    written = 0
+    with gzip.open(source, "rt", newline="") as src, dest.open("w", newline="") as out:
+        reader = csv.reader(src)
+        header = next(reader)
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise DataError(f"replay columns {missing!r} are not in {source.name}: {header}")
+        idx = [header.index(c) for c in columns]
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        for i, row in enumerate(reader):
+            if i < offset:
+                continue
+            if rows and written >= rows:
+                break
+            writer.writerow([row[k] if k < len(row) else "" for k in idx])
+            written += 1
+    return written

@@ -17,12 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from gateway.data.airquality import load_airquality
+from gateway.errors import SiteError
 
 SEASONS = ("spring", "summer", "autumn", "winter")
-
-
-class SiteError(ValueError):
-    """A site that cannot be used; the message names the site, file, column or line."""
 
 
 @dataclass(frozen=True)

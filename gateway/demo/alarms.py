@@ -1,10 +1,11 @@
 """How the demo's alarms compare with what its simulated sensors injected.
 
-The simulated driver injects an anomaly at a reading whenever ``_rand(seed, seq, 99) <
-anomaly_rate`` (deterministic), so the demo knows every injected reading by its sequence
-number. Per device this reports: readings stored, injected, flagged by the board (thresholds
-or its edge model), and, for the injected readings the gateway's detector scored (all but
-those of its first ``window`` readings, its warm-up: before the first model it scores against
+The simulated driver (edge_firmware/drv_simulated.py) injects an anomaly at a reading
+whenever its uniform draw for (seed, seq, 99) is below ``anomaly_rate`` (deterministic), so
+the demo knows every injected reading by its sequence number (``injected``). Per device
+this reports: readings stored, injected, flagged by the board (thresholds or its edge
+model), and, for the injected readings the gateway's detector scored (all but those of its
+first ``window`` readings, its warm-up: before the first model it scores against
 persistence), how many anomaly events of ``GET /api/devices/{id}/anomalies`` contain each
 (one is the goal) and the events that contain none.
 """
@@ -13,6 +14,26 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+
+def uniform_draw(seed: int, seq: int, k: int) -> float:
+    """The simulated driver's draw for (seed, seq, k), uniform in [0, 1).
+
+    The board module's own xorshift32 (edge_firmware/drv_simulated.py), written again here
+    because board code is MicroPython kept private to the board; tests/demo compares the
+    two on many inputs.
+    """
+    x = (seed ^ (seq * 2654435761) ^ (k * 40503 + 1)) & 0xFFFFFFFF or 1
+    for _ in range(3):
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+    return (x & 0xFFFFFF) / 16777216.0
+
+
+def injected(seed: int, seq: int, rate: float) -> bool:
+    """Whether the simulated sensor with ``seed`` injected an anomaly at reading ``seq``."""
+    return uniform_draw(seed & 0xFFFFFFFF, seq, 99) < rate
 
 
 def _within(event: dict[str, Any], t: float, half: float) -> bool:
@@ -25,7 +46,6 @@ def measure(db_path: Path, api_url: str, seeds: dict[str, int], rate: float,
     Events are on the detector's grid: a reading belongs to one within half a period."""
     import httpx
 
-    from edge_firmware.drv_simulated import _rand
     from gateway.store import Store
 
     out: dict[str, Any] = {"devices": {}}
@@ -37,17 +57,17 @@ def measure(db_path: Path, api_url: str, seeds: dict[str, int], rate: float,
             samples = store.samples(device, limit=10**8)
             if not samples:
                 continue
-            injected = [s for s in samples if _rand(seed & 0xFFFFFFFF, s.seq, 99) < rate]
+            injected_at = [s for s in samples if injected(seed, s.seq, rate)]
             events = api.get(f"/api/devices/{device}/anomalies", params={"limit": 1000}).json()
             doc: dict[str, Any] = {
-                "stored": len(samples), "injected": len(injected),
+                "stored": len(samples), "injected": len(injected_at),
                 "board_flagged": sum(1 for s in samples if s.anomaly),
                 "events": len(events) if isinstance(events, list) else 0,
             }
             if isinstance(events, list):
                 start = min(s.ts for s in samples) + (window + 0.5) * period_s
                 newest = max(s.ts for s in samples)
-                scored = [s.ts for s in injected if start <= s.ts < newest]
+                scored = [s.ts for s in injected_at if start <= s.ts < newest]
                 hits = [sum(1 for e in events if _within(e, t, period_s / 2)) for t in scored]
                 doc.update(spikes_scored=len(scored),
                            spikes_one_event=sum(1 for h in hits if h == 1),

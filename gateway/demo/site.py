@@ -1,4 +1,4 @@
-"""``learnae-gateway demo``: a whole LEARNAE edge site on this machine.
+"""A whole LEARNAE edge site on this machine (``learnae-gateway demo``).
 
 A private Mosquitto; three gateways, each its own ``python -m gateway run``
 process with its own data directory, taking part in LEARNAE as peers (UDP
@@ -15,13 +15,11 @@ peak resident memory per gateway. Every child is stopped by its PID.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,31 +37,20 @@ ALARM_INTERVAL_S = 2.0  # the gateways' detector pass
 DEMO_WINDOW = 8  # readings per forecaster window (the boards keep as many)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duration", type=float, default=60.0,
-                        help="seconds to run after start-up; 0 runs until Ctrl-C (default 60)")
-    parser.add_argument("--gateways", type=int, default=3, help="gateways (peers), default 3")
-    parser.add_argument("--sensors", type=int, default=4, help="sensors per gateway, default 4")
-    parser.add_argument("--port", type=int, default=8000,
-                        help="dashboard port of the first gateway (default 8000)")
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="working directory (default: a temporary one, removed at the end)")
-    parser.add_argument("--period-ms", type=int, default=100,
-                        help="sensor reading period in ms (default 100: ten readings a second)")
+@dataclass(frozen=True)
+class DemoSettings:
+    """What ``learnae-gateway demo`` runs (its flags)."""
+
+    duration: float = 60.0  # seconds after start-up; 0 runs until Ctrl-C
+    gateways: int = 3
+    sensors: int = 4  # per gateway
+    port: int = 8000  # the first gateway's dashboard
+    dir: Path | None = None  # working directory (None: a temporary one, removed at the end)
+    period_ms: int = 100  # sensor reading period
 
 
 def say(message: str) -> None:
     print(f"demo: {message}", file=sys.stderr, flush=True)
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 @dataclass
@@ -87,7 +74,7 @@ class Gateway:
 
 
 class Demo:
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: DemoSettings) -> None:
         self.args = args
         self.own_dir = args.dir is None
         self.root = Path(args.dir or tempfile.mkdtemp(prefix="learnae-demo-")).resolve()
@@ -99,7 +86,8 @@ class Demo:
 
     # -- start ----------------------------------------------------------------
     def start(self) -> None:
-        from gateway.broker import PrivateBroker, free_port
+        from gateway.rigs.broker import PrivateBroker
+        from gateway.rigs.ports import free_port, port_free
 
         say(f"working directory {self.root}")
         self.broker = PrivateBroker(self.root / "broker").start()
@@ -195,7 +183,7 @@ push_model = "opted_in"
         say(f"{gw.name}: gateway pid {gw.proc.pid}, {gw.url}, log {gw.log}")
 
     def _start_sensors(self, gw: Gateway, index: int) -> None:
-        from gateway.devices import make_device_config
+        from gateway.system.devices import make_device_config
 
         stretch = YEAR_ROWS // max(len(self.gateways), 1)
         for j in range(self.args.sensors):
@@ -335,7 +323,7 @@ push_model = "opted_in"
 
     def alarms(self) -> None:
         """Board flags and the gateways' anomaly events against the injected anomalies."""
-        from gateway.commands.demo_alarms import measure
+        from gateway.demo.alarms import measure
 
         time.sleep(ALARM_INTERVAL_S + 1.0)  # the detector's last pass over the last readings
         for gw in self.gateways:
@@ -401,23 +389,20 @@ def print_summary(summary: dict[str, Any]) -> None:
     print(json.dumps(summary))
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.gateways < 1 or args.sensors < 1:
-        print(f"demo: --gateways {args.gateways} and --sensors {args.sensors}: both must be"
-              " at least 1", file=sys.stderr)
-        return 2
-    demo = Demo(args)
+def run_demo(settings: DemoSettings) -> int:
+    """Start the site, run it for ``settings.duration``, stop it and print the summary."""
+    demo = Demo(settings)
     try:
         try:
             demo.start()
         except Exception as exc:
             say(f"cannot start: {exc}")
             return 1
-        if args.duration:
-            say(f"running for {args.duration:.0f} s")
+        if settings.duration:
+            say(f"running for {settings.duration:.0f} s")
         else:
             say("running until Ctrl-C")
-        demo.run_for(args.duration)
+        demo.run_for(settings.duration)
     except KeyboardInterrupt:
         say("interrupted")
     finally:

@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.config import PeerSection, TrainingSection
 from gateway.data.sites import Site, SiteError
+from gateway.experiments.simnet import SimNetwork
 from gateway.learning.baselines import baseline_table, choose_ridge
 from gateway.learning.computation import Computation
 from gateway.learning.dataset import SkipTraining, build_forecast_dataset
@@ -46,7 +47,6 @@ from gateway.learning.forecast import init_forecaster, ridge_start, train_config
 from gateway.learning.mlp import MLPSpec, Weights, predict
 from gateway.peer.identity import Identity
 from gateway.peer.node import PeerNode
-from gateway.peer.simnet import SimNetwork
 from gateway.peer.trainer import TrainOutcome
 from gateway.peer.transport import LocalHub
 

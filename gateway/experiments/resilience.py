@@ -27,12 +27,12 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from gateway.config import PeerSection
+from gateway.experiments.simnet import SimNetwork
 from gateway.learning.mlp import MLPSpec, TrainConfig, init_weights, predict, train
 from gateway.peer.fusion import weighted_mean
 from gateway.peer.identity import Identity
 from gateway.peer.ledgers import MemoryChain
 from gateway.peer.node import PeerNode
-from gateway.peer.simnet import SimNetwork
 from gateway.peer.trainer import TrainOutcome, Weights
 from gateway.peer.transport import LocalHub
 from gateway.peer.weights import encode_weights, raw_float32_bytes

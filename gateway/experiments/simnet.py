@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 
-from gateway.peer.errors import BlockNotFound
+from gateway.errors import BlockNotFound
 from gateway.peer.store import DEFAULT_MAX_BLOCK, MemoryStore
 
 

@@ -1,4 +1,4 @@
-"""How the service joins its learner to the LEARNAE round loop (gateway.peer).
+"""The peer layer's ``LocalTrainer`` over this gateway's store and model registry.
 
 The peer layer asks a ``LocalTrainer`` for one training step per round and
 never sees readings. ``GatewayTrainer`` answers from the store: it continues
@@ -14,9 +14,6 @@ Peers agree on the network shape because they share the session's channel list
 (the channel set most local devices report; the demo's gateways all replay the
 same AirQuality columns) and the training settings; with boards of mixed clocks,
 set ``training.calendar`` explicitly so every peer has the same inputs.
-
-``PeerPart`` starts the node only once there is something to train on, and
-``PeerView`` turns the node's log views into the API's peers and rounds.
 """
 
 from __future__ import annotations
@@ -26,7 +23,6 @@ import hashlib
 import logging
 import multiprocessing
 import os
-import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -34,13 +30,10 @@ from typing import Any
 import numpy as np
 
 from gateway.config import GatewayConfig
-from gateway.system.memory import release_free_memory
+from gateway.errors import NothingToTrain
+from gateway.runtime.memory import release_free_memory
 
-log = logging.getLogger("learnae.collaboration")
-
-
-class NothingToTrain(RuntimeError):
-    """No local device has enough readings for a round yet."""
+log = logging.getLogger("learnae.federation")
 
 
 def _lower_priority(increment: int) -> None:
@@ -51,7 +44,7 @@ def _lower_priority(increment: int) -> None:
             log.warning("could not lower training priority by %d", increment)
 
 
-def _train_devices(series: list[tuple[str, np.ndarray, np.ndarray, list[str]]],
+def train_devices(series: list[tuple[str, np.ndarray, np.ndarray, list[str]]],
                    settings: Any, start: dict[str, np.ndarray],
                    current: dict[str, tuple[dict[str, Any], dict[str, np.ndarray], int]] | None
                    = None) -> dict[str, Any]:
@@ -182,7 +175,7 @@ class GatewayTrainer:
                 found = registry.current(device)
                 if found is not None:
                     current[device] = (found.metadata, found.weights, found.version)
-        result = self._pool.submit(_train_devices, series, self.settings(),
+        result = self._pool.submit(train_devices, series, self.settings(),
                                    {k: np.asarray(v, np.float32) for k, v in weights.items()},
                                    current).result()
         if not result["models"]:
@@ -221,159 +214,3 @@ class GatewayTrainer:
                 proc.terminate()
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
-
-
-class PeerPart:
-    """Starts the peer node once local data exists; stops it within the service's deadline."""
-
-    def __init__(self, config: GatewayConfig, trainer: GatewayTrainer, *,
-                 registry: Any = None, poll_s: float = 2.0) -> None:
-        self.config = config
-        self.trainer = trainer
-        self.registry = registry
-        if trainer.promotions is None:
-            from prometheus_client import REGISTRY
-
-            from gateway.learning.promotion import promotion_counter
-
-            trainer.promotions = promotion_counter(registry if registry is not None else REGISTRY)
-        self.poll_s = poll_s
-        self.node: Any = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        from gateway.peer.identity import Identity
-
-        # the peer id exists from the first start, before any round
-        self.peer_id = Identity.load_or_create(self.config.gateway.data_dir).peer_id
-        self._thread = threading.Thread(target=self._wait_then_run, name="peer-start",
-                                        daemon=True)
-        self._thread.start()
-
-    def _wait_then_run(self) -> None:
-        from gateway.peer import build_peer_node
-
-        settings = self.config.training
-        enough = settings.min_windows + settings.window + 1
-        while not self._stop.is_set():
-            try:
-                if any(len(ts) >= enough for _, ts, _, _ in self.trainer.local_series()):
-                    break
-            except NothingToTrain:
-                pass
-            except Exception:
-                log.exception("peer: reading local data failed")
-            self._stop.wait(self.poll_s)
-        with self._lock:
-            if self._stop.is_set():
-                return
-            self.node = build_peer_node(self.config, self.trainer, registry=self.registry)
-            self.node.start()
-            log.info("peer %s: round loop started (session %r, channels %s)",
-                     self.node.peer_id, self.config.peer.session, self.trainer.channels)
-
-    def request_stop(self) -> None:
-        self._stop.set()
-        node = self.node
-        if node is not None:
-            node.request_stop()  # a round in progress ends at its next check
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self.trainer.close()  # a training step in progress is abandoned, not waited for
-        with self._lock:
-            node = self.node
-        if node is not None:
-            node.stop(timeout=max(0.1, timeout - 0.2))
-        if self._thread is not None:
-            self._thread.join(0.2)
-
-
-class PeerView:
-    """The API's PeerSource over a PeerPart: own rounds plus verified entries of others."""
-
-    def __init__(self, part: PeerPart) -> None:
-        self.part = part
-
-    def self_id(self) -> str:
-        return str(self.part.peer_id)
-
-    def store_status(self) -> dict[str, Any] | None:
-        """The content store's disk use against ``peer.max_store_bytes`` (None before a round)."""
-        node = self.part.node
-        retention = None if node is None else node.retention
-        if retention is None or (retention.gc_runs == 0 and retention.bytes == 0):
-            return None
-        return dict(retention.status().as_dict())
-
-    def _records(self) -> list[Any]:
-        node = self.part.node
-        return [] if node is None else list(node.directory.records.values())
-
-    def peers(self) -> list[dict[str, Any]]:
-        node = self.part.node
-        own: dict[str, Any] = {"peer_id": self.self_id(), "is_self": True}
-        if node is not None and node.history:
-            last = node.rounds(1)[-1]
-            own.update(last_round=last.round, last_seen=last.time, samples=last.samples,
-                       metrics=dict(last.metrics))
-        out = [own]
-        for rec in sorted(self._records(), key=lambda r: r.peer_id):
-            entry = rec.head_entry
-            item: dict[str, Any] = {"peer_id": rec.peer_id, "is_self": False,
-                                    "last_seen": rec.last_seen or None,
-                                    "claimed_round": rec.claimed_round
-                                    if rec.claimed_round >= 0 else None,
-                                    "rejected": dict(rec.rejected)}
-            if entry is not None:
-                item.update(last_round=entry.round, samples=entry.samples,
-                            metrics=dict(entry.metrics))
-            out.append(item)
-        return out
-
-    def ledger(self, limit: int) -> dict[str, Any] | None:
-        """What the node's ledger link holds (for ``GET /api/ledger``); None before it runs."""
-        node = self.part.node
-        if node is None:
-            return None
-        link, own = node.ledger, self.self_id()
-
-        def anchored(a: Any) -> dict[str, Any]:
-            return {"peer_id": a.peer, "round": a.round, "entry_cid": a.entry_cid, "tx": a.tx,
-                    "block": a.position[0], "log_index": a.position[1], "time": a.time,
-                    "sender": a.sender, "is_self": a.peer == own}
-
-        return {
-            "kind": link.ledger.kind, "enabled": link.active, "transport": link.every_round,
-            "anchor_every": link.anchor_every,
-            "items": [anchored(a) for a in link.anchored_entries(limit)],
-            "pending": len(link.outbox), "rejected": dict(link.rejected),
-            "forked_peers": sorted(link.forked),
-            "evidence": [{"peer_id": e.peer, "session": e.session, "round": e.round,
-                          "entries": [anchored(e.first), anchored(e.second)]}
-                         for e in link.fork_evidence()],
-        }
-
-    def rounds(self, limit: int) -> list[dict[str, Any]]:
-        node = self.part.node
-        rows: list[dict[str, Any]] = []
-        anchored: set[str] = set()
-        if node is not None:
-            anchored = {a.entry_cid for a in node.ledger.anchored_entries(10_000)}
-            for info in node.rounds(limit):
-                rows.append({"peer_id": self.self_id(), "round": info.round, "time": info.time,
-                             "samples": info.samples, "metrics": dict(info.metrics),
-                             "weights_cid": info.weights_cid, "entry_cid": info.entry_cid,
-                             "parents": list(info.parents),
-                             "fused_peers": list(info.fused_peers),
-                             "anchored": info.entry_cid in anchored})
-        for rec in self._records():
-            for cid, entry in list(rec.chain.items()):
-                rows.append({"peer_id": entry.peer, "round": entry.round, "time": entry.time,
-                             "samples": entry.samples, "metrics": dict(entry.metrics),
-                             "weights_cid": entry.weights, "entry_cid": cid,
-                             "parents": list(entry.parents), "anchored": cid in anchored})
-        rows.sort(key=lambda r: (r["time"] or 0.0, r["round"]))
-        return rows[-limit:]

@@ -2,14 +2,14 @@
 
 from gateway.ingest.ingestor import IngestError, Ingestor
 from gateway.ingest.metrics import IngestMetrics, metrics_for
-from gateway.ingest.validate import DEFAULT_RANGES, Rejected, Validator, parse_ranges
+from gateway.ingest.validate import DEFAULT_RANGES, ReadingRejected, Validator, parse_ranges
 
 __all__ = [
     "DEFAULT_RANGES",
     "IngestError",
     "IngestMetrics",
     "Ingestor",
-    "Rejected",
+    "ReadingRejected",
     "Validator",
     "metrics_for",
     "parse_ranges",

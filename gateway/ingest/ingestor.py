@@ -11,6 +11,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from gateway.config import GatewayConfig
+from gateway.errors import IngestError
 from gateway.ingest.metrics import metrics_for
 from gateway.ingest.mqtt import MqttError, MqttSource
 from gateway.ingest.validate import DEFAULT_RANGES, Validator, parse_ranges
@@ -19,10 +20,6 @@ from gateway.store import Store, StoreError
 from shared.topics import DATA, STATUS, subscription
 
 log = logging.getLogger("gateway.ingest")
-
-
-class IngestError(RuntimeError):
-    """The ingestor was misused or could not start."""
 
 
 class Ingestor:

@@ -24,14 +24,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway.config import MqttSection
+from gateway.errors import MqttError
 
 log = logging.getLogger("gateway.ingest.mqtt")
 
 MessageFn = Callable[[int, int, str, bytes, float, int, bool], None]
-
-
-class MqttError(RuntimeError):
-    """The MQTT client could not be set up or the broker refused it."""
 
 
 class MqttSource:

@@ -17,6 +17,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gateway.errors import ReadingRejected
 from gateway.ingest.fastpath import FastBinary
 from gateway.store import Changes, Reject, StatusUpdate
 from shared.codec import decode_payload
@@ -44,18 +45,8 @@ def _packer(count: int) -> struct.Struct:
     return s
 
 
-REASONS = ("topic", "decode", "unknown_device", "status", "internal")  # of a Rejected
+REASONS = ("topic", "decode", "unknown_device", "status", "internal")  # of a ReadingRejected
 IMPLAUSIBLE = "range"  # quarantine reason of a stored payload with values stored as missing
-
-
-class Rejected(Exception):
-    """A message that will not be stored; ``reason`` is one of REASONS."""
-
-    def __init__(self, reason: str, detail: str, device: str | None = None) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-        self.device = device
 
 
 def parse_ranges(spec: str) -> dict[str, tuple[float, float]]:
@@ -121,7 +112,7 @@ class Validator:
             try:
                 parsed = parse_topic(topic, self.prefix)
             except ProtocolError as exc:
-                raise Rejected("topic", str(exc)) from exc
+                raise ReadingRejected("topic", str(exc)) from exc
             if len(self._topics) < 65536:
                 self._topics[topic] = parsed
         device, kind = parsed
@@ -129,12 +120,12 @@ class Validator:
             return self._data(topic, device, payload, recv, changes)
         if kind == STATUS:
             return self._status(device, payload, recv, changes, retained)
-        raise Rejected("topic", f"topic {topic!r} is not a data or status topic", device)
+        raise ReadingRejected("topic", f"topic {topic!r} is not a data or status topic", device)
 
     def _key(self, device: str) -> int:
         key = self.resolve(device)
         if key is None:
-            raise Rejected("unknown_device", f"device {device!r} is not registered", device)
+            raise ReadingRejected("unknown_device", f"device {device!r} is not registered", device)
         return key
 
     def _data(self, topic: str, device: str, payload: bytes, recv: float,
@@ -151,7 +142,7 @@ class Validator:
             try:
                 batch = decode_payload(payload)
             except ProtocolError as exc:
-                raise Rejected("decode", str(exc), device) from exc
+                raise ReadingRejected("decode", str(exc), device) from exc
             channels = tuple(batch.channels)
             n = len(batch.values)
             flat = tuple(_NAN if v is None else v for row in batch.values for v in row)
@@ -238,19 +229,20 @@ class Validator:
         if not payload:
             return Prepared(STATUS, device, -1, 0)  # a retained status being cleared
         if len(payload) > MAX_STATUS_BYTES:
-            raise Rejected("status", f"status payload of {len(payload)} bytes exceeds"
-                           f" {MAX_STATUS_BYTES}", device)
+            raise ReadingRejected("status", f"status payload of {len(payload)} bytes exceeds"
+                                  f" {MAX_STATUS_BYTES}", device)
         try:
             doc = json.loads(bytes(payload).decode())
         except (UnicodeDecodeError, ValueError) as exc:
-            raise Rejected("status", f"status payload is not UTF-8 JSON: {exc}", device) from exc
+            raise ReadingRejected("status",
+                                  f"status payload is not UTF-8 JSON: {exc}", device) from exc
         if not isinstance(doc, dict):
-            raise Rejected("status", f"status payload {type(doc).__name__} is not an object",
-                           device)
+            raise ReadingRejected("status", f"status payload {type(doc).__name__} is not an object",
+                                  device)
         state = doc.get("state")
         if state not in ("online", "offline"):
-            raise Rejected("status", f"status state {state!r} is not 'online' or 'offline'",
-                           device)
+            raise ReadingRejected("status", f"status state {state!r} is not 'online' or 'offline'",
+                                  device)
         firmware = doc.get("firmware", doc.get("fw"))
         if firmware is not None and not isinstance(firmware, str):
             firmware = str(firmware)

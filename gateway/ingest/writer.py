@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.ingest.metrics import IngestMetrics
-from gateway.ingest.validate import Rejected, Validator
+from gateway.ingest.validate import ReadingRejected, Validator
 from gateway.store import Changes, Reject, Store, StoreUnavailable, write_health
 
 log = logging.getLogger("gateway.ingest")
@@ -126,13 +126,13 @@ class GroupWriter:
             try:
                 try:
                     kinds[add(topic, payload, recv, changes, retained).kind] += 1
-                except (Rejected, StoreUnavailable):
+                except (ReadingRejected, StoreUnavailable):
                     raise
                 except Exception as exc:
                     # a bug must not turn one message into a poison pill that stalls ingest
                     log.exception("validating a message on %s failed", topic)
-                    raise Rejected("internal", f"{type(exc).__name__}: {exc}") from exc
-            except Rejected as rej:
+                    raise ReadingRejected("internal", f"{type(exc).__name__}: {exc}") from exc
+            except ReadingRejected as rej:
                 kinds["rejected"] += 1
                 changes.rejects.append(Reject(time=recv, topic=topic, device=rej.device,
                                               reason=rej.reason, detail=rej.detail,

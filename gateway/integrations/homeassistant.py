@@ -31,7 +31,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from gateway.config import GatewayConfig
-from gateway.periodic import PeriodicPart
+from gateway.runtime.parts import PeriodicPart
 from shared.topics import topic
 
 log = logging.getLogger("learnae.homeassistant")

@@ -18,9 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-class CsvError(ValueError):
-    """The CSV cannot be used; the message names the file and the line or column."""
+from gateway.errors import CsvError
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gateway.errors import SkipTraining
+
 CONSTANT_STD = 1e-6  # a channel whose spread is below this (relative) cannot be standardised
 
 
@@ -30,15 +32,6 @@ class SkipReason(enum.StrEnum):
     NO_LABELS = "no_labels"
     UNSUPPORTED = "unsupported"
     DIVERGED = "diverged"
-
-
-class SkipTraining(Exception):
-    """This device's data cannot train a model now; ``reason`` is machine-readable."""
-
-    def __init__(self, reason: SkipReason, message: str) -> None:
-        super().__init__(f"{reason.value}: {message}")
-        self.reason = reason
-        self.detail = message
 
 
 @dataclass(frozen=True)

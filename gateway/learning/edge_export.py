@@ -16,15 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from gateway.errors import EdgeExportError
 from gateway.learning.forecast import ForecastModel
 from shared import edge_model
 from shared.errors import ProtocolError
 
 ACTIVATION_NAMES = {"relu": "relu", "tanh": "tanh"}
-
-
-class EdgeExportError(ValueError):
-    """The model does not fit the board format; names the offending value."""
 
 
 def edge_model_args(model: ForecastModel) -> dict[str, Any]:

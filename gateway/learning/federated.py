@@ -18,7 +18,7 @@ from gateway.config import TrainingSection
 from gateway.learning.baselines import Ridge, choose_ridge
 from gateway.learning.computation import Computation, timestamps_are_real
 from gateway.learning.dataset import ForecastDataset, Standardizer, chronological_split
-from gateway.learning.forecast import _fit, forecaster_spec, prepare, train_config
+from gateway.learning.forecast import fit_network, forecaster_spec, prepare, train_config
 from gateway.learning.mlp import MLPSpec, TrainConfig, Weights, predict
 
 
@@ -109,7 +109,7 @@ def train_shared(
     """One training run on the pooled windows (``part`` of each device) from ``start``."""
     f = np.concatenate([d.features[getattr(d, part)] for d in devices])
     t = np.concatenate([d.targets[getattr(d, part)] for d in devices])
-    return _fit(spec, start, f, t, config)
+    return fit_network(spec, start, f, t, config)
 
 
 def mse(spec: MLPSpec, weights: Weights, d: DeviceWindows, part: str) -> float:
@@ -141,7 +141,7 @@ def personalise(
                        huber_delta=cfg.huber_delta)
     if d.fit.stop - d.fit.start < 1 or d.val.stop - d.val.start < 1:
         return shared, {"choice": "shared"}
-    tuned = _fit(spec, shared, d.features[d.fit], d.targets[d.fit], tune)
+    tuned = fit_network(spec, shared, d.features[d.fit], d.targets[d.fit], tune)
     shared_mae, tuned_mae = mae(spec, shared, d, "val"), mae(spec, tuned, d, "val")
     figures: dict[str, float | str] = {"shared_val_mae": shared_mae, "tuned_val_mae": tuned_mae}
     if tuned_mae < shared_mae:

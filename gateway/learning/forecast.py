@@ -232,7 +232,9 @@ class ForecastModel:
         )
 
 
-def _fit(spec: MLPSpec, start: Weights, x: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> Weights:
+def fit_network(spec: MLPSpec, start: Weights, x: np.ndarray, y: np.ndarray,
+                cfg: TrainConfig) -> Weights:
+    """``train`` from ``start``; divergence or non-finite weights skip the device."""
     try:
         result = train(spec, start, x, y, cfg)
     except TrainingDiverged as exc:
@@ -377,7 +379,7 @@ def train_forecast(
         start = init_forecaster(spec, settings.seed)
         if settings.init == "ridge" and spec.skip:
             start = ridge_start(spec, start, ridge)
-    weights = _fit(spec, start, f_tr, target_tr, train_config(settings))
+    weights = fit_network(spec, start, f_tr, target_tr, train_config(settings))
     return finish_model(spec, weights, ds, comp, settings, ridge=ridge)
 
 
@@ -414,7 +416,7 @@ def train_classifier(
     settings = settings or TrainingSection()
     spec = network_spec(ds.x.shape[1], len(ds.classes), settings, "softmax")
     tr, te = chronological_split(ds.x.shape[0], settings.test_fraction)
-    weights = _fit(
+    weights = fit_network(
         spec, init_weights(spec, settings.seed), ds.x[tr], ds.y[tr], train_config(settings)
     )
     metrics = {

@@ -19,18 +19,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gateway.errors import MLPError, TrainingDiverged
+
 Weights = dict[str, np.ndarray]
 
 ACTIVATIONS = ("relu", "tanh")
 OUTPUTS = ("linear", "softmax")
-
-
-class MLPError(ValueError):
-    """Inconsistent spec, weights, data or settings; the message names the bad value."""
-
-
-class TrainingDiverged(MLPError):
-    """The loss became non-finite (too high a learning rate, or extreme data)."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import numpy as np
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from gateway.config import GatewayConfig
-from gateway.periodic import PeriodicPart
+from gateway.runtime.parts import PeriodicPart
 
 log = logging.getLogger("learnae.anomaly")
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.errors import RegistryError
 from gateway.learning.mlp import Weights
 from gateway.learning.serialize import weights_from_bytes, weights_to_bytes
 
@@ -64,10 +65,6 @@ CREATE TABLE IF NOT EXISTS model_versions_pruned (
     versions INTEGER NOT NULL
 );
 """
-
-
-class RegistryError(RuntimeError):
-    """The registry database cannot be used; wraps the sqlite3 error and names the path."""
 
 
 @dataclass(frozen=True)

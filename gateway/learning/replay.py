@@ -20,9 +20,11 @@ arrived (at most ``max_fill`` slots later when it is interpolated), which gives 
 from __future__ import annotations
 
 import collections
+import csv
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -300,3 +302,14 @@ def judge_injected(out: ReplayOutput, injected: Injected, shift_channel: str | N
                    shift_channel=shift_channel,
                    shift_channel_flags_day1_to_day8=sum(e.flags for e in later))
     return doc
+
+
+def write_scores(path: Path, out: ReplayOutput) -> None:
+    """One CSV row per input row: time, score (s/(s+threshold)), flag, event id."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["time", "score", "flag", "event"])
+        for i in range(out.t.shape[0]):
+            score = out.score[i]
+            writer.writerow([repr(float(out.t[i])), "" if score is None else f"{score:.6f}",
+                             int(out.flag[i]), "" if out.event[i] is None else out.event[i]])

@@ -27,6 +27,7 @@ import numpy as np
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from gateway.config import TrainingSection
+from gateway.errors import SchedulerError
 from gateway.learning.calibration import calibrated_metadata
 from gateway.learning.dataset import SkipReason, SkipTraining
 from gateway.learning.forecast import ForecastModel, train_forecast
@@ -34,7 +35,7 @@ from gateway.learning.mlp import Weights
 from gateway.learning.promotion import judge, promotion_counter
 from gateway.learning.registry import PROMOTED, REJECTED, ModelRegistry
 from gateway.learning.regular import regular_series
-from gateway.system.memory import release_free_memory
+from gateway.runtime.memory import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +61,6 @@ class SchedulerState(enum.Enum):
     UNSTARTED = "unstarted"
     RUNNING = "running"
     STOPPED = "stopped"
-
-
-class SchedulerError(RuntimeError):
-    """The scheduler was used out of order (e.g. started twice)."""
 
 
 def _lower_priority(increment: int) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import flatbuffers
 import numpy as np
 
+from gateway.errors import ExportError
 from gateway.learning.mlp import MLPSpec, Weights, check_weights
 
 # BuiltinOperator codes (schema.fbs)
@@ -50,10 +51,6 @@ OP_VERSION = {
     (OP_QUANTIZE, INT8): 2,
     (OP_DEQUANTIZE, INT8): 2,
 }
-
-
-class ExportError(ValueError):
-    """The model cannot be exported as asked; names the offending value."""
 
 
 @dataclass

@@ -15,19 +15,21 @@ import hashlib
 import hmac
 import json
 import struct
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.commands.flash import FIRMWARE_DIR, PROTOCOL_DIR, mpy_cross
+from gateway import __version__
+from gateway.errors import BundleError, FirmwareError
+from gateway.firmware.build import (
+    FIRMWARE_DIR,
+    PROTOCOL_DIR,
+    board_arch,
+    compile_module,
+    mpy_cross,
+)
 
 BOOT_LOADER = ("main.py", "otaboot.py", "__init__.py")
-BOARDS_DIR = Path(__file__).resolve().parents[2] / "hardware" / "boards"
-FACTORY_VERSION = "0.1.0"
-
-
-class BundleError(ValueError):
-    """The bundle cannot be built (unknown board, compiler failure, bad source)."""
+FACTORY_VERSION = __version__  # of the files flashed over USB: the release's
 
 
 @dataclass(frozen=True)
@@ -79,18 +81,6 @@ def head(manifest: bytes, key: bytes) -> bytes:
     return struct.pack(">I", len(manifest)) + manifest + mac
 
 
-def board_arch(board: str | None) -> str | None:
-    """The mpy-cross ``-march`` of ``hardware/boards/<board>.json`` (None: bytecode only)."""
-    if board in (None, "unix", "unknown"):
-        return None
-    path = BOARDS_DIR / f"{board}.json"
-    if not path.exists():
-        known = sorted(p.stem for p in BOARDS_DIR.glob("*.json"))
-        raise BundleError(f"board {board!r} has no file in hardware/boards (known: {known})")
-    arch = json.loads(path.read_text()).get("mpy_arch")
-    return str(arch) if arch else None
-
-
 def build_bundle(work: Path, *, board: str | None = None, source: Path | None = None) -> Bundle:
     """Compile ``source`` (default: the project's firmware) for ``board``.
 
@@ -102,23 +92,24 @@ def build_bundle(work: Path, *, board: str | None = None, source: Path | None = 
     if not src.is_dir():
         raise BundleError(f"firmware source {str(src)!r} is not a directory")
     shared = src / "shared" if (src / "shared").is_dir() else PROTOCOL_DIR
-    arch = board_arch(board)
+    try:
+        arch = board_arch(board)
+    except FirmwareError as exc:
+        raise BundleError(str(exc)) from exc
     jobs = [(p, p.stem + ".mpy") for p in sorted(src.glob("*.py")) if p.name not in BOOT_LOADER]
     jobs += [(p, f"shared/{p.stem}.mpy") for p in sorted(shared.glob("*.py"))]
     if not jobs:
         raise BundleError(f"firmware source {str(src)!r} holds no .py files")
     work.mkdir(parents=True, exist_ok=True)
-    compiler = mpy_cross()
     files = []
-    for path, name in jobs:
-        out = work / name.replace("/", "_")
-        argv = [compiler, "-O3", "-s", "", "-o", str(out)]
-        if arch:
-            argv.append(f"-march={arch}")
-        done = subprocess.run([*argv, str(path)], capture_output=True, text=True)
-        if done.returncode:
-            raise BundleError(f"mpy-cross failed on {path}: {done.stderr.strip()}")
-        files.append(BundleFile(name, out.read_bytes()))
+    try:
+        compiler = mpy_cross()
+        for path, name in jobs:
+            out = work / name.replace("/", "_")
+            compile_module(compiler, path, out, arch)
+            files.append(BundleFile(name, out.read_bytes()))
+    except FirmwareError as exc:
+        raise BundleError(str(exc)) from exc
     digest = hashlib.sha256()
     for f in files:
         digest.update(f.name.encode() + b"\0" + f.data)

@@ -13,6 +13,7 @@ import os
 import secrets
 from pathlib import Path
 
+from gateway.config import GatewayConfig
 from shared.topics import check_device_id
 
 
@@ -62,3 +63,8 @@ class KeyStore:
 
     def commit_rotation(self, device: str) -> None:
         os.replace(self._path(device, ".next"), self._path(device))
+
+
+def keys_dir(config: GatewayConfig) -> Path:
+    """Where the gateway keeps its devices' OTA keys: ``<data_dir>/ota/keys``."""
+    return config.gateway.data_dir / "ota" / "keys"

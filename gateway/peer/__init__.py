@@ -4,19 +4,19 @@ The service calls ``build_peer_node(config, trainer)`` then ``start()`` / ``stop
 and reads ``peers()`` and ``rounds()`` for the API.
 """
 
-from gateway.peer.cid import cid_of
-from gateway.peer.directory import PeerInfo
-from gateway.peer.entry import Entry, decode_entry, sign_entry
-from gateway.peer.errors import (
+from gateway.errors import (
     BlockNotFound,
     BlockTooLarge,
+    ContentStoreError,
+    ContentStoreUnavailable,
     PeerError,
-    Rejected,
-    StoreError,
-    StoreUnavailable,
+    PeerRejected,
     TransportError,
     UnsafeConfig,
 )
+from gateway.peer.cid import cid_of
+from gateway.peer.directory import PeerInfo
+from gateway.peer.entry import Entry, decode_entry, sign_entry
 from gateway.peer.factory import build_peer_node, build_store, build_transport
 from gateway.peer.fusion import STRATEGIES, coordinate_median, krum, trimmed_mean, weighted_mean
 from gateway.peer.identity import Identity
@@ -32,6 +32,8 @@ __all__ = [
     "BlockNotFound",
     "BlockTooLarge",
     "ContentStore",
+    "ContentStoreError",
+    "ContentStoreUnavailable",
     "Entry",
     "HubTransport",
     "Identity",
@@ -45,10 +47,8 @@ __all__ = [
     "PeerError",
     "PeerInfo",
     "PeerNode",
-    "Rejected",
+    "PeerRejected",
     "RoundInfo",
-    "StoreError",
-    "StoreUnavailable",
     "TrainOutcome",
     "Transport",
     "TransportError",

@@ -13,7 +13,7 @@ import base64
 import hashlib
 import re
 
-from gateway.peer.errors import Rejected
+from gateway.errors import PeerRejected
 
 _PREFIX = bytes([0x01, 0x55, 0x12, 0x20])
 # 36 bytes -> 58 base32 characters after the "b"; the prefix always encodes as "afkrei"
@@ -27,23 +27,23 @@ def cid_of(data: bytes) -> str:
 
 
 def digest_of(cid: str) -> bytes:
-    """The sha2-256 digest a CID names; raises Rejected for anything else."""
+    """The sha2-256 digest a CID names; raises PeerRejected for anything else."""
     check_cid(cid)
     raw = base64.b32decode(cid[1:].upper() + "======")
     return raw[4:]
 
 
 def check_cid(cid: object) -> str:
-    """Return ``cid`` if it is a raw sha2-256 CIDv1 in base32, else raise Rejected."""
+    """Return ``cid`` if it is a raw sha2-256 CIDv1 in base32, else raise PeerRejected."""
     if not isinstance(cid, str) or not _CID_RE.match(cid):
-        raise Rejected("bad_cid", f"{cid!r} is not a CIDv1 raw sha2-256 base32 name")
+        raise PeerRejected("bad_cid", f"{cid!r} is not a CIDv1 raw sha2-256 base32 name")
     raw = base64.b32decode(cid[1:].upper() + "======")
     if raw[:4] != _PREFIX or len(raw) != 36:
-        raise Rejected("bad_cid", f"{cid!r} is not a CIDv1 raw sha2-256 base32 name")
+        raise PeerRejected("bad_cid", f"{cid!r} is not a CIDv1 raw sha2-256 base32 name")
     return cid
 
 
 def verify_block(cid: str, data: bytes) -> None:
-    """Raise Rejected unless ``data`` hashes to ``cid`` (stores may lie; we do not trust them)."""
+    """Raise PeerRejected unless ``data`` hashes to ``cid`` (stores may lie: never trusted)."""
     if cid_of(data) != cid:
-        raise Rejected("hash_mismatch", f"block returned for {cid} hashes to {cid_of(data)}")
+        raise PeerRejected("hash_mismatch", f"block returned for {cid} hashes to {cid_of(data)}")

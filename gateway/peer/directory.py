@@ -25,8 +25,8 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gateway.errors import BlockNotFound, ContentStoreError, PeerRejected
 from gateway.peer.entry import Entry, decode_entry
-from gateway.peer.errors import BlockNotFound, Rejected, StoreError
 from gateway.peer.gossip import HeadClaim
 from gateway.peer.metrics import PeerMetrics, short
 from gateway.peer.store import ContentStore
@@ -167,7 +167,7 @@ class PeerDirectory:
         while cid is not None and cid not in rec.chain and len(fetched) < max(budget, 1):
             try:
                 data = self.store.get(cid, timeout=self.fetch_timeout)
-            except StoreError as exc:
+            except ContentStoreError as exc:
                 rec.fetch_failures += 1
                 self.metrics.fetch_failures.labels(short(peer_id), type(exc).__name__).inc()
                 if fetched and isinstance(exc, BlockNotFound):
@@ -182,7 +182,7 @@ class PeerDirectory:
             try:
                 entry = decode_entry(data)
                 self._check_link(peer_id, entry, fetched, claimed_round)
-            except Rejected as exc:
+            except PeerRejected as exc:
                 self._mark_bad(rec, target, exc.reason, str(exc))
                 return "rejected"
             fetched.append((cid, entry))
@@ -220,14 +220,16 @@ class PeerDirectory:
         self, peer_id: str, entry: Entry, fetched: list[tuple[str, Entry]], claimed_round: int
     ) -> None:
         if entry.peer != peer_id:
-            raise Rejected("wrong_peer", f"entry signed by {entry.peer} was claimed by {peer_id}")
+            raise PeerRejected("wrong_peer",
+                               f"entry signed by {entry.peer} was claimed by {peer_id}")
         if entry.session != self.session:
-            raise Rejected("wrong_session", f"entry of session {entry.session!r}")
+            raise PeerRejected("wrong_session", f"entry of session {entry.session!r}")
         if fetched:
             if entry.round >= fetched[-1][1].round:
-                raise Rejected("bad_chain", f"round {entry.round} precedes {fetched[-1][1].round}")
+                raise PeerRejected("bad_chain",
+                                   f"round {entry.round} precedes {fetched[-1][1].round}")
         elif entry.round != claimed_round:
-            raise Rejected(
+            raise PeerRejected(
                 "claim_mismatch", f"gossip claimed round {claimed_round}, entry has {entry.round}"
             )
 

@@ -21,8 +21,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.errors import PeerRejected
 from gateway.peer.cid import check_cid
-from gateway.peer.errors import Rejected
 from gateway.peer.identity import Identity, check_peer_id, verify
 
 FORMAT_VERSION = 1
@@ -93,24 +93,25 @@ def sign_entry(identity: Identity, entry: Entry) -> bytes:
 
 
 def decode_entry(data: bytes) -> Entry:
-    """Parse and verify an entry block; raise Rejected naming what is wrong."""
+    """Parse and verify an entry block; raise PeerRejected naming what is wrong."""
     if len(data) > MAX_ENTRY_BYTES:
-        raise Rejected("oversized_entry", f"entry of {len(data)} bytes exceeds {MAX_ENTRY_BYTES}")
+        raise PeerRejected("oversized_entry",
+                           f"entry of {len(data)} bytes exceeds {MAX_ENTRY_BYTES}")
     try:
         doc = json.loads(data.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # also over-long ints and deep nesting
-        raise Rejected("malformed_entry", f"entry is not UTF-8 JSON: {exc}") from exc
+        raise PeerRejected("malformed_entry", f"entry is not UTF-8 JSON: {exc}") from exc
     if not isinstance(doc, dict) or set(doc) != _FIELDS:
         keys = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
-        raise Rejected("malformed_entry", f"entry fields {keys} are not {sorted(_FIELDS)}")
+        raise PeerRejected("malformed_entry", f"entry fields {keys} are not {sorted(_FIELDS)}")
     sig_text = doc.pop("sig")
     _check_fields(doc)
     try:
         sig = base64.b64decode(sig_text, validate=True) if isinstance(sig_text, str) else b""
     except (binascii.Error, ValueError) as exc:
-        raise Rejected("bad_signature", f"sig {sig_text!r} is not base64") from exc
+        raise PeerRejected("bad_signature", f"sig {sig_text!r} is not base64") from exc
     if len(sig) != 64:
-        raise Rejected("bad_signature", f"sig {sig_text!r} is not a 64-byte ed25519 signature")
+        raise PeerRejected("bad_signature", f"sig {sig_text!r} is not a 64-byte ed25519 signature")
     verify(doc["peer"], sig, _canonical(doc))
     return Entry(
         session=doc["session"],
@@ -137,11 +138,11 @@ def _is_number(value: object) -> bool:
 
 
 def _check_fields(doc: dict[str, Any]) -> None:
-    def bad(name: str) -> Rejected:
-        return Rejected("malformed_entry", f"field {name} = {doc.get(name)!r} is invalid")
+    def bad(name: str) -> PeerRejected:
+        return PeerRejected("malformed_entry", f"field {name} = {doc.get(name)!r} is invalid")
 
     if doc.get("v") != FORMAT_VERSION:
-        raise Rejected("unknown_version", f"entry format version {doc.get('v')!r} is not 1")
+        raise PeerRejected("unknown_version", f"entry format version {doc.get('v')!r} is not 1")
     if not isinstance(doc["session"], str) or not _SESSION_RE.match(doc["session"]):
         raise bad("session")
     try:
@@ -149,8 +150,8 @@ def _check_fields(doc: dict[str, Any]) -> None:
         check_cid(doc["weights"])
         if doc["prev"] is not None:
             check_cid(doc["prev"])
-    except Rejected as exc:
-        raise Rejected("malformed_entry", str(exc)) from exc
+    except PeerRejected as exc:
+        raise PeerRejected("malformed_entry", str(exc)) from exc
     if not _is_int(doc["round"]) or not 0 <= doc["round"] < 2**31:
         raise bad("round")
     if not _is_int(doc["samples"]) or not 0 <= doc["samples"] < 2**31:
@@ -161,13 +162,13 @@ def _check_fields(doc: dict[str, Any]) -> None:
     for parent in parents:
         try:
             check_cid(parent)
-        except Rejected as exc:
-            raise Rejected("malformed_entry", f"parent: {exc}") from exc
+        except PeerRejected as exc:
+            raise PeerRejected("malformed_entry", f"parent: {exc}") from exc
     metrics = doc["metrics"]
     if not isinstance(metrics, dict) or len(metrics) > MAX_METRICS:
         raise bad("metrics")
     for name, value in metrics.items():
         if not _METRIC_RE.match(name) or not _is_number(value):
-            raise Rejected("malformed_entry", f"metric {name!r} = {value!r} is invalid")
+            raise PeerRejected("malformed_entry", f"metric {name!r} = {value!r} is invalid")
     if not _is_number(doc["time"]) or doc["time"] < 0:
         raise bad("time")

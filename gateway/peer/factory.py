@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry
 from gateway.config import GatewayConfig
 from gateway.peer.identity import Identity
 from gateway.peer.ipfs import IpfsPubsubTransport, IpfsRpc, IpfsStore
-from gateway.peer.ledgers import Ledger, NoLedger
+from gateway.peer.ledgers import Ledger, NoLedger, require_ledger_extra
 from gateway.peer.node import PeerNode
 from gateway.peer.store import ContentStore, LocalBlockStore
 from gateway.peer.trainer import LocalTrainer
@@ -40,10 +40,12 @@ def build_transport(
 
 
 def build_ledger(config: GatewayConfig, identity: Identity) -> Ledger:
-    """The [ledger] adapter; web3 is imported only when an EVM ledger is configured."""
+    """The [ledger] adapter; web3 and iota-sdk (the ``ledger`` extra) are imported only
+    when a ledger is configured."""
     ledger = config.ledger
     if ledger.kind == "none":
         return NoLedger()
+    require_ledger_extra(f"ledger.kind = {ledger.kind!r}")
     if ledger.kind == "iota":
         from gateway.peer.ledgers import evmkey, iota
 

@@ -19,8 +19,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from gateway.errors import PeerRejected
 from gateway.peer.cid import check_cid
-from gateway.peer.errors import Rejected
 from gateway.peer.identity import Identity, check_peer_id, verify
 
 MAX_GOSSIP_BYTES = 512
@@ -85,41 +85,42 @@ def encode_claim(claim: HeadClaim, identity: Identity) -> bytes:
 
 
 def decode_claim(data: bytes) -> HeadClaim:
-    """Parse a gossip message and verify its signature; raise Rejected naming the fault."""
+    """Parse a gossip message and verify its signature; raise PeerRejected naming the fault."""
     if len(data) > MAX_GOSSIP_BYTES:
-        raise Rejected(
+        raise PeerRejected(
             "oversized_gossip", f"gossip message of {len(data)} bytes exceeds {MAX_GOSSIP_BYTES}"
         )
     try:
         doc = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Rejected("malformed_gossip", f"gossip is not JSON: {data[:60]!r}") from exc
+        raise PeerRejected("malformed_gossip", f"gossip is not JSON: {data[:60]!r}") from exc
     if not isinstance(doc, dict):
-        raise Rejected("malformed_gossip", f"gossip is not an object: {data[:80]!r}")
+        raise PeerRejected("malformed_gossip", f"gossip is not an object: {data[:80]!r}")
     if doc.get("v") == 1 and set(doc) == _FIELDS - {"sig"}:
-        raise Rejected("unsigned_claim", f"unsigned (format 1) claim: {data[:80]!r}")
+        raise PeerRejected("unsigned_claim", f"unsigned (format 1) claim: {data[:80]!r}")
     if set(doc) != _FIELDS:
-        raise Rejected("malformed_gossip", f"gossip fields are wrong: {data[:80]!r}")
+        raise PeerRejected("malformed_gossip", f"gossip fields are wrong: {data[:80]!r}")
     if doc["v"] != CLAIM_VERSION:
-        raise Rejected("unknown_version", f"gossip version {doc['v']!r}")
+        raise PeerRejected("unknown_version", f"gossip version {doc['v']!r}")
     session, rnd = doc["session"], doc["round"]
     if not isinstance(session, str) or not SESSION_RE.match(session):
-        raise Rejected("malformed_gossip", f"gossip session {session!r}")
+        raise PeerRejected("malformed_gossip", f"gossip session {session!r}")
     if not isinstance(rnd, int) or isinstance(rnd, bool) or not 0 <= rnd < 2**31:
-        raise Rejected("malformed_gossip", f"gossip round {rnd!r}")
+        raise PeerRejected("malformed_gossip", f"gossip round {rnd!r}")
     try:
         claim = HeadClaim(session, check_peer_id(doc["peer"]), check_cid(doc["head"]), rnd)
-    except Rejected as exc:
-        raise Rejected("malformed_gossip", str(exc)) from exc
+    except PeerRejected as exc:
+        raise PeerRejected("malformed_gossip", str(exc)) from exc
     sig_text = doc["sig"]
     try:
         sig = base64.b64decode(sig_text, validate=True) if isinstance(sig_text, str) else b""
     except (binascii.Error, ValueError):
         sig = b""
     if len(sig) != 64:
-        raise Rejected("bad_claim_signature", f"claim sig {str(sig_text)[:90]!r} is not 64 bytes")
+        raise PeerRejected("bad_claim_signature",
+                           f"claim sig {str(sig_text)[:90]!r} is not 64 bytes")
     try:
         verify(claim.peer, sig, claim_message(claim))
-    except Rejected as exc:
-        raise Rejected("bad_claim_signature", f"claim for round {rnd}: {exc}") from exc
+    except PeerRejected as exc:
+        raise PeerRejected("bad_claim_signature", f"claim for round {rnd}: {exc}") from exc
     return claim

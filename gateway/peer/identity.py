@@ -18,7 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from gateway.peer.errors import PeerError, Rejected
+from gateway.errors import PeerError, PeerRejected
 
 KEY_FILE = "peer_ed25519.pem"
 _PEER_ID_RE = re.compile(r"^p[a-z2-7]{52}$")
@@ -31,7 +31,7 @@ def peer_id_of(public_key: Ed25519PublicKey) -> str:
 
 def check_peer_id(peer_id: object) -> str:
     if not isinstance(peer_id, str) or not _PEER_ID_RE.match(peer_id):
-        raise Rejected("bad_peer_id", f"{peer_id!r} is not a peer id")
+        raise PeerRejected("bad_peer_id", f"{peer_id!r} is not a peer id")
     return peer_id
 
 
@@ -42,13 +42,13 @@ def public_key_of(peer_id: str) -> Ed25519PublicKey:
 
 
 def verify(peer_id: str, signature: bytes, message: bytes) -> None:
-    """Raise Rejected unless ``signature`` is ``peer_id``'s signature of ``message``."""
+    """Raise PeerRejected unless ``signature`` is ``peer_id``'s signature of ``message``."""
     try:
         public_key_of(peer_id).verify(signature, message)
     except InvalidSignature as exc:
-        raise Rejected("bad_signature", f"signature does not verify for {peer_id}") from exc
+        raise PeerRejected("bad_signature", f"signature does not verify for {peer_id}") from exc
     except ValueError as exc:
-        raise Rejected("bad_signature", f"malformed key or signature for {peer_id}") from exc
+        raise PeerRejected("bad_signature", f"malformed key or signature for {peer_id}") from exc
 
 
 @dataclass(frozen=True)

@@ -39,14 +39,14 @@ from typing import Any
 
 import httpx
 
-from gateway.peer.cid import check_cid, cid_of, verify_block
-from gateway.peer.errors import (
+from gateway.errors import (
     BlockNotFound,
     BlockTooLarge,
-    Rejected,
-    StoreUnavailable,
+    ContentStoreUnavailable,
+    PeerRejected,
     TransportError,
 )
+from gateway.peer.cid import check_cid, cid_of, verify_block
 from gateway.peer.store import DEFAULT_MAX_BLOCK, check_size
 from gateway.peer.transport import MAX_MESSAGE_BYTES, Handler
 
@@ -106,7 +106,8 @@ class IpfsRpc:
     ) -> Iterator[httpx.Response]:
         """A streamed 200 response; connection failures retried, errors translated."""
         if self.closed:
-            raise StoreUnavailable(f"{self._label(command, params, what)}: the client is closed")
+            raise ContentStoreUnavailable(
+                f"{self._label(command, params, what)}: the client is closed")
         files = {"file": ("data", data, "application/octet-stream")} if data is not None else None
         wait = timeout if timeout is not None else self.timeout
         attempt = 0
@@ -123,7 +124,8 @@ class IpfsRpc:
                     continue
                 raise _unavailable(self._label(command, params, what), exc, wait) from exc
             except RuntimeError as exc:  # httpx: the client was closed meanwhile
-                raise StoreUnavailable(f"{self._label(command, params, what)}: {exc}") from exc
+                raise ContentStoreUnavailable(
+                    f"{self._label(command, params, what)}: {exc}") from exc
             try:
                 if response.status_code == 200:
                     yield response
@@ -140,7 +142,7 @@ class IpfsRpc:
                 attempt += 1
                 time.sleep(0.2 * attempt)
                 continue
-            raise StoreUnavailable(f"{label} answered {response.status_code}: {message}")
+            raise ContentStoreUnavailable(f"{label} answered {response.status_code}: {message}")
 
     def call(
         self,
@@ -206,10 +208,11 @@ class IpfsRpc:
         self._client.close()
 
 
-def _unavailable(label: str, exc: httpx.HTTPError, timeout: float) -> StoreUnavailable:
+def _unavailable(label: str, exc: httpx.HTTPError, timeout: float) -> ContentStoreUnavailable:
     if isinstance(exc, httpx.TimeoutException):
-        return StoreUnavailable(f"{label}: no answer within {timeout:.1f} s ({type(exc).__name__})")
-    return StoreUnavailable(f"{label} failed: {type(exc).__name__}: {exc}")
+        return ContentStoreUnavailable(
+            f"{label}: no answer within {timeout:.1f} s ({type(exc).__name__})")
+    return ContentStoreUnavailable(f"{label} failed: {type(exc).__name__}: {exc}")
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -265,17 +268,17 @@ class IpfsStore:
         try:
             key = response.json().get("Key")
         except (json.JSONDecodeError, ValueError, AttributeError) as exc:
-            raise StoreUnavailable(
+            raise ContentStoreUnavailable(
                 f"IPFS block/put {expected}: answer is not JSON: {response.text[:200]!r}"
             ) from exc
         if key != expected:
-            raise StoreUnavailable(f"IPFS stored a block as {key!r}, expected {expected}")
+            raise ContentStoreUnavailable(f"IPFS stored a block as {key!r}, expected {expected}")
         return expected
 
     def get(self, cid: str, *, timeout: float | None = None) -> bytes:
         try:
             check_cid(cid)
-        except Rejected as exc:
+        except PeerRejected as exc:
             raise BlockNotFound(str(exc)) from exc
         wait = self.get_timeout if timeout is None else timeout
         data = self.rpc.read(
@@ -296,7 +299,7 @@ class IpfsStore:
         """Unpin ``cid``; a CID that is not pinned is not an error."""
         try:
             self.rpc.call("pin/rm", {"arg": check_cid(cid)}, retry_errors=False)
-        except StoreUnavailable as exc:
+        except ContentStoreUnavailable as exc:
             if "not pinned" not in str(exc):
                 raise
 
@@ -325,7 +328,8 @@ class IpfsStore:
         try:
             root = str(answer.json()["Cid"]["/"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise StoreUnavailable(f"IPFS dag/put of the pinset: {answer.text[:200]!r}") from exc
+            raise ContentStoreUnavailable(
+                f"IPFS dag/put of the pinset: {answer.text[:200]!r}") from exc
         if self._pinset is None:
             self._pinset = self._find_pinset()
         if self._pinset == root:
@@ -338,7 +342,7 @@ class IpfsStore:
                 )
                 self._pinset = root
                 return
-            except StoreUnavailable as exc:  # the old root is gone (a wiped repository)
+            except ContentStoreUnavailable as exc:  # the old root is gone (a wiped repository)
                 log.info("pin/update from %s failed (%s): pinning %s", self._pinset, exc, root)
         self.rpc.call("pin/add", {"arg": root, "name": PINSET_NAME},
                       timeout=max(self.rpc.timeout, 30.0))
@@ -358,7 +362,7 @@ class IpfsStore:
         docs = self.rpc.lines("repo/gc", {"quiet": "false"}, timeout=max(self.rpc.timeout, 60.0))
         errors = [str(doc["Error"]) for doc in docs if doc.get("Error")]
         if errors:
-            raise StoreUnavailable(f"IPFS repo/gc at {self.rpc.api_url}: {errors[0]}")
+            raise ContentStoreUnavailable(f"IPFS repo/gc at {self.rpc.api_url}: {errors[0]}")
         return sum(1 for doc in docs if doc.get("Key"))
 
     def disk_bytes(self) -> int:
@@ -372,7 +376,7 @@ class IpfsStore:
             try:
                 return directory_bytes(self.repo_path)
             except OSError as exc:
-                raise StoreUnavailable(f"cannot measure {self.repo_path}: {exc}") from exc
+                raise ContentStoreUnavailable(f"cannot measure {self.repo_path}: {exc}") from exc
         return self.repo_size()
 
     def repo_size(self) -> int:
@@ -425,7 +429,7 @@ class IpfsPubsubTransport:
             self.rpc.call(
                 "pubsub/pub", {"arg": multibase_encode(topic.encode())}, data=data, what=repr(topic)
             )
-        except (StoreUnavailable, BlockNotFound) as exc:
+        except (ContentStoreUnavailable, BlockNotFound) as exc:
             raise TransportError(f"cannot publish on {topic!r}: {exc}") from exc
 
     def subscribe(self, topic: str, handler: Handler) -> None:

@@ -24,9 +24,9 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from gateway.config import PeerSection
+from gateway.errors import ContentStoreError, PeerError, PeerRejected, TransportError
 from gateway.peer.directory import PeerDirectory, PeerInfo, PeerRecord
 from gateway.peer.entry import Entry, decode_entry, sign_entry
-from gateway.peer.errors import PeerError, Rejected, StoreError, TransportError
 from gateway.peer.fusion import STRATEGIES, staleness_discount
 from gateway.peer.gossip import (
     SESSION_RE,
@@ -39,7 +39,7 @@ from gateway.peer.gossip import (
 from gateway.peer.identity import Identity
 from gateway.peer.ledgers import Ledger, LedgerLink, LedgerMetrics, NoLedger
 from gateway.peer.metrics import PeerMetrics, short
-from gateway.peer.retention import retention_for
+from gateway.peer.pin_retention import retention_for
 from gateway.peer.store import ContentStore
 from gateway.peer.trainer import LocalTrainer, Weights
 from gateway.peer.transport import Transport
@@ -161,7 +161,7 @@ class PeerNode:
         self.metrics.bytes.labels("gossip_in").inc(len(data))
         try:
             claim = decode_claim(data)
-        except Rejected as exc:
+        except PeerRejected as exc:
             self.directory.reject("unknown", exc.reason, str(exc))
             return
         self.directory.observe(claim)
@@ -213,7 +213,7 @@ class PeerNode:
                 self.store.get(entry.weights, timeout=self.settings.fetch_timeout_s),
                 max_bytes=4 * self.settings.max_block_bytes,
             )
-        except (StoreError, Rejected) as exc:
+        except (ContentStoreError, PeerRejected) as exc:
             log.warning(
                 "own head %s unreadable (%s); continuing the chain from fresh weights",
                 self.head,
@@ -261,7 +261,7 @@ class PeerNode:
             for cid in (weights_cid, entry_cid):
                 try:
                     self.store.pin(cid)
-                except StoreError as exc:
+                except ContentStoreError as exc:
                     log.warning("pinning %s failed: %s", cid, exc)
         self.bytes_put += len(blob) + len(entry_block)
         self.metrics.bytes.labels("put").inc(len(blob) + len(entry_block))
@@ -340,11 +340,11 @@ class PeerNode:
                 continue
             try:
                 theirs = self._weights_of(rec.peer_id, entry, trained)
-            except Rejected as exc:
+            except PeerRejected as exc:
                 rejected += 1
                 self.directory.reject(rec.peer_id, exc.reason, str(exc))
                 continue
-            except StoreError as exc:
+            except ContentStoreError as exc:
                 self.metrics.fetch_failures.labels(short(rec.peer_id), type(exc).__name__).inc()
                 continue
             factor = entry.samples * staleness_discount(

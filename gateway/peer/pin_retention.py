@@ -1,4 +1,4 @@
-"""What a peer keeps in its content store: the pinning and garbage-collection policy.
+"""What a peer keeps in its content store (pin retention): pinning and garbage collection.
 
 A gateway's store would otherwise grow by two blocks per own round and two per
 fused peer per round, forever. The policy: keep pinned this peer's own last
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from gateway.peer.errors import StoreError
+from gateway.errors import ContentStoreError
 from gateway.peer.store import ContentStore
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ class Retention:
             try:
                 replace(keep)
                 self.pinned = set(keep)
-            except StoreError as exc:
+            except ContentStoreError as exc:
                 self._failed("pin", exc)
             self._save()
             return
@@ -139,13 +139,13 @@ class Retention:
             try:
                 self.store.pin(cid)
                 self.pinned.add(cid)
-            except StoreError as exc:
+            except ContentStoreError as exc:
                 self._failed("pin", exc)
         for cid in sorted(self.pinned - keep):
             try:
                 self.store.unpin(cid)
                 self.pinned.discard(cid)
-            except StoreError as exc:
+            except ContentStoreError as exc:
                 self._failed("unpin", exc)
         self._save()
 
@@ -155,7 +155,7 @@ class Retention:
         self._last_gc_wall = time.time()
         try:
             removed = self.store.gc()
-        except StoreError as exc:
+        except ContentStoreError as exc:
             self._failed("gc", exc)
             return 0
         self.gc_runs += 1
@@ -169,7 +169,7 @@ class Retention:
         try:
             self.bytes = self.store.disk_bytes()
             self.error = ""
-        except StoreError as exc:
+        except ContentStoreError as exc:
             self._failed("disk_bytes", exc)
         if self.metrics is not None:
             self.metrics.store_bytes.set(self.bytes)
@@ -188,7 +188,7 @@ class Retention:
             error=self.error,
         )
 
-    def _failed(self, op: str, exc: StoreError) -> None:
+    def _failed(self, op: str, exc: ContentStoreError) -> None:
         self.error = f"{op}: {exc}"
         log.warning("content store %s failed: %s", op, exc)
         if self.metrics is not None:

@@ -15,15 +15,16 @@ import time
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from gateway.errors import BlockNotFound, BlockTooLarge, ContentStoreUnavailable, PeerRejected
 from gateway.peer.cid import check_cid, cid_of, verify_block
-from gateway.peer.errors import BlockNotFound, BlockTooLarge, Rejected, StoreUnavailable
 
 DEFAULT_MAX_BLOCK = 1 << 20  # bitswap's own limit: larger blocks do not travel between IPFS nodes
 
 
 @runtime_checkable
 class ContentStore(Protocol):
-    """Blocks by CID. ``get`` raises BlockNotFound / StoreUnavailable; never returns wrong bytes."""
+    """Blocks by CID. ``get`` raises BlockNotFound / ContentStoreUnavailable; never returns
+    wrong bytes."""
 
     max_block_bytes: int
 
@@ -97,14 +98,14 @@ class LocalBlockStore:
     def get(self, cid: str, *, timeout: float | None = None) -> bytes:
         try:
             path = self._path(cid)
-        except Rejected as exc:
+        except PeerRejected as exc:
             raise BlockNotFound(str(exc)) from exc
         try:
             data = path.read_bytes()
         except FileNotFoundError as exc:
             raise BlockNotFound(f"block {cid} is not in {self.root}") from exc
         except OSError as exc:
-            raise StoreUnavailable(f"cannot read block {cid}: {exc.strerror}") from exc
+            raise ContentStoreUnavailable(f"cannot read block {cid}: {exc.strerror}") from exc
         check_size(data, self.max_block_bytes)
         verify_block(cid, data)
         return data
@@ -136,7 +137,7 @@ class LocalBlockStore:
                 except FileNotFoundError:  # another gateway sharing the directory got it first
                     continue
         except OSError as exc:
-            raise StoreUnavailable(f"cannot collect garbage in {self.root}: {exc}") from exc
+            raise ContentStoreUnavailable(f"cannot collect garbage in {self.root}: {exc}") from exc
         return removed
 
     def disk_bytes(self) -> int:

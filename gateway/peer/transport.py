@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from gateway.peer.errors import TransportError
+from gateway.errors import TransportError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load, save
 
-from gateway.peer.errors import Rejected
+from gateway.errors import PeerRejected
 
 Weights = dict[str, np.ndarray]
 WireDtype = Literal["float16", "float32"]
@@ -44,35 +44,36 @@ def raw_float32_bytes(weights: Weights) -> int:
 
 
 def decode_weights(blob: bytes, *, max_bytes: int = 4 << 20) -> Weights:
-    """Parse a weights blob into float32 arrays; raise Rejected naming the fault."""
+    """Parse a weights blob into float32 arrays; raise PeerRejected naming the fault."""
     tag, body = blob[:4], blob[4:]
     if tag == TAG_ZLIB:
         inflater = zlib.decompressobj()
         try:
             body = inflater.decompress(body, max_bytes + 1)
         except zlib.error as exc:
-            raise Rejected("malformed_weights", f"weights blob does not inflate: {exc}") from exc
+            raise PeerRejected("malformed_weights",
+                               f"weights blob does not inflate: {exc}") from exc
         if len(body) > max_bytes or inflater.unconsumed_tail:
-            raise Rejected("oversized_weights", f"weights inflate beyond {max_bytes} bytes")
+            raise PeerRejected("oversized_weights", f"weights inflate beyond {max_bytes} bytes")
     elif tag != TAG_RAW:
-        raise Rejected("malformed_weights", f"weights blob tag {tag!r} is not LWZ1 or LWS1")
+        raise PeerRejected("malformed_weights", f"weights blob tag {tag!r} is not LWZ1 or LWS1")
     if len(body) > max_bytes:
-        raise Rejected("oversized_weights", f"weights of {len(body)} bytes exceed {max_bytes}")
+        raise PeerRejected("oversized_weights", f"weights of {len(body)} bytes exceed {max_bytes}")
     try:
         tensors = load(body)
     except (SafetensorError, ValueError, TypeError) as exc:
-        raise Rejected("malformed_weights", f"weights are not safetensors: {exc}") from exc
+        raise PeerRejected("malformed_weights", f"weights are not safetensors: {exc}") from exc
     if not tensors or len(tensors) > MAX_TENSORS:
-        raise Rejected(
+        raise PeerRejected(
             "malformed_weights", f"weights hold {len(tensors)} tensors, not 1..{MAX_TENSORS}"
         )
     out: Weights = {}
     for name, value in tensors.items():
         if value.dtype not in (np.float16, np.float32):
-            raise Rejected("malformed_weights", f"tensor {name!r} has dtype {value.dtype}")
+            raise PeerRejected("malformed_weights", f"tensor {name!r} has dtype {value.dtype}")
         value = value.astype(np.float32)
         if not np.isfinite(value).all():
-            raise Rejected("non_finite", f"tensor {name!r} holds NaN or infinite values")
+            raise PeerRejected("non_finite", f"tensor {name!r} holds NaN or infinite values")
         out[name] = value
     return out
 
@@ -91,14 +92,15 @@ def validate(candidate: Weights, reference: Weights, *, max_norm: float, norm_ra
     averaging, and honest peers of one session stay within a small factor.
     """
     if set(candidate) != set(reference):
-        raise Rejected("shape_mismatch", f"tensors {sorted(candidate)} are not {sorted(reference)}")
+        raise PeerRejected("shape_mismatch",
+                           f"tensors {sorted(candidate)} are not {sorted(reference)}")
     for name, value in candidate.items():
         if value.shape != reference[name].shape:
-            raise Rejected(
+            raise PeerRejected(
                 "shape_mismatch",
                 f"tensor {name!r} has shape {value.shape}, expected {reference[name].shape}",
             )
     norm = global_norm(candidate)
     bound = min(max_norm, norm_ratio * max(global_norm(reference), 1e-6))
     if norm > bound:
-        raise Rejected("norm_bound", f"weights norm {norm:.4g} exceeds the bound {bound:.4g}")
+        raise PeerRejected("norm_bound", f"weights norm {norm:.4g} exceeds the bound {bound:.4g}")

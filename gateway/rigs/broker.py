@@ -10,35 +10,13 @@ from __future__ import annotations
 
 import getpass
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
 
-
-class BrokerError(RuntimeError):
-    """Mosquitto could not be found or started."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise BrokerError(f"nothing listens on {host}:{port} after {timeout}s") from None
-            time.sleep(0.05)
+from gateway.errors import BrokerError, RigError
+from gateway.rigs.ports import free_port, wait_for_port
 
 
 class PrivateBroker:
@@ -119,7 +97,7 @@ class PrivateBroker:
         )
         try:
             wait_for_port(self.port)
-        except BrokerError as exc:
+        except RigError as exc:
             # a config or bind error goes to stderr before the log file is open
             err = b""
             if self.process.poll() is not None and self.process.stderr:

@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,7 +26,8 @@ from typing import Any
 
 import httpx
 
-from gateway.peer.errors import UnsafeConfig
+from gateway.errors import UnsafeConfig
+from gateway.rigs.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 KUBO_VERSION = "0.43.1"
@@ -45,12 +45,6 @@ def kubo_missing_reason() -> str | None:
     if not os.access(binary, os.X_OK):
         return f"kubo is not built at {binary} (run: make kubo)"
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def safe_settings(swarm_port: int, api_port: int, gateway_port: int) -> dict[str, Any]:

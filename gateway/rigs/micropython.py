@@ -21,17 +21,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import edge_firmware
-import shared
+from gateway.errors import MicroPythonNotFound
+from gateway.firmware.build import FIRMWARE_DIR, PROTOCOL_ROOT
 
-FIRMWARE_DIR = Path(edge_firmware.__file__).resolve().parent
-PROTOCOL_ROOT = Path(shared.__file__).resolve().parent.parent
 BOARDS = ("unix", "rp2", "esp32")  # "unix": the plain host, no board profile
-BOARD_SHIMS = FIRMWARE_DIR / "host" / "board"
-
-
-class MicroPythonNotFound(RuntimeError):
-    """The ``micropython`` unix port is not installed."""
+HOST_SHIMS = FIRMWARE_DIR / "host"  # machine, network, ...: the boards' modules on a host
+BOARD_SHIMS = HOST_SHIMS / "board"
 
 
 def micropython_binary() -> str:

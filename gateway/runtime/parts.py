@@ -1,4 +1,5 @@
-"""A service part that runs one pass at a fixed interval on a daemon thread.
+"""What the service runs: a ``Part`` starts and stops; a ``PeriodicPart`` runs one pass at
+a fixed interval on a daemon thread.
 
 A pass that raises is logged and the next one runs on time: a part of the
 service (anomaly scoring, Home Assistant state) must not stop for one bad pass.
@@ -8,6 +9,17 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Protocol
+
+__all__ = ["Part", "PeriodicPart"]
+
+
+class Part(Protocol):
+    """What the service needs from each thing it runs (``request_stop`` is optional)."""
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float = 5.0) -> None: ...
 
 
 class PeriodicPart:

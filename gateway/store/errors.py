@@ -1,4 +1,4 @@
-"""The store's exceptions; sqlite3 errors are translated into these at the boundary.
+"""sqlite3 errors translated into the gateway's tree (``gateway.errors``) at the boundary.
 
     StoreError                 any store failure (bad path, schema too new, misuse)
      +-- StoreUnavailable      the database cannot be written right now (locked, read-only,
@@ -10,18 +10,9 @@ from __future__ import annotations
 
 import sqlite3
 
+from gateway.errors import StoreError, StoreFull, StoreUnavailable
 
-class StoreError(RuntimeError):
-    """The store cannot do what was asked; the message names the file or value."""
-
-
-class StoreUnavailable(StoreError):
-    """A write failed for a reason that may pass (lock, read-only file, I/O error)."""
-
-
-class StoreFull(StoreUnavailable):
-    """The disk or the database size cap is full."""
-
+__all__ = ["StoreError", "StoreFull", "StoreUnavailable", "translate"]
 
 _TRANSIENT = (
     sqlite3.SQLITE_BUSY,

@@ -13,12 +13,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from gateway.errors import HostError
+
 __all__ = ["HostError", "chown", "create_system_user", "delete_user", "owner_of",
-           "systemctl", "unit_state", "user_exists"]
-
-
-class HostError(RuntimeError):
-    """A system command failed; the message names it and says why."""
+           "pip_install", "systemctl", "unit_state", "user_exists"]
 
 
 def _run(*command: str) -> str:
@@ -86,3 +84,8 @@ def unit_state(unit: str) -> tuple[str, str]:
                               timeout=30, check=False, env={**os.environ, "LC_ALL": "C"})
         out.append(done.stdout.strip() or "unknown")
     return out[0], out[1]
+
+
+def pip_install(python: Path, requirement: str) -> None:
+    """``python -m pip install requirement`` (the gateway's own environment)."""
+    _run(str(python), "-m", "pip", "install", "--quiet", requirement)

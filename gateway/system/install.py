@@ -5,6 +5,10 @@ to the installed state; ``plan_uninstall`` those that take it back, keeping the
 data directory unless purged. What install creates is recorded in
 ``/etc/learnae/installed.json`` so uninstall removes exactly that.
 
+A ledger configured for the service (``LEARNAE_LEDGER_KIND`` in the secrets file) needs
+the ``ledger`` extra: when its packages are missing, install adds them with pip to the
+environment that runs the gateway.
+
 Secrets are generated once: the gateway's MQTT password lives in the secrets
 file (``/etc/learnae/gateway.env``, 0600, read by systemd) and is reused by
 later runs, and the password file keeps a hash that already matches it, so a
@@ -20,6 +24,8 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway import __version__
+from gateway.runtime.extras import missing_modules
 from gateway.system import host
 from gateway.system.actions import Action, Staging, plan_dir, plan_file, plan_remove
 from gateway.system.passwords import password_hash, verify_password
@@ -201,11 +207,35 @@ def plan_install(options: Options, staging: Staging, layout: Layout = Layout()) 
     unit_actions = plan_file(staging, layout.unit,
                              render_unit(options.exec_path, layout.config).encode(), 0o644)
     actions += config_actions + broker_actions + unit_actions
+    actions += _ledger_extra(staging, layout, options)
     actions += _ownership(staging, layout)
     actions += _manifest(staging, layout, actions)
     actions += _services(staging, bool(broker_actions), bool(unit_actions),
                          bool(config_actions or unit_actions))
     return actions
+
+
+def configured_ledger(staging: Staging, layout: Layout) -> str:
+    """The ledger kind the service will run with: ``LEARNAE_LEDGER_KIND`` in the secrets
+    file (the config file install writes sets none), else "none"."""
+    for line in _env_lines(staging.path(layout.secrets)):
+        key, _, value = line.partition("=")
+        if key.strip() == "LEARNAE_LEDGER_KIND" and value.strip():
+            return value.strip().strip('"')
+    return "none"
+
+
+def _ledger_extra(staging: Staging, layout: Layout, options: Options) -> list[Action]:
+    """pip install of the ``ledger`` extra when a ledger is configured and it is missing."""
+    kind = configured_ledger(staging, layout)
+    missing = missing_modules("ledger") if kind != "none" else []
+    if not missing:
+        return []
+    python = options.exec_path.parent / "python"
+    requirement = f"learnae-edge[ledger]=={__version__}"
+    return [Action(f"{python} -m pip install '{requirement}' (ledger.kind = {kind!r} needs "
+                   f"{', '.join(missing)})",
+                   lambda: host.pip_install(python, requirement), live=True)]
 
 
 def _ownership(staging: Staging, layout: Layout) -> list[Action]:

@@ -13,10 +13,10 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from gateway.devices import make_device_config
 
 from gateway.commands.flash import build_firmware
 from gateway.commands.sim import run_firmware
-from gateway.devices import make_device_config
 from shared.codec import decode_payload
 
 

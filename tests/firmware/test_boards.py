@@ -191,6 +191,7 @@ def test_readings_carry_the_gateways_time_once_received(board: str, broker, pref
     """No NTP: the gateway answers the online status with its time (gateway/clock.py),
     the board sets its RTC (2021-01-01 or 2000-01-01 at power-on) and stamps with it."""
     from gateway.clock import GatewayClock
+
     from gateway.config import MqttSection
 
     clock = GatewayClock(MqttSection(host="127.0.0.1", port=broker.port, topic_prefix=prefix),

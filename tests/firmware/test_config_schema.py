@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from gateway.devices import make_device_config
+
 from shared.config import merge_remote_config, validate_device_config
 from shared.errors import ProtocolError
 

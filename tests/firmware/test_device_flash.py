@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-
 from gateway.broker import PrivateBroker, free_port
 from gateway.devices import device_acl, upsert_acl, upsert_password
+
 from shared.codec import Batch, encode_binary
 from tests.firmware.conftest import Collector, run_sim
 

@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
+from gateway.broker import PrivateBroker
 
 from gateway import micropython_host
-from gateway.broker import PrivateBroker
 from gateway.commands.sim import EXIT_REVALIDATED, HOST_SHIMS
 from shared.edge_model import pack_model
 from tests.firmware.conftest import SilentServer, run_sim, write_config

@@ -18,10 +18,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from paho.mqtt.enums import CallbackAPIVersion
-
 from gateway.broker import free_port, wait_for_port
 from gateway.ota.hostboard import Board
+from paho.mqtt.enums import CallbackAPIVersion
+
 from gateway.system import render_broker_config
 from tests.firmware.conftest import run_sim, write_config
 

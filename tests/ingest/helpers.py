@@ -8,7 +8,7 @@ from typing import Any
 from gateway_rig import REPO, GatewayProcess, db_path, publisher, status, wait_for
 from gateway_rig import write_config as gateway_config
 
-from gateway.broker import PrivateBroker
+from gateway.rigs.broker import PrivateBroker
 
 __all__ = ["REPO", "GatewayProcess", "db_path", "publisher", "status", "wait_for",
            "write_config"]

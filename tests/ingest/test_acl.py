@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.broker import PrivateBroker, free_port, wait_for_port
+from gateway.rigs.broker import PrivateBroker, free_port, wait_for_port
 from gateway.system import render_acl, render_broker_config, write_password_file
 from shared.codec import Batch, encode_binary
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gateway.broker import PrivateBroker
+from gateway.rigs.broker import PrivateBroker
 from gateway.store import Store
 from shared.codec import Batch, encode_binary
 

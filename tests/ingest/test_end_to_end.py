@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gateway.broker import PrivateBroker
+from gateway.rigs.broker import PrivateBroker
 from shared.codec import Batch, encode_binary, encode_json
 
 from .helpers import publisher, status, wait_for, write_config

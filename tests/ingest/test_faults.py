@@ -13,7 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gateway.broker import PrivateBroker
+from gateway.rigs.broker import PrivateBroker
 from shared.codec import Batch, encode_binary
 
 from .helpers import GatewayProcess, db_path, status, wait_for, write_config

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from gateway_rig import GatewayProcess, db_path, publisher, wait_for, write_config
 
-from gateway.broker import PrivateBroker
+from gateway.rigs.broker import PrivateBroker
 from shared.codec import Batch, encode_binary
 
 TMPFS_BYTES = 4 * 1024 * 1024

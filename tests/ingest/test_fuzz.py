@@ -11,8 +11,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from gateway.broker import PrivateBroker
-from gateway.ingest.validate import Rejected, Validator
+from gateway.ingest.validate import ReadingRejected, Validator
+from gateway.rigs.broker import PrivateBroker
 from gateway.store import Changes
 from shared.codec import Batch, encode_binary, encode_json
 
@@ -119,7 +119,7 @@ def hostile_payloads(seed: int, count: int) -> list[bytes]:
     def keep(payload: bytes) -> None:
         try:
             check.add("p/x/data", payload, 0.0, Changes())
-        except Rejected:
+        except ReadingRejected:
             out.append(payload)
 
     for payload in hypothesis_payloads(count // 10):

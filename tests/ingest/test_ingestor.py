@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gateway.broker import PrivateBroker
 from gateway.config import GatewayConfig, config_from_dict
 from gateway.ingest import IngestError, Ingestor
+from gateway.rigs.broker import PrivateBroker
 from gateway.store import Store, read_health
 from shared.codec import Batch, decode_payload, encode_binary
 

@@ -11,9 +11,9 @@ import re
 
 import pytest
 
-from gateway.commands.sim import AIRQUALITY
+from gateway.data.airquality import AIRQUALITY_CSV
+from gateway.firmware import FIRMWARE_DIR
 from gateway.ingest.validate import DEFAULT_RANGES
-from gateway.micropython_host import FIRMWARE_DIR
 from gateway.store import Changes
 from shared.codec import Batch, encode_binary
 from shared.plausible import PLAUSIBLE, plausible_ranges
@@ -24,7 +24,7 @@ from tests.ingest.test_validate import blobs, validator
 def driver_channels() -> dict[str, tuple[str, ...]]:
     """Each firmware driver (edge_firmware/drv_*.py) by sensor type, with the
     channels it produces by default (a replay sensor: the AirQuality columns)."""
-    with gzip.open(AIRQUALITY, "rt", newline="") as handle:
+    with gzip.open(AIRQUALITY_CSV, "rt", newline="") as handle:
         header = next(csv.reader(handle))
     numeric = [c for c in header if c not in ("Date", "Time")]
     out = {}
@@ -48,7 +48,7 @@ def test_every_driver_channel_has_a_range() -> None:
 
 def test_the_airquality_year_is_plausible() -> None:
     """The bundled data a replay sensor sends fits its ranges (-200 marks missing)."""
-    with gzip.open(AIRQUALITY, "rt", newline="") as handle:
+    with gzip.open(AIRQUALITY_CSV, "rt", newline="") as handle:
         rows = list(csv.DictReader(handle))
     for column in rows[0]:
         if column in ("Date", "Time"):

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gateway.broker import PrivateBroker
+from gateway.rigs.broker import PrivateBroker
 from gateway.store import Changes, Reject, StatusUpdate, Store, pack_values
 
 from .helpers import REPO, db_path, status, write_config

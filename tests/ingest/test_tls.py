@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.broker import free_port, wait_for_port
+from gateway.rigs.broker import free_port, wait_for_port
 from gateway.system import render_acl, render_broker_config, write_password_file
 from shared.codec import Batch, encode_binary
 

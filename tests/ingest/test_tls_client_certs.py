@@ -29,7 +29,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from gateway_rig import GatewayProcess, status, wait_for, write_config
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.broker import free_port, wait_for_port
+from gateway.rigs.broker import free_port, wait_for_port
 from gateway.system import render_acl, render_broker_config, write_password_file
 from shared.codec import Batch, encode_binary
 

@@ -13,7 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.ingest.fastpath import FastBinary
-from gateway.ingest.validate import DEFAULT_RANGES, REASONS, Rejected, Validator, parse_ranges
+from gateway.ingest.validate import (
+    DEFAULT_RANGES,
+    REASONS,
+    ReadingRejected,
+    Validator,
+    parse_ranges,
+)
 from gateway.store import Changes
 from shared.codec import Batch, channel_codes, decode_payload, encode_binary, encode_json
 from shared.errors import ProtocolError
@@ -33,9 +39,9 @@ def validator(known: set[str] | None = None, ranges=None) -> Validator:
                      ranges=ranges)
 
 
-def reject(v: Validator, topic: str, payload: bytes) -> Rejected:
+def reject(v: Validator, topic: str, payload: bytes) -> ReadingRejected:
     changes = Changes()
-    with pytest.raises(Rejected) as info:
+    with pytest.raises(ReadingRejected) as info:
         v.add(topic, payload, 1000.0, changes)
     assert not changes.rows
     return info.value
@@ -367,6 +373,6 @@ def test_any_payload_is_stored_or_rejected_with_a_known_reason(payload: bytes,
     changes = Changes()
     try:
         validator().add(f"p/dev1/{kind}", payload, 1.0, changes)
-    except Rejected as rej:
+    except ReadingRejected as rej:
         assert rej.reason in REASONS and rej.detail
         assert not changes.rows and not changes.statuses

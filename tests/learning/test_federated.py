@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from learning_streams import sensor_stream
 
-from gateway.collaboration import _train_devices
 from gateway.config import TrainingSection
+from gateway.federation.trainer import train_devices
 from gateway.learning.federated import personalise, prepare_devices, spec_for, train_shared
 from gateway.learning.forecast import init_forecaster, train_config
 from gateway.learning.mlp import predict
@@ -47,7 +47,7 @@ def test_round_step_returns_shared_weights_and_guarded_versions() -> None:
     _devices, _, comp = prepare_devices(series, SETTINGS)
     assert comp is not None
     start = init_forecaster(spec_for(SETTINGS, comp), 0)
-    out = _train_devices(series, SETTINGS, start, None)
+    out = train_devices(series, SETTINGS, start, None)
     assert set(out["weights"]) == set(start)
     assert not np.array_equal(out["weights"]["skip.weight"], start["skip.weight"])
     assert [m[0] for m in out["models"]] == ["a", "b"]

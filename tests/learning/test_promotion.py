@@ -11,11 +11,11 @@ from prometheus_client import CollectorRegistry
 
 from gateway.api.sources import RegistryModels
 from gateway.config import ApiSection, GatewayConfig, GatewaySection, TrainingSection
+from gateway.integrations.model_push import ModelPusher
 from gateway.learning.forecast import train_forecast
 from gateway.learning.promotion import WORSE_THAN_CURRENT, WORSE_THAN_PERSISTENCE, judge
 from gateway.learning.registry import ModelRegistry
 from gateway.learning.scheduler import TrainingScheduler
-from gateway.service import ModelPusher
 
 GOOD = TrainingSection(epochs=20, min_new_readings=100)
 # a different window cannot continue the current model; no epochs and a persistence start
@@ -77,7 +77,7 @@ def test_rejected_version_is_registered_and_the_board_keeps_its_model(tmp_path: 
     assert rejected["figures"]["mae"] == rejected["figures"]["persistence_mae"]
     with ModelRegistry(db) as registry:
         served = models.artifact("edge", "dev")
-        from gateway.api.sources import export_model
+        from gateway.learning.export import export_model
 
         assert served == export_model(registry.get(first.version), "edge")
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from gateway.commands.flash import build_firmware
+from gateway.firmware.build import build_firmware
 from gateway.ota import KeyStore, OtaPush, build_bundle
-from gateway.ota.hostboard import Board
+from gateway.rigs.board import Board
 from tests.firmware.conftest import write_config
 
 

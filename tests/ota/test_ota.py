@@ -5,10 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from gateway import micropython_host
+from gateway.firmware import FIRMWARE_DIR
 from gateway.ota import Bundle, KeyStore, build_bundle
 from gateway.ota.bundle import FACTORY_VERSION
-from gateway.ota.hostboard import Board
+from gateway.rigs.board import Board
 from tests.firmware.conftest import Collector
 from tests.ota.conftest import make_board_dir, pusher
 
@@ -86,7 +86,7 @@ def test_corrupted_chunk_is_refused_and_the_board_keeps_running(broker, prefix, 
 def test_a_version_raising_at_import_is_rolled_back(broker, prefix, tmp_path: Path,
                                                     boards) -> None:
     src = tmp_path / "broken"
-    shutil.copytree(micropython_host.FIRMWARE_DIR, src, ignore=shutil.ignore_patterns("host"))
+    shutil.copytree(FIRMWARE_DIR, src, ignore=shutil.ignore_patterns("host"))
     agent = src / "agent.py"
     agent.write_text(agent.read_text() + '\nraise RuntimeError("this version is broken")\n')
     broken = build_bundle(tmp_path / "b", source=src)

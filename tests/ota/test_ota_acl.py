@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.broker import PrivateBroker
 from gateway.ota import KeyStore
-from gateway.ota.hostboard import Board
+from gateway.rigs.board import Board
+from gateway.rigs.broker import PrivateBroker
 from gateway.system import render_acl, write_password_file
 from tests.firmware.conftest import Collector
 from tests.ota.conftest import make_board_dir, pusher

@@ -9,10 +9,9 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from gateway.api import ServiceContext, StoreReader, create_app
-from gateway.commands.ota import keys_dir
 from gateway.config import GatewayConfig, GatewaySection, MqttSection, OtaSection
-from gateway.ota import KeyStore
-from gateway.ota.hostboard import Board
+from gateway.ota import KeyStore, keys_dir
+from gateway.rigs.board import Board
 from tests.firmware.conftest import Collector, write_config
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gateway.cli import main
 from gateway.ota import KeyStore
-from gateway.ota.hostboard import Board
+from gateway.rigs.board import Board
 from tests.firmware.conftest import Collector, write_config
 
 

@@ -11,10 +11,10 @@ import threading
 import time
 from pathlib import Path
 
-from gateway import micropython_host
+from gateway.firmware import FIRMWARE_DIR
 from gateway.ota import KeyStore, build_bundle
 from gateway.ota.bundle import FACTORY_VERSION
-from gateway.ota.hostboard import Board
+from gateway.rigs.board import Board
 from tests.firmware.conftest import Collector
 from tests.ota.conftest import make_board_dir, pusher
 
@@ -45,7 +45,7 @@ def test_kills_during_transfer_and_switch_never_boot_a_mix(broker, prefix, tmp_p
     rng = random.Random(SEED)
     # two versions, alternating, so that old and new differ in every round
     src = tmp_path / "v2"
-    shutil.copytree(micropython_host.FIRMWARE_DIR, src, ignore=shutil.ignore_patterns("host"))
+    shutil.copytree(FIRMWARE_DIR, src, ignore=shutil.ignore_patterns("host"))
     (src / "wire.py").write_text((src / "wire.py").read_text() + "\nVARIANT = 2\n")
     bundles = (build_bundle(tmp_path / "b2", source=src), bundle)
     keys = KeyStore(tmp_path / "keys")

@@ -1,6 +1,6 @@
 """The kubo test rig: real kubo daemons on loopback, each configured and checked before start.
 
-The daemons and the network-safety check live in ``gateway.peer.kubo`` (the peer
+The daemons and the network-safety check live in ``gateway.rigs.kubo`` (the peer
 benchmark starts the same nodes); this module adds what tests need: a rig in a
 temporary directory and the sockets a running daemon holds, read from /proc.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.peer.kubo import (
+from gateway.rigs.kubo import (
     KuboNode,
     KuboRig,
     check_config,

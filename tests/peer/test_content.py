@@ -9,10 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from gateway.peer import BlockNotFound, BlockTooLarge, Entry, Identity, LocalBlockStore, Rejected
+from gateway.errors import PeerError
+from gateway.peer import (
+    BlockNotFound,
+    BlockTooLarge,
+    Entry,
+    Identity,
+    LocalBlockStore,
+    PeerRejected,
+)
 from gateway.peer.cid import check_cid, cid_of
 from gateway.peer.entry import MAX_ENTRY_BYTES, decode_entry, sign_entry
-from gateway.peer.errors import PeerError
 
 
 def test_cid_matches_ipfs_raw_cidv1() -> None:
@@ -32,7 +39,7 @@ def test_cid_matches_ipfs_raw_cidv1() -> None:
     ],
 )
 def test_check_cid_rejects_names_that_are_not_raw_cids(bad: object) -> None:
-    with pytest.raises(Rejected) as info:
+    with pytest.raises(PeerRejected) as info:
         check_cid(bad)
     assert info.value.reason == "bad_cid"
 
@@ -52,7 +59,7 @@ def test_local_store_round_trip_pin_and_errors(tmp_path: Path) -> None:
     with pytest.raises(BlockTooLarge):
         store.put(b"x" * 17)
     (tmp_path / "blocks" / cid).write_bytes(b"tampered")
-    with pytest.raises(Rejected) as info:
+    with pytest.raises(PeerRejected) as info:
         store.get(cid)
     assert info.value.reason == "hash_mismatch"
 
@@ -97,7 +104,7 @@ def test_tampered_entry_fails_signature() -> None:
     block = sign_entry(identity, _entry(identity))
     doc = json.loads(block)
     doc["samples"] = 1_000_000
-    with pytest.raises(Rejected) as info:
+    with pytest.raises(PeerRejected) as info:
         decode_entry(json.dumps(doc).encode())
     assert info.value.reason == "bad_signature"
 
@@ -106,7 +113,7 @@ def test_entry_signed_by_another_key_is_rejected() -> None:
     alice, mallory = Identity.generate(), Identity.generate()
     doc = json.loads(sign_entry(mallory, _entry(mallory)))
     doc["peer"] = alice.peer_id  # claim alice's identity with mallory's signature
-    with pytest.raises(Rejected) as info:
+    with pytest.raises(PeerRejected) as info:
         decode_entry(json.dumps(doc).encode())
     assert info.value.reason == "bad_signature"
 
@@ -123,7 +130,7 @@ def test_entry_signed_by_another_key_is_rejected() -> None:
     ],
 )
 def test_malformed_entries_are_rejected_with_reasons(data: bytes, reason: str) -> None:
-    with pytest.raises(Rejected) as info:
+    with pytest.raises(PeerRejected) as info:
         decode_entry(data)
     assert info.value.reason == reason
 
@@ -141,7 +148,7 @@ def test_entry_with_bad_field_values_is_rejected() -> None:
     ]:
         doc = json.loads(block)
         doc[key] = value
-        with pytest.raises(Rejected) as info:
+        with pytest.raises(PeerRejected) as info:
             decode_entry(json.dumps(doc).encode())
         assert info.value.reason == reason, key
 

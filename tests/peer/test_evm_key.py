@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.peer.errors import LedgerError
+from gateway.errors import LedgerError
 from gateway.peer.ledgers import evmkey
 
 

@@ -9,10 +9,10 @@ import pytest
 from eth_account import Account
 from prometheus_client import CollectorRegistry
 
+from gateway.errors import LedgerError, LedgerUnavailable
 from gateway.peer import Identity, MemoryStore
 from gateway.peer.cid import cid_of
 from gateway.peer.entry import Entry
-from gateway.peer.errors import LedgerError, LedgerUnavailable
 from gateway.peer.ledgers import LedgerLink, LedgerMetrics, evmkey
 from gateway.peer.ledgers.evm import EvmLedger, EvmSettings
 from gateway.peer.transport import NullTransport

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from gateway.cli import main
-from gateway.peer.forecast_study import METHODS
+from gateway.experiments.federation import METHODS
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from gateway.errors import LedgerUnavailable
 from gateway.peer import Identity
 from gateway.peer.cid import cid_of
 from gateway.peer.entry import Entry
-from gateway.peer.errors import LedgerUnavailable
 from gateway.peer.ledgers import LedgerLink, LedgerMetrics, binding_message
 from gateway.peer.ledgers.iota import GasCoin, IotaLedger, IotaSettings, build_announcement
 

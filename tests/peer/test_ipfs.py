@@ -13,12 +13,12 @@ from prometheus_client import CollectorRegistry
 from gateway.peer import (
     BlockNotFound,
     BlockTooLarge,
+    ContentStoreUnavailable,
     Identity,
     IpfsPubsubTransport,
     IpfsRpc,
     IpfsStore,
     PeerNode,
-    StoreUnavailable,
     TransportError,
     cid_of,
     decode_entry,
@@ -125,7 +125,7 @@ def test_store_names_blocks_like_the_local_store_and_moves_them(rig: Rig) -> Non
     with pytest.raises(BlockTooLarge):
         store_b.put(b"x" * 65)
     dead = IpfsStore(IpfsRpc("http://127.0.0.1:9", retries=0))
-    with pytest.raises(StoreUnavailable, match=r"127\.0\.0\.1:9"):
+    with pytest.raises(ContentStoreUnavailable, match=r"127\.0\.0\.1:9"):
         dead.put(b"hello")
 
 
@@ -227,7 +227,7 @@ def test_a_node_stopped_and_restarted_catches_up(rig: Rig) -> None:
         for _ in range(3):
             a.run_round()
             b.run_round()
-        with pytest.raises(StoreUnavailable):
+        with pytest.raises(ContentStoreUnavailable):
             c.run_round()  # c cannot publish while its node is down
         rig.nodes[2].start()
         rig.nodes[2].connect(rig.nodes[0])
@@ -284,10 +284,10 @@ def test_errors_and_timeouts_name_the_cid(rig: Rig) -> None:
     missing = cid_of(b"no node has this block")
     with pytest.raises(BlockNotFound, match=missing):
         store.get(missing, timeout=0.5)
-    with pytest.raises(StoreUnavailable, match=rf"{missing}.*no answer within 0\.5 s"):
+    with pytest.raises(ContentStoreUnavailable, match=rf"{missing}.*no answer within 0\.5 s"):
         store.rpc.read("block/get", {"arg": missing, "timeout": "20s"}, limit=10, timeout=0.5)
     dead = IpfsStore(IpfsRpc("http://127.0.0.1:9", retries=0))
-    with pytest.raises(StoreUnavailable, match=rf"{cid_of(b'x')} at http://127\.0\.0\.1:9"):
+    with pytest.raises(ContentStoreUnavailable, match=rf"{cid_of(b'x')} at http://127\.0\.0\.1:9"):
         dead.put(b"x")
     with pytest.raises(TransportError, match="'gone/topic'"):
         IpfsPubsubTransport("http://127.0.0.1:9").publish("gone/topic", b"x")
@@ -328,7 +328,7 @@ def test_stopping_a_node_closes_its_http_clients(rig: Rig) -> None:
     node.stop()
     assert node.store.rpc.closed  # type: ignore[attr-defined]
     assert node.transport.rpc.closed  # type: ignore[attr-defined]
-    with pytest.raises(StoreUnavailable, match="closed"):
+    with pytest.raises(ContentStoreUnavailable, match="closed"):
         node.store.put(b"after stop")
 
 

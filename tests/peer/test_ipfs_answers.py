@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gateway.peer import IpfsPubsubTransport, IpfsRpc, IpfsStore, StoreUnavailable, cid_of
+from gateway.peer import ContentStoreUnavailable, IpfsPubsubTransport, IpfsRpc, IpfsStore, cid_of
 from gateway.peer.ipfs import multibase_encode
 
 WRONG = cid_of(b"something else")
@@ -78,7 +78,8 @@ def test_a_block_keyed_under_another_cid_is_refused(daemon: tuple[str, type]) ->
     url, _ = daemon
     store = IpfsStore(IpfsRpc(url, retries=0))
     try:
-        with pytest.raises(StoreUnavailable, match=rf"as '{WRONG}', expected {cid_of(b'x')}"):
+        with pytest.raises(ContentStoreUnavailable,
+                           match=rf"as '{WRONG}', expected {cid_of(b'x')}"):
             store.put(b"x")
     finally:
         store.close()
@@ -89,7 +90,7 @@ def test_an_answer_that_is_not_json_is_named(daemon: tuple[str, type]) -> None:
     handler.mode = "garbage"
     store = IpfsStore(IpfsRpc(url, retries=0))
     try:
-        with pytest.raises(StoreUnavailable, match=rf"block/put {cid_of(b'x')}.*not JSON"):
+        with pytest.raises(ContentStoreUnavailable, match=rf"block/put {cid_of(b'x')}.*not JSON"):
             store.put(b"x")
     finally:
         store.close()

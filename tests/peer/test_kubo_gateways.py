@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.broker import PrivateBroker
+from gateway.rigs.broker import PrivateBroker
 from tests.firmware.conftest import write_config as write_device_config
 from tests.gateway_rig import REPO, GatewayProcess, status, wait_for, write_config
 

@@ -77,3 +77,29 @@ def test_an_iota_section_builds_the_layer1_adapter(tmp_path: object) -> None:
 def test_ledger_transport_needs_a_ledger() -> None:
     with pytest.raises(ConfigError, match=r"peer\.transport = 'ledger' needs a ledger"):
         _load({}, {"transport": "ledger"})
+
+
+def test_a_ledger_without_its_extra_is_refused_naming_the_extra(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    import sys
+
+    from gateway.errors import LedgerNotInstalled
+    from gateway.peer import Identity
+    from gateway.peer.factory import build_ledger
+
+    config = config_from_dict({"gateway": {"data_dir": str(tmp_path)},
+                               "ledger": {"kind": "iota-evm", "contract": CONTRACT}}, env={})
+    identity = Identity.load_or_create(tmp_path)
+    monkeypatch.setitem(sys.modules, "web3", None)  # as where the extra is not installed
+    with pytest.raises(LedgerNotInstalled) as caught:
+        build_ledger(config, identity)
+    assert str(caught.value) == ("ledger.kind = 'iota-evm' needs the ledger extra (web3 not "
+                                 "installed): pip install 'learnae-edge[ledger]'")
+
+
+def test_with_the_extra_installed_the_check_passes() -> None:
+    from gateway.peer.ledgers import require_ledger_extra
+    from gateway.runtime.extras import missing_modules
+
+    assert missing_modules("ledger") == []  # `make test` installs the extra
+    require_ledger_extra("ledger.kind = 'iota'")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
+from gateway.errors import TransportError
 from gateway.peer import (
     Identity,
     LocalBlockStore,
@@ -23,7 +24,6 @@ from gateway.peer import (
     sign_entry,
 )
 from gateway.peer.cid import cid_of
-from gateway.peer.errors import TransportError
 from gateway.peer.gossip import HeadClaim, claim_message, encode_claim, topic_for
 from gateway.peer.transport import parse_endpoints
 
@@ -412,8 +412,8 @@ def test_bad_settings_are_refused(hub: LocalHub, shared_store: MemoryStore) -> N
 
 def test_a_node_that_fails_to_start_releases_its_gossip_port(tmp_path: Path) -> None:
     from gateway.config import config_from_dict
+    from gateway.errors import PeerError
     from gateway.peer import build_peer_node
-    from gateway.peer.errors import PeerError
 
     from .ipfs_rig import free_port
 

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.config import ConfigError, config_from_dict
 from gateway.peer import Identity, LocalBlockStore, LocalHub, PeerNode
-from gateway.peer.retention import STATE_FILE
+from gateway.peer.pin_retention import STATE_FILE
 
 from .conftest import SETTINGS, StepTrainer
 
@@ -127,7 +127,7 @@ def test_healthz_and_metrics_show_the_disk_use_and_degrade_above_the_bound(
 
     from gateway.api.app import create_app
     from gateway.api.deps import ServiceContext, StoreReader
-    from gateway.collaboration import PeerView
+    from gateway.federation import PeerView
     from gateway.store import Store
 
     config = config_from_dict({"gateway": {"data_dir": str(tmp_path / "gw")}}, env={})

@@ -7,10 +7,10 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from gateway.config import PeerSection
+from gateway.experiments.resilience import ShardTrainer, StudyConfig, load_data
 from gateway.learning.mlp import MLPSpec
 from gateway.peer import Identity, LocalHub, MemoryStore, PeerNode, decode_entry, decode_weights
 from gateway.peer.gossip import decode_claim
-from gateway.peer.study import ShardTrainer, StudyConfig, load_data
 from gateway.peer.transport import Handler, Transport
 
 

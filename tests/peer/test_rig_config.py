@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from gateway.peer import UnsafeConfig
-from gateway.peer.kubo import set_path
+from gateway.rigs.kubo import set_path
 
 from .ipfs_rig import KuboNode, check_config, kubo_missing_reason, safe_settings
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save
 
-from gateway.peer import Rejected, decode_weights, encode_weights
+from gateway.peer import PeerRejected, decode_weights, encode_weights
 from gateway.peer.fusion import (
     coordinate_median,
     krum,
@@ -44,33 +44,33 @@ def test_float16_compressed_is_at_most_half_of_raw_float32() -> None:
 def test_non_finite_weights_are_rejected() -> None:
     w = _weights()
     w["layers.0.bias"][3] = np.nan
-    with pytest.raises(Rejected) as info:
+    with pytest.raises(PeerRejected) as info:
         decode_weights(encode_weights(w, dtype="float32"))
     assert info.value.reason == "non_finite"
 
 
 def test_decompression_bomb_and_junk_are_rejected() -> None:
     bomb = b"LWZ1" + zlib.compress(b"\0" * (8 << 20))
-    with pytest.raises(Rejected) as info:
+    with pytest.raises(PeerRejected) as info:
         decode_weights(bomb, max_bytes=1 << 20)
     assert info.value.reason == "oversized_weights"
     for junk in (b"XXXX1234", b"LWS1" + b"\xff" * 20, b"LWZ1notzlib"):
-        with pytest.raises(Rejected) as info:
+        with pytest.raises(PeerRejected) as info:
             decode_weights(junk)
         assert info.value.reason == "malformed_weights"
     ints = b"LWS1" + save({"a": np.arange(4, dtype=np.int32)})
-    with pytest.raises(Rejected, match="dtype"):
+    with pytest.raises(PeerRejected, match="dtype"):
         decode_weights(ints)
 
 
 def test_validate_checks_shapes_and_norm_bound() -> None:
     ref = _weights(0)
     validate(_weights(1), ref, max_norm=1e3, norm_ratio=10)
-    with pytest.raises(Rejected) as info:
+    with pytest.raises(PeerRejected) as info:
         validate({"layers.0.weight": ref["layers.0.weight"]}, ref, max_norm=1e3, norm_ratio=10)
     assert info.value.reason == "shape_mismatch"
     scaled = {k: v * 50 for k, v in ref.items()}
-    with pytest.raises(Rejected) as info:
+    with pytest.raises(PeerRejected) as info:
         validate(scaled, ref, max_norm=1e3, norm_ratio=10)
     assert info.value.reason == "norm_bound"
 

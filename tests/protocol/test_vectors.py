@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway import micropython_host
+from gateway.rigs import micropython
 
 HERE = Path(__file__).parent
 VECTORS = HERE / "vectors"
@@ -30,7 +30,7 @@ def test_cpython_reproduces_vectors() -> None:
 
 @pytest.mark.parametrize("heap", ["64k"])
 def test_micropython_reproduces_vectors(heap: str) -> None:
-    argv, env = micropython_host.command(
+    argv, env = micropython.command(
         HERE / "vectors_check.py", str(VECTORS), heap=heap
     )
     assert check(argv, env) == dict.fromkeys(NAMES, "ok")

@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry
 
 from gateway.api import ServiceContext, StoreReader, create_app
 from gateway.api.sources import RegistryModels
-from gateway.broker import PrivateBroker
 from gateway.config import config_from_dict
+from gateway.rigs.broker import PrivateBroker
 
 from .support import TOKEN, BrokerPublisher, fill_store
 

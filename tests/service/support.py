@@ -12,7 +12,7 @@ import paho.mqtt.client as mqtt
 from gateway_rig import REPO, GatewayProcess, publisher, toml_text, wait_for, write_config
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.broker import PrivateBroker
+from gateway.rigs.broker import PrivateBroker
 from gateway.store import Changes, Store, pack_values
 from gateway.store.changes import StatusUpdate
 from shared.codec import Batch, encode_json

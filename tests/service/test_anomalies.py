@@ -14,11 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
-from gateway.anomaly_monitor import AnomalyMonitor
 from gateway.api import ServiceContext, StoreReader, create_app
 from gateway.api.sources import RegistryModels
 from gateway.config import TrainingSection, config_from_dict
-from gateway.homeassistant import HomeAssistantBridge, state_topic
+from gateway.integrations.homeassistant import HomeAssistantBridge, state_topic
+from gateway.learning.monitor import AnomalyMonitor
 from gateway.learning.registry import ModelRegistry
 from gateway.learning.scheduler import TrainingScheduler
 from gateway.store import Changes, Store, pack_values

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway.broker import PrivateBroker
+from gateway.rigs.broker import PrivateBroker
 
 from .support import TOKEN, auth, publisher, register_model, retained, wait_for
 

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.api import ServiceContext, StoreReader, create_app
 from gateway.api.cache import ResponseCache
-from gateway.service import ApiServer
+from gateway.api.server import ApiServer
 
 
 def _cached_app(api_config: Any, cache_ms: float) -> tuple[Any, ServiceContext]:

@@ -1,4 +1,4 @@
-"""gateway/clock.py: which statuses get the gateway's time, and what is rejected."""
+"""gateway/integrations/clock.py: which statuses get the gateway's time, and what is rejected."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 from prometheus_client import CollectorRegistry
 
-from gateway.clock import GatewayClock, time_command
 from gateway.config import MqttSection
+from gateway.integrations.clock import GatewayClock, time_command
 
 
 def make_clock(**kw: object) -> GatewayClock:

@@ -20,10 +20,9 @@ import httpx
 from fastapi.testclient import TestClient
 from gateway_rig import db_path
 
-from gateway.broker import PrivateBroker
-from gateway.commands.ota import keys_dir
 from gateway.config import load_config
-from gateway.ota import KeyStore
+from gateway.ota import KeyStore, keys_dir
+from gateway.rigs.broker import PrivateBroker
 from gateway.store import Store
 
 from .support import (

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.broker import PrivateBroker
+from gateway.rigs.broker import PrivateBroker
 
 from .support import REPO, GatewayProcess, publish_readings, publisher, wait_for, write_config
 

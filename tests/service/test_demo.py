@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker import free_port
+from gateway.rigs.broker import free_port
 
 from .support import REPO
 

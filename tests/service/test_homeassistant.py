@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker import PrivateBroker
 from gateway.config import config_from_dict
-from gateway.homeassistant import discovery_messages, state_topic
+from gateway.integrations.homeassistant import discovery_messages, state_topic
+from gateway.rigs.broker import PrivateBroker
 
 from .support import GatewayProcess, publish_readings, publisher, retained, wait_for, write_config
 
@@ -80,7 +80,7 @@ def test_live_gateway_announces_devices_to_home_assistant(
 def test_state_carries_the_forecaster_score(tmp_path: Path, broker: PrivateBroker,
                                             prefix: str) -> None:
     """With a trained model the state document scores the latest reading with it."""
-    from gateway.homeassistant import HomeAssistantBridge
+    from gateway.integrations.homeassistant import HomeAssistantBridge
 
     from .support import BrokerPublisher, fill_store, register_model
 

@@ -21,9 +21,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.broker import free_port, wait_for_port
 from gateway.config import load_config
-from gateway.devices import add_device
+from gateway.rigs.broker import free_port, wait_for_port
+from gateway.system.devices import add_device
 
 from .support import REPO
 
@@ -226,3 +226,30 @@ def test_a_dry_run_on_this_machine_plans_every_live_step_and_changes_nothing() -
         "would replace /etc/systemd/system/learnae-gateway.service" in out
     assert "dry run: nothing was changed" in out
     assert etc.exists() == existed
+
+
+@pytest.mark.parametrize(("kind", "missing", "planned"), [
+    ("iota-evm", "iota_sdk", True),
+    ("iota-evm", None, False),  # the extra is installed: nothing to add
+    (None, "iota_sdk", False),  # no ledger configured: the extra is not needed
+])
+def test_install_adds_the_ledger_extra_where_a_ledger_is_configured(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str | None,
+        missing: str | None, planned: bool) -> None:
+    from gateway import __version__
+    from gateway.system.actions import Staging
+    from gateway.system.install import Layout, Options, plan_install
+
+    root = tmp_path / "root"
+    env = root / "etc/learnae/gateway.env"
+    env.parent.mkdir(parents=True)
+    env.write_text("LEARNAE_MQTT_PASSWORD=x\n" + (f"LEARNAE_LEDGER_KIND={kind}\n" if kind else ""))
+    if missing:
+        monkeypatch.setitem(sys.modules, missing, None)  # as where the extra is not installed
+    python = Path("/opt/learnae/venv/bin/python")
+    actions = plan_install(Options(exec_path=python.with_name("learnae-gateway")),
+                           Staging(root), Layout())
+    pip = [a.text for a in actions if "pip install" in a.text]
+    assert pip == ([f"{python} -m pip install 'learnae-edge[ledger]=={__version__}' "
+                    f"(ledger.kind = 'iota-evm' needs iota_sdk)"] if planned else [])
+    assert all(a.live for a in actions if "pip install" in a.text)

@@ -27,11 +27,11 @@ from peer.evm_rig import (
 )
 from web3 import Web3
 
-from gateway.broker import PrivateBroker
 from gateway.peer.cid import cid_of
 from gateway.peer.identity import Identity
 from gateway.peer.ledgers import binding_message, evmkey
 from gateway.peer.ledgers.evm import load_artifact
+from gateway.rigs.broker import PrivateBroker
 
 from .support import GatewayProcess, publish_readings, publisher, wait_for, write_config
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from gateway.broker import PrivateBroker, free_port
+from gateway.rigs.broker import PrivateBroker, free_port
 
 from .support import GatewayProcess, publish_readings, publisher, retained, wait_for, write_config
 

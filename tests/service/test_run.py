@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.broker import PrivateBroker
+from gateway.rigs.broker import PrivateBroker
 from gateway.store import Store
 
 from .support import (

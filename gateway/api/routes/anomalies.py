@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
 from gateway.api.deps import ContextDep
-from gateway.api.routes.devices import DeviceId, Limit, _check_limit, _device_id
+from gateway.api.routes.devices import DeviceId, Limit, check_limit, device_id_of
 
 router = APIRouter(prefix="/api", tags=["devices"])
 
@@ -35,8 +35,8 @@ def list_anomalies(context: ContextDep, device_id: DeviceId, limit: Limit = 100,
     """The device's anomaly events, newest first (consecutive flags merged into one)."""
     from gateway.store.anomaly_events import AnomalyEventLog
 
-    device = _device_id(device_id)
-    _check_limit(context, limit)
+    device = device_id_of(device_id)
+    check_limit(context, limit)
     if context.store.get().device(device) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no device {device!r}")
     with AnomalyEventLog.open(context.config.db_path, readonly=True) as events:

@@ -36,7 +36,7 @@ Limit = Annotated[int, Query(ge=1, description="items per page (at most api.max_
 Offset = Annotated[int, Query(ge=0)]
 
 
-def _device_id(device_id: str) -> str:
+def device_id_of(device_id: str) -> str:
     try:
         return str(check_device_id(device_id))
     except ProtocolError as exc:
@@ -46,7 +46,7 @@ def _device_id(device_id: str) -> str:
         ) from exc
 
 
-def _check_limit(context: ContextDep, limit: int) -> None:
+def check_limit(context: ContextDep, limit: int) -> None:
     if limit > context.config.api.max_page:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -68,7 +68,7 @@ async def list_devices(context: ContextDep, limit: Limit = 100, offset: Offset =
     serialized once, without a second validation pass: this is the list every
     dashboard polls (see also the response cache in ``gateway.api.cache``).
     """
-    _check_limit(context, limit)
+    check_limit(context, limit)
     devices = sorted(context.store.get().devices(), key=lambda d: d.id)
     items = [_device_dict(d) for d in devices[offset: offset + limit]]
     body = json.dumps({"items": items, "total": len(devices), "limit": limit, "offset": offset},
@@ -84,7 +84,7 @@ def _device_dict(info: Any) -> dict[str, Any]:
 
 @router.get("/devices/{device_id}", response_model=DevicePublic, responses=NO_DEVICE)
 def get_device(context: ContextDep, device_id: DeviceId) -> DevicePublic:
-    info = context.store.get().device(_device_id(device_id))
+    info = context.store.get().device(device_id_of(device_id))
     if info is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no device {device_id!r}")
     return device_public(info)
@@ -98,8 +98,8 @@ def list_samples(
     before_ts: Annotated[float | None, Query(description="only readings older than this")] = None,
 ) -> SamplesPage:
     """A device's readings, newest first; page backwards with ``next_before_ts``."""
-    device_id = _device_id(device_id)
-    _check_limit(context, limit)
+    device_id = device_id_of(device_id)
+    check_limit(context, limit)
     if before_ts is not None and not math.isfinite(before_ts):
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -145,7 +145,7 @@ def put_config(
     The device applies it when it next connects; the retained message survives
     broker restarts (with persistence) and gateway restarts.
     """
-    device_id = _device_id(device_id)
+    device_id = device_id_of(device_id)
     metrics = context.api_metrics
     # JSON Schema's integers include 5.0; the protocol's validator takes ints only
     doc = {k: int(v) if k in INTEGER_KEYS and isinstance(v, float) and v.is_integer() else v
@@ -205,5 +205,5 @@ def validate_config(doc: dict[str, Any], channels: list[str]) -> dict[str, Any]:
 @router.get("/quarantine", response_model=list[QuarantinePublic])
 def list_quarantine(context: ContextDep, limit: Limit = 100) -> list[QuarantinePublic]:
     """Recently rejected messages: topic, reason, first bytes in hex, time."""
-    _check_limit(context, limit)
+    check_limit(context, limit)
     return [QuarantinePublic.model_validate(row) for row in context.store.get().quarantine(limit)]

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from fastapi import APIRouter, Response
 
+from gateway import __version__
 from gateway.api.context import ModelsUnavailable
 from gateway.api.deps import ContextDep
 from gateway.api.schemas import Health, ModelPublic, Overview
@@ -20,8 +21,6 @@ def healthz(context: ContextDep, response: Response) -> Health:
     """200 when the store is readable and ingest can take readings; 503 (same body, with a
     ``reason``) when the store cannot be read, the ingest writer cannot write it, or the
     ingest client is not connected to the broker."""
-    from gateway.api.app import VERSION
-
     reasons: list[str] = []
     try:
         context.store.get().devices()
@@ -47,7 +46,7 @@ def healthz(context: ContextDep, response: Response) -> Health:
         status="degraded" if reasons else "ok",
         reason="; ".join(reasons) or None,
         gateway=context.config.gateway.id,
-        version=VERSION,
+        version=__version__,
         uptime_s=round(time.time() - context.started_at, 3),
         parts=context.parts(),
         ingest=stats,

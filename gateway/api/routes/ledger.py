@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from gateway.api.deps import ContextDep
-from gateway.api.routes.devices import Limit, _check_limit
+from gateway.api.routes.devices import Limit, check_limit
 
 router = APIRouter(prefix="/api", tags=["ledger"])
 
@@ -55,7 +55,7 @@ def _empty(kind: str = "none") -> LedgerPublic:
 @router.get("/ledger", response_model=LedgerPublic)
 def get_ledger(context: ContextDep, limit: Limit = 200) -> LedgerPublic:
     """The ledger as this gateway reads it; ``enabled`` is false without a ledger."""
-    _check_limit(context, limit)
+    check_limit(context, limit)
     view: Any = getattr(context.peers, "ledger", None)
     doc = view(limit) if callable(view) else None
     if doc is None:

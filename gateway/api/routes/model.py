@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from gateway.api.deps import ContextDep
-from gateway.api.routes.devices import DEVICE_ID_SCHEMA, _device_id
+from gateway.api.routes.devices import DEVICE_ID_SCHEMA, device_id_of
 from gateway.api.schemas import ErrorDetail, ModelPublic
 
 router = APIRouter(prefix="/api", tags=["model"])
@@ -27,7 +27,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 
 def _device(device: str | None) -> str | None:
-    return None if device is None else _device_id(device)
+    return None if device is None else device_id_of(device)
 
 
 @router.get("/model", response_model=ModelPublic, responses=NOT_FOUND)

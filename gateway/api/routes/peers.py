@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from gateway.api.deps import ContextDep
-from gateway.api.routes.devices import Limit, _check_limit
+from gateway.api.routes.devices import Limit, check_limit
 from gateway.api.routes.model import UNAVAILABLE
 from gateway.api.schemas import PeerPublic, PeersPublic, RoundPublic
 
@@ -34,7 +34,7 @@ def list_rounds(
 ) -> list[RoundPublic]:
     """Rounds oldest first: every peer's log entries when peering is on, else the
     local training rounds. Each carries its validation metrics (the training curve)."""
-    _check_limit(context, limit)
+    check_limit(context, limit)
     if context.peers is not None:
         rows = context.peers.rounds(limit)
     elif context.models is not None:

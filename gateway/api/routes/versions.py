@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 
 from gateway.api.deps import ContextDep
-from gateway.api.routes.devices import DeviceId, _device_id
+from gateway.api.routes.devices import DeviceId, device_id_of
 from gateway.api.schemas import ErrorDetail, ModelPublic
 
 router = APIRouter(prefix="/api", tags=["model"])
@@ -23,7 +23,7 @@ router = APIRouter(prefix="/api", tags=["model"])
                              "description": "no model version for this device"}})
 def list_versions(context: ContextDep, device_id: DeviceId) -> list[ModelPublic]:
     """All versions of the device, oldest first: ``status`` promoted or rejected, ``reason``."""
-    device = _device_id(device_id)
+    device = device_id_of(device_id)
     source: Any = context.models
     rows = source.versions(device) if source is not None and hasattr(source, "versions") else []
     if not rows:

@@ -40,8 +40,8 @@ from requests.exceptions import RequestException
 from web3 import Web3
 from web3.exceptions import TimeExhausted, Web3Exception, Web3RPCError
 
+from gateway.errors import LedgerError, LedgerUnavailable
 from gateway.peer.entry import Entry
-from gateway.peer.errors import LedgerError, LedgerUnavailable
 from gateway.peer.identity import Identity
 from gateway.peer.ledgers.base import ORIGIN, Announcement, Position, Receipt, binding_message
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from gateway.peer.errors import LedgerError
+from gateway.errors import LedgerError
 
 KEY_FILE = "ledger_evm.key"
 _KEY_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")

@@ -31,8 +31,8 @@ from typing import Any
 
 import httpx
 
+from gateway.errors import LedgerError, LedgerUnavailable
 from gateway.peer.entry import Entry
-from gateway.peer.errors import LedgerError, LedgerUnavailable
 from gateway.peer.identity import Identity
 from gateway.peer.ledgers.base import ORIGIN, Announcement, Position, Receipt, binding_message
 

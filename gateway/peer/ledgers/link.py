@@ -33,9 +33,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gateway.errors import LedgerError, LedgerUnavailable, PeerRejected
 from gateway.peer.cid import check_cid
 from gateway.peer.entry import Entry
-from gateway.peer.errors import LedgerError, LedgerUnavailable, Rejected
 from gateway.peer.gossip import SESSION_RE, HeadClaim
 from gateway.peer.identity import check_peer_id, verify
 from gateway.peer.ledgers.base import ORIGIN, Announcement, Ledger, Position, binding_message
@@ -208,12 +208,12 @@ class LedgerLink:
             return None  # the same transaction read again
         try:
             if item.session != self.session or not SESSION_RE.match(item.session):
-                raise Rejected("malformed_announcement", f"session {item.session!r}")
+                raise PeerRejected("malformed_announcement", f"session {item.session!r}")
             check_peer_id(item.peer)
             check_cid(item.entry_cid)
             if not 0 <= item.round < 2**31:
-                raise Rejected("malformed_announcement", f"round {item.round!r}")
-        except Rejected as exc:
+                raise PeerRejected("malformed_announcement", f"round {item.round!r}")
+        except PeerRejected as exc:
             self._count("unknown", "malformed_announcement", str(exc))
             return None
         message = binding_message(
@@ -221,7 +221,7 @@ class LedgerLink:
         )
         try:
             verify(item.peer, item.binding, message)
-        except Rejected as exc:
+        except PeerRejected as exc:
             self._count("unknown", "bad_binding", f"announcement in {item.tx}: {exc}")
             return None
         record = Anchored(

@@ -18,8 +18,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+from gateway.errors import LedgerUnavailable
 from gateway.peer.entry import Entry
-from gateway.peer.errors import LedgerUnavailable
 from gateway.peer.identity import Identity
 from gateway.peer.ledgers.base import ORIGIN, Announcement, Position, Receipt, binding_message
 
