@@ -4,7 +4,7 @@
    hidden layer) and of the current one (change from the last reading, linear path,
    per-window normalisation, calendar inputs), same windows of the bundled AirQuality
    recording, same batch size and Adam settings; median of ``--repeats`` alternating runs.
-2. One LEARNAE round of a gateway (``gateway.federation.trainer.train_devices``: shared
+2. One LEARNAE round of a gateway (``gateway.learning.pipeline.train_candidates``: shared
    training on every device's windows, personalisation, promotion guard) with
    ``--devices`` devices and ``--readings`` readings in all, on one BLAS thread.
 3. With ``--options``: how the forecaster's options compare, each trained alone on the
@@ -98,7 +98,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from gateway.config import TrainingSection
     from gateway.data.airquality import load_airquality
-    from gateway.federation.trainer import train_devices
     from gateway.learning.federated import prepare_devices, spec_for
     from gateway.learning.forecast import (
         computation_for,
@@ -109,6 +108,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         train_config,
     )
     from gateway.learning.mlp import TrainConfig, init_weights, train
+    from gateway.learning.pipeline import TrainingJob, train_candidates
 
     if args.epochs < 1 or args.devices < 1 or args.readings < args.devices:
         raise ValueError("--epochs, --devices must be >= 1 and --readings >= --devices")
@@ -160,18 +160,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         start = init_forecaster(spec_for(gw_settings, gcomp), args.seed)
         del devices
         t0 = time.perf_counter()
-        out = train_devices(series, gw_settings, start, None)
+        out = train_candidates(TrainingJob(series, gw_settings, start=start))
         seconds = time.perf_counter() - t0
-        promoted = sum(bool(meta["promotion"]["promoted"]) for _, meta, _ in out["models"])
+        promoted = sum(c.promoted for c in out.candidates)
         _progress(f"federation round: {args.devices} devices, {args.readings} readings, "
                   f"{seconds:.2f} s")
         result["federation_round"] = {
             "devices": args.devices,
             "readings": per_device * args.devices,
             "seconds": round(seconds, 3),
-            "models": len(out["models"]),
+            "models": len(out.candidates),
             "promoted": promoted,
-            "skipped": out["skipped"],
+            "skipped": {device: skip.detail for device, skip in out.skipped.items()},
             "settings": {k: v for k, v in dataclasses.asdict(gw_settings).items()
                          if k in ("epochs", "patience", "window", "hidden_units",
                                   "personalise_epochs", "period_s")},

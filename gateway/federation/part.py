@@ -37,7 +37,11 @@ class PeerPart:
 
     def start(self) -> None:
         from gateway.peer.identity import Identity
+        from gateway.peer.ledgers import require_ledger_extra
 
+        kind = self.config.ledger.kind
+        if kind != "none":  # said at start, not when the first round builds the node
+            require_ledger_extra(f"ledger.kind = {kind!r}")
         # the peer id exists from the first start, before any round
         self.peer_id = Identity.load_or_create(self.config.gateway.data_dir).peer_id
         self._thread = threading.Thread(target=self._wait_then_run, name="peer-start",

@@ -18,11 +18,8 @@ set ``training.calendar`` explicitly so every peer has the same inputs.
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import logging
-import multiprocessing
-import os
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -31,67 +28,14 @@ import numpy as np
 
 from gateway.config import GatewayConfig
 from gateway.errors import NothingToTrain
+from gateway.learning.pipeline import TrainingJob, current_versions, run_pipeline
+from gateway.learning.registry import ModelRegistry
 from gateway.runtime.memory import release_free_memory
+from gateway.runtime.workers import WorkerProcess
+
+__all__ = ["GatewayTrainer"]
 
 log = logging.getLogger("learnae.federation")
-
-
-def _lower_priority(increment: int) -> None:
-    if increment > 0:
-        try:
-            os.nice(increment)
-        except OSError:
-            log.warning("could not lower training priority by %d", increment)
-
-
-def train_devices(series: list[tuple[str, np.ndarray, np.ndarray, list[str]]],
-                   settings: Any, start: dict[str, np.ndarray],
-                   current: dict[str, tuple[dict[str, Any], dict[str, np.ndarray], int]] | None
-                   = None) -> dict[str, Any]:
-    """Worker process: one shared training run on every device's windows, then per device
-    the better of the shared weights and a short fine-tune, judged by the promotion guard
-    against persistence and the device's current version (``current``), with the
-    detector's threshold calibrated to the false-alarm budget on the device's series."""
-    from gateway.learning.calibration import calibrated_metadata
-    from gateway.learning.dataset import SkipTraining
-    from gateway.learning.federated import personalise, prepare_devices, spec_for, train_shared
-    from gateway.learning.forecast import ForecastModel, finish_model, train_config
-    from gateway.learning.mlp import check_weights
-    from gateway.learning.promotion import judge
-    from gateway.learning.regular import regular_series
-
-    # irregular readings on the grid, short gaps interpolated, so that they train
-    series = [(device, *regular_series(ts, values, settings.period_s, settings.anomaly_max_fill),
-               channels) for device, ts, values, channels in series]
-    devices, skipped, comp = prepare_devices(series, settings)
-    if not devices or comp is None:
-        return {"weights": start, "models": [], "skipped": skipped}
-    spec = spec_for(settings, comp)
-    check_weights(spec, start)
-    try:
-        shared = train_shared(spec, start, devices, train_config(settings))
-    except SkipTraining as exc:
-        return {"weights": start, "models": [],
-                "skipped": {**skipped, **{d.device: exc.detail for d in devices}}}
-    raw = {device: (ts, values) for device, ts, values, _ in series}
-    models = []
-    for d in devices:
-        try:
-            weights, choice = personalise(spec, shared, d, settings)
-            model = finish_model(spec, weights, d.ds, comp, settings, ridge=d.ridge)
-        except SkipTraining as exc:
-            skipped[d.device] = exc.detail
-            continue
-        prev = (current or {}).get(d.device)
-        prev_model = ForecastModel.from_metadata(prev[0], prev[1]) if prev else None
-        decision = judge(model, prev_model, *raw[d.device], test_fraction=settings.test_fraction,
-                         current_version=prev[2] if prev else None)
-        meta = calibrated_metadata(model, *raw[d.device], settings)
-        meta["personalisation"] = choice
-        meta["promotion"] = {"promoted": decision.promoted, "result": decision.code,
-                             "reason": decision.reason, "figures": decision.figures}
-        models.append((d.device, meta, model.weights))
-    return {"weights": shared, "models": models, "skipped": skipped}
 
 
 class GatewayTrainer:
@@ -103,8 +47,8 @@ class GatewayTrainer:
         self.config = config
         self._load = load  # -> [(device, Series)]
         self._on_registered = on_registered
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
-        self._closed = False  # a round still running at shutdown must not start a new pool
+        # a round still running at shutdown must not start a new process: stop() is final
+        self._worker = WorkerProcess(nice=config.training.nice, name="learnae-round")
         self.channels: list[str] | None = None
         self.promotions: Any = None  # learnae_model_promotions, set by the service
         self._calendar: bool | None = None
@@ -157,60 +101,45 @@ class GatewayTrainer:
         return init_forecaster(self.spec(), seed)
 
     def train(self, weights: dict[str, np.ndarray]) -> Any:
-        from gateway.learning.registry import ModelRegistry
+        """One round's training step: the pipeline from the fused ``weights`` on every local
+        device, each result registered; the shared weights and the sample-weighted metrics
+        go back to the peer loop."""
         from gateway.peer.trainer import TrainOutcome
 
         series = self.local_series()
-        if self._closed:
+        if self._worker.stopped:
             raise RuntimeError("the trainer is closed: no training after shutdown")
-        if self._pool is None:
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_lower_priority, initargs=(self.config.training.nice,))
-        from gateway.learning.registry import ModelRegistry as _Registry
-
-        current = {}
-        with _Registry(self.config.db_path) as registry:
-            for device, *_ in series:
-                found = registry.current(device)
-                if found is not None:
-                    current[device] = (found.metadata, found.weights, found.version)
-        result = self._pool.submit(train_devices, series, self.settings(),
-                                   {k: np.asarray(v, np.float32) for k, v in weights.items()},
-                                   current).result()
-        if not result["models"]:
-            raise NothingToTrain(f"every device was skipped: {result['skipped']}")
+        with ModelRegistry(self.config.db_path) as registry:
+            current = current_versions(registry, [device for device, *_ in series])
+        job = TrainingJob(series, self.settings(), current,
+                          start={k: np.asarray(v, np.float32) for k, v in weights.items()})
+        result, registered = run_pipeline(job, self.config.db_path, run=self._worker.call,
+                                          keep=self.config.training.keep_versions)
+        if not registered:
+            skipped = {device: skip.detail for device, skip in result.skipped.items()}
+            raise NothingToTrain(f"every device was skipped: {skipped}")
         samples = 0
         weighted: dict[str, float] = {}
-        with ModelRegistry(self.config.db_path) as registry:
-            for device, meta, model_weights in result["models"]:
-                promoted = bool(meta["promotion"]["promoted"])
-                version = registry.register(
-                    device, "forecast", model_weights, meta,
-                    parent_version=registry.latest_version(device),
-                    status="promoted" if promoted else "rejected",
-                    reason=None if promoted else meta["promotion"]["reason"],
-                    keep=self.config.training.keep_versions)
-                if self.promotions is not None:
-                    self.promotions.labels(meta["promotion"]["result"]).inc()
-                n = int(meta.get("samples", 0))
-                samples += n
-                for key in ("test_mse", "test_mae", "train_mse"):
-                    if key in meta["metrics"]:
-                        weighted[key] = weighted.get(key, 0.0) + n * float(meta["metrics"][key])
-                if self._on_registered is not None and promoted:
-                    self._on_registered(device, version, dict(meta["metrics"]))
+        for candidate, version in registered:
+            if self.promotions is not None:
+                self.promotions.labels(candidate.result).inc()
+            meta = candidate.metadata
+            n = int(meta.get("samples", 0))
+            samples += n
+            for key in ("test_mse", "test_mae", "train_mse"):
+                if key in meta["metrics"]:
+                    weighted[key] = weighted.get(key, 0.0) + n * float(meta["metrics"][key])
+            if self._on_registered is not None and candidate.promoted:
+                self._on_registered(candidate.device, version, dict(meta["metrics"]))
         metrics = {k: v / max(samples, 1) for k, v in weighted.items()}
         if "test_mse" in metrics:
             metrics["val_loss"] = metrics["test_mse"]
-        del series, current, result["models"]
+        shared = result.shared
+        assert shared is not None  # a round's job always has its start weights
+        del series, current, result, registered
         release_free_memory()  # the round's series and models, freed: back to the system
-        return TrainOutcome(weights=result["weights"], samples=samples, metrics=metrics)
+        return TrainOutcome(weights=shared, samples=samples, metrics=metrics)
 
     def close(self) -> None:
-        self._closed = True
-        if self._pool is not None:
-            for proc in list(getattr(self._pool, "_processes", {}).values()):
-                proc.terminate()
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        """A training step in progress is abandoned (its process ended), not waited for."""
+        self._worker.stop()

@@ -1,21 +1,21 @@
 """Model registry: every trained model version, its metrics, data range and CIDs, in SQLite.
 
-Its own tables in whatever database file it is given (usually the gateway's), created
-with ``CREATE TABLE IF NOT EXISTS`` and a schema version row, so it can live next to the
-store's tables without knowing them. Weights are kept as safetensors bytes so a version
-can be reloaded, served, exported or continued later; the peer layer fills in the CIDs
-once it has published the weights and the log entry.
+Its tables (``model_versions``, ``model_versions_pruned``) live in the gateway's
+database file and are created and migrated with every other table
+(``gateway.store.schema``, migration 5); it opens the file like every module does
+(``gateway.store.db``). Weights are kept as safetensors bytes so a version can be
+reloaded, served, exported or continued later; the peer layer fills in the CIDs once it
+has published the weights and the log entry.
 
 Every version has a status: ``promoted`` (it became the device's current model: served by
 the API, pushed to boards, used for scoring) or ``rejected`` (the promotion guard found it
-no better than persistence or than the current version; ``reason`` says why). Schema 2
-added the two columns; rows of schema 1 read as promoted, as they were all served.
+no better than persistence or than the current version; ``reason`` says why).
 
 A version's row is large (its metadata holds the detector's per-phase calibration, tens of
 kilobytes) and a version is registered every round, so the lookups the service makes on
-every pass and every request read the indexes only (schema 3: ``status`` is never NULL
-and indexed), and ``register(..., keep=N)`` drops a device's oldest versions beyond its
-newest N (never its current one), counting them so round numbers stay the same.
+every pass and every request read the indexes only (``status`` is never NULL and
+indexed), and ``register(..., keep=N)`` applies the model-version retention
+(``gateway.learning.version_retention``) in the same transaction.
 """
 
 from __future__ import annotations
@@ -27,44 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import RegistryError
+from gateway.errors import RegistryError, StoreError
 from gateway.learning.mlp import Weights
 from gateway.learning.serialize import weights_from_bytes, weights_to_bytes
+from gateway.learning.version_retention import prune_versions
+from gateway.store.db import connect
+from gateway.store.transaction import transaction
 
-SCHEMA_VERSION = 3
 PROMOTED, REJECTED = "promoted", "rejected"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS learning_schema (
-    component TEXT PRIMARY KEY,
-    version INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS model_versions (
-    version INTEGER PRIMARY KEY AUTOINCREMENT,
-    device TEXT NOT NULL,
-    task TEXT NOT NULL,
-    created REAL NOT NULL,
-    data_start REAL NOT NULL,
-    data_end REAL NOT NULL,
-    readings INTEGER NOT NULL,
-    samples INTEGER NOT NULL,
-    metrics TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    weights BLOB NOT NULL,
-    parent_version INTEGER,
-    weights_cid TEXT,
-    entry_cid TEXT,
-    status TEXT,
-    reason TEXT
-);
-CREATE INDEX IF NOT EXISTS model_versions_device ON model_versions (device, task, version);
-CREATE INDEX IF NOT EXISTS model_versions_status ON model_versions (device, status, task, version);
-CREATE INDEX IF NOT EXISTS model_versions_newest ON model_versions (status, version);
-CREATE TABLE IF NOT EXISTS model_versions_pruned (
-    device TEXT PRIMARY KEY,
-    versions INTEGER NOT NULL
-);
-"""
+BUSY_TIMEOUT_MS = 30_000  # a register waits this long behind another writer
 
 
 @dataclass(frozen=True)
@@ -96,36 +67,11 @@ class ModelRegistry:
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        try:
-            self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
-            columns = {r[1] for r in self._db.execute("PRAGMA table_info(model_versions)")}
-            with self._db:
-                for name in ("status", "reason"):  # schema 1 -> 2
-                    if name not in columns:
-                        self._db.execute(f"ALTER TABLE model_versions ADD COLUMN {name} TEXT")
-                self._db.execute(  # schema 2 -> 3: the indexed lookups need no NULL case
-                    "UPDATE model_versions SET status = ? WHERE status IS NULL", (PROMOTED,))
-                self._db.execute(
-                    "UPDATE learning_schema SET version = ? WHERE component = 'registry' "
-                    "AND version < ?",
-                    (SCHEMA_VERSION, SCHEMA_VERSION),
-                )
-            row = self._db.execute(
-                "SELECT version FROM learning_schema WHERE component = 'registry'"
-            ).fetchone()
-            if row is None:
-                with self._db:
-                    self._db.execute(
-                        "INSERT INTO learning_schema (component, version) VALUES ('registry', ?)",
-                        (SCHEMA_VERSION,),
-                    )
-            elif row[0] > SCHEMA_VERSION:
-                raise RegistryError(
-                    f"{self.path!r} has registry schema {row[0]}, newer than {SCHEMA_VERSION}"
-                )
-        except sqlite3.Error as exc:
+        try:  # the directory is the store's to make: a missing one is an error here
+            if self.path != ":memory:" and not Path(self.path).parent.is_dir():
+                raise StoreError(f"directory {str(Path(self.path).parent)!r} does not exist")
+            self._db = connect(self.path, busy_timeout_ms=BUSY_TIMEOUT_MS)
+        except StoreError as exc:
             raise RegistryError(f"cannot open model registry {self.path!r}: {exc}") from exc
 
     def close(self) -> None:
@@ -153,8 +99,8 @@ class ModelRegistry:
     ) -> int:
         """Store a new version; returns its number (increasing across all devices).
 
-        ``keep`` > 0: then only the device's newest ``keep`` versions and its current one
-        are kept, in the same transaction.
+        ``keep`` > 0: the model-version retention, in the same transaction: only the
+        device's newest ``keep`` versions and its current one are kept.
         """
         if status not in (PROMOTED, REJECTED):
             raise ValueError(f"status must be {PROMOTED!r} or {REJECTED!r}, got {status!r}")
@@ -175,7 +121,7 @@ class ModelRegistry:
             reason,
         )
         try:
-            with self._db:
+            with transaction(self._db):
                 cur = self._db.execute(
                     "INSERT INTO model_versions (device, task, created, data_start, data_end, "
                     "readings, samples, metrics, metadata, weights, parent_version, status, "
@@ -183,36 +129,19 @@ class ModelRegistry:
                     row,
                 )
                 if keep > 0:
-                    self._prune(device, keep)
+                    prune_versions(self._db, device, keep)
         except sqlite3.Error as exc:
             raise RegistryError(
                 f"cannot register model for {device!r} in {self.path!r}: {exc}"
             ) from exc
         return int(cur.lastrowid or 0)
 
-    def _prune(self, device: str, keep: int) -> None:
-        """Delete ``device``'s versions older than its newest ``keep``, but not its current
-        one (of any task), and add them to its pruned count."""
-        cur = self._db.execute(
-            "DELETE FROM model_versions WHERE device = ? AND version < (SELECT MIN(version) "
-            "FROM (SELECT version FROM model_versions WHERE device = ? ORDER BY version DESC "
-            "LIMIT ?)) AND version NOT IN (SELECT MAX(version) FROM model_versions "
-            "WHERE device = ? AND status = ? GROUP BY task)",
-            (device, device, int(keep), device, PROMOTED),
-        )
-        if cur.rowcount > 0:
-            self._db.execute(
-                "INSERT INTO model_versions_pruned (device, versions) VALUES (?, ?) "
-                "ON CONFLICT (device) DO UPDATE SET versions = versions + excluded.versions",
-                (device, cur.rowcount),
-            )
-
     def set_cids(
         self, version: int, *, weights_cid: str | None = None, entry_cid: str | None = None
     ) -> None:
         """Record where the peer layer published this version."""
         try:
-            with self._db:
+            with transaction(self._db):
                 cur = self._db.execute(
                     "UPDATE model_versions SET weights_cid = COALESCE(?, weights_cid), "
                     "entry_cid = COALESCE(?, entry_cid) WHERE version = ?",

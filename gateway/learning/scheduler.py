@@ -1,41 +1,42 @@
-"""Decides when a device has enough new data, and trains it in a separate, niced process.
+"""Decides when a device has enough new data, and trains it through the pipeline.
 
 Ingest must never wait for training: the service hands this class two callables (list the
 devices, load one device's series as ``(ts, values, channels)``) and starts it. A thread
 polls every ``check_interval_s``; a device is due when ``min_new_readings`` readings newer
-than its last attempt have arrived. Training runs in one worker process (spawned, niceness
-raised by ``nice``) so a busy trainer costs the ingest process neither the GIL nor CPU
-priority. Results are registered in the model registry by this process (a small write)
-and passed to ``on_result``; a skip is a result too, with its reason.
+than its last attempt have arrived. Training itself is ``gateway.learning.pipeline``,
+run in one worker process (spawned, niceness raised by ``nice``: a busy trainer costs the
+ingest process neither the GIL nor CPU priority). Each result is registered in the model
+registry by this process (a small write) and passed to ``on_result``; a skip is a result
+too, with its reason.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import enum
 import logging
-import multiprocessing
-import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from gateway.config import TrainingSection
-from gateway.errors import SchedulerError
-from gateway.learning.calibration import calibrated_metadata
-from gateway.learning.dataset import SkipReason, SkipTraining
-from gateway.learning.forecast import ForecastModel, train_forecast
-from gateway.learning.mlp import Weights
-from gateway.learning.promotion import judge, promotion_counter
-from gateway.learning.registry import PROMOTED, REJECTED, ModelRegistry
-from gateway.learning.regular import regular_series
+from gateway.errors import SchedulerError, WorkerLost
+from gateway.learning.pipeline import (
+    TrainingJob,
+    TrainingResult,
+    current_versions,
+    register_candidates,
+    train_candidates,
+)
+from gateway.learning.promotion import promotion_counter
+from gateway.learning.registry import ModelRegistry
 from gateway.runtime.memory import release_free_memory
+from gateway.runtime.workers import WorkerProcess
+
+__all__ = ["SchedulerState", "TrainingOutcome", "TrainingScheduler"]
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class TrainingOutcome:
     device: str
     status: str  # "trained" (and promoted) | "rejected" (by the guard) | "skipped" | "failed"
     version: int | None = None
-    reason: str | None = None  # SkipReason value when skipped
+    reason: str | None = None  # SkipReason value when skipped, the guard's code when rejected
     detail: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
@@ -61,74 +62,6 @@ class SchedulerState(enum.Enum):
     UNSTARTED = "unstarted"
     RUNNING = "running"
     STOPPED = "stopped"
-
-
-def _lower_priority(increment: int) -> None:
-    if increment > 0:
-        try:
-            os.nice(increment)
-        except OSError:  # pragma: no cover - nice can only fail if increment is invalid
-            log.warning("could not lower training priority by %d", increment)
-
-
-def _train_job(
-    device: str,
-    ts: np.ndarray,
-    values: np.ndarray,
-    channels: list[str],
-    settings: TrainingSection,
-    previous: tuple[dict[str, Any], Weights] | None,
-    previous_version: int | None = None,
-) -> dict[str, Any]:
-    """Runs in the worker process; returns plain data (no exceptions for bad data).
-
-    ``previous`` is the device's current (promoted) version: training continues it and
-    the promotion guard compares the new version with it."""
-    started = time.perf_counter()
-    if settings.task != "forecast":
-        return {
-            "status": "skipped",
-            "reason": SkipReason.UNSUPPORTED.value,
-            "detail": f"task {settings.task!r} needs labels, which the store does not hold yet",
-            "seconds": 0.0,
-        }
-    prev_model = ForecastModel.from_metadata(*previous) if previous is not None else None
-    # irregular readings on the grid, short gaps interpolated, so that they train
-    raw_ts = np.asarray(ts, np.float64)
-    ts, values = regular_series(ts, values, settings.period_s, settings.anomaly_max_fill)
-    try:
-        model = train_forecast(ts, values, channels, settings, previous=prev_model)
-        finite = raw_ts[np.isfinite(raw_ts)]  # data range: of the readings, not the grid
-        model.data_start, model.data_end = float(finite.min()), float(finite.max())
-        model.readings = int(finite.shape[0])
-    except SkipTraining as exc:
-        return {
-            "status": "skipped",
-            "reason": exc.reason.value,
-            "detail": exc.detail,
-            "seconds": time.perf_counter() - started,
-        }
-    except Exception as exc:  # a bug or bad settings: report it, keep the service up
-        return {
-            "status": "failed",
-            "reason": None,
-            "detail": f"{type(exc).__name__}: {exc}",
-            "seconds": time.perf_counter() - started,
-        }
-    decision = judge(model, prev_model, ts, values, test_fraction=settings.test_fraction,
-                     current_version=previous_version)
-    # the detector's threshold, calibrated to the false-alarm budget, for gateway and board
-    meta = calibrated_metadata(model, ts, values, settings)
-    meta["promotion"] = {"promoted": decision.promoted, "result": decision.code,
-                         "reason": decision.reason, "figures": decision.figures}
-    return {
-        "status": "trained" if decision.promoted else "rejected",
-        "metadata": meta,
-        "weights": model.weights,
-        "reason": None if decision.promoted else decision.code,
-        "detail": decision.reason,
-        "seconds": time.perf_counter() - started,
-    }
 
 
 class TrainingScheduler:
@@ -153,7 +86,7 @@ class TrainingScheduler:
         self._state = SchedulerState.UNSTARTED
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._worker = WorkerProcess(nice=self.settings.nice, name="learnae-training")
         self._lock = threading.Lock()
         reg = metrics_registry if metrics_registry is not None else REGISTRY
         self._runs = Counter(
@@ -189,17 +122,9 @@ class TrainingScheduler:
                 return
             self._state = SchedulerState.STOPPED
         self._stop.set()
-        self._end_pool()
+        self._worker.stop()
         if self._thread is not None:
             self._thread.join(timeout)
-        self._end_pool()  # a run that began while stopping may have made a new pool
-
-    def _end_pool(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            for proc in list(getattr(pool, "_processes", {}).values()):
-                proc.terminate()  # the worker is ours; training is restartable
-            pool.shutdown(wait=True, cancel_futures=True)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -208,16 +133,6 @@ class TrainingScheduler:
             except Exception:  # keep the service alive; the next poll retries
                 log.exception("training poll failed")
             self._stop.wait(self.settings.check_interval_s)
-
-    def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_lower_priority,
-                initargs=(self.settings.nice,),
-            )
-        return self._pool
 
     def due(self, device: str, ts: np.ndarray, registry: ModelRegistry) -> bool:
         """True when enough readings newer than the last attempt for ``device`` exist."""
@@ -256,70 +171,45 @@ class TrainingScheduler:
             release_free_memory()  # the series loaded for training, freed: back to the system
         return outcomes
 
-    def _train(
-        self,
-        device: str,
-        ts: np.ndarray,
-        values: np.ndarray,
-        channels: list[str],
-        registry: ModelRegistry,
-    ) -> TrainingOutcome | None:
-        latest = registry.latest_version(device, "forecast")
-        current = registry.current(device, "forecast")
-        previous = (current.metadata, current.weights) if current is not None else None
-        future = self._executor().submit(
-            _train_job, device, ts, values, channels, self.settings, previous,
-            current.version if current is not None else None,
-        )
+    def _train(self, device: str, ts: np.ndarray, values: np.ndarray, channels: list[str],
+               registry: ModelRegistry) -> TrainingOutcome | None:
+        job = TrainingJob([(device, ts, values, channels)], self.settings,
+                          current_versions(registry, [device]))
         try:
-            result = future.result()
-        except (concurrent.futures.CancelledError, concurrent.futures.BrokenExecutor):
+            result: TrainingResult = self._worker.call(train_candidates, job)
+        except WorkerLost:
             if self._stop.is_set():
                 return None
-            broken, self._pool = self._pool, None
-            if broken is not None:
-                broken.shutdown(wait=False, cancel_futures=True)
             self._last_attempt[device] = float(np.nanmax(ts))  # no crash loop on this data
             outcome = TrainingOutcome(device, "failed", detail="training process died")
             self._runs.labels("failed").inc()
             self._emit(outcome)
             return outcome
         self._last_attempt[device] = float(np.nanmax(ts))
-        self._seconds.observe(result["seconds"])
-        if result["status"] in ("skipped", "failed"):
-            outcome = TrainingOutcome(
-                device,
-                result["status"],
-                reason=result["reason"],
-                detail=result["detail"],
-                seconds=result["seconds"],
-            )
-            log.info("training %s %s: %s", device, result["status"], result["detail"])
+        self._seconds.observe(result.seconds)
+        if device in result.skipped or device in result.failed:
+            skip = result.skipped.get(device)
+            status = "skipped" if skip is not None else "failed"
+            detail = skip.detail if skip is not None else result.failed[device]
+            outcome = TrainingOutcome(device, status, reason=None if skip is None else skip.reason,
+                                      detail=detail, seconds=result.seconds)
+            log.info("training %s %s: %s", device, status, detail)
         else:
-            meta = result["metadata"]
-            promoted = result["status"] == "trained"
-            version = registry.register(
-                device,
-                "forecast",
-                result["weights"],
-                meta,
-                parent_version=latest,
-                status=PROMOTED if promoted else REJECTED,
-                reason=None if promoted else result["detail"],
-                keep=self.settings.keep_versions,
-            )
+            [(candidate, version)] = register_candidates(registry, result,
+                                                         keep=self.settings.keep_versions)
+            promoted = candidate.promoted
             outcome = TrainingOutcome(
                 device,
-                result["status"],
+                "trained" if promoted else "rejected",
                 version=version,
-                reason=result["reason"],
-                detail=result["detail"],
-                metrics=dict(meta["metrics"]),
-                seconds=result["seconds"],
+                reason=None if promoted else candidate.result,
+                detail=candidate.reason,
+                metrics=dict(candidate.metadata["metrics"]),
+                seconds=result.seconds,
             )
-            self._promotions.labels(result["reason"] or "promoted").inc()
+            self._promotions.labels(candidate.result).inc()
             log.info("trained %s: version %d %s (%s)", device, version,
-                     "promoted" if promoted else "rejected", result["detail"])
+                     "promoted" if promoted else "rejected", candidate.reason)
         self._runs.labels(outcome.status).inc()
         if outcome.status == "skipped" and outcome.reason:
             self._skips.labels(outcome.reason).inc()

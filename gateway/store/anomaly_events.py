@@ -1,8 +1,9 @@
 """Anomaly events in SQLite (table ``anomaly_events``, migration 3 of ``gateway.store.schema``),
 and how far the detector has scored each device (``anomaly_progress``, migration 4).
 
-The gateway's detector writes them (``AnomalyEventLog.open(path)``, its own connection:
-SQLite in WAL mode lets it write beside the ingest writer, waiting on the busy timeout);
+The gateway's detector writes them (``AnomalyEventLog.open(path)``, a connection of its own
+from ``gateway.store.db``: in WAL mode it writes beside the ingest writer, waiting on the
+busy timeout);
 the API and Home Assistant read them (``readonly=True``). An event is inserted when its
 first flag is seen and updated while it grows, so an open incident is visible at once.
 """
@@ -16,9 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway.store import schema
+from gateway.store.db import connect
 from gateway.store.errors import StoreError, translate
 
+EVENTS_SCHEMA = 3  # the migration that made the events table
 COLUMNS = ("id", "device", "start", "end", "peak", "channels", "flags", "kind", "open",
            "model_version")
 
@@ -34,26 +36,13 @@ class AnomalyEventLog:
     @classmethod
     def open(cls, path: Path | str, *, readonly: bool = False,
              busy_timeout_ms: int = 5000) -> AnomalyEventLog:
+        """The events in the database at ``path``, which must exist (a writer migrates it;
+        a reader needs schema 3, where the events began)."""
         path = Path(path)
         if not path.exists():
             raise StoreError(f"no database at {str(path)!r}")
-        try:
-            uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None,
-                                   check_same_thread=False, timeout=busy_timeout_ms / 1000)
-        except sqlite3.Error as exc:
-            raise translate(exc, path, "opening the anomaly events") from exc
-        try:
-            version = schema.current_version(conn)
-        except sqlite3.Error as exc:
-            conn.close()
-            raise translate(exc, path, "reading the schema version") from exc
-        need = 3 if readonly else 4  # the detector also records its progress
-        if version < need:
-            conn.close()
-            raise StoreError(f"database {str(path)!r} has schema version {version}; start the "
-                             f"gateway once to migrate it (anomaly events need version {need})")
-        return cls(conn, path)
+        return cls(connect(path, readonly=readonly, busy_timeout_ms=busy_timeout_ms,
+                           min_version=EVENTS_SCHEMA), path)
 
     def close(self) -> None:
         with self._lock:

@@ -1,8 +1,10 @@
-"""Schema migrations, applied in order and recorded in ``schema_version``.
+"""Every table of the database file, created and migrated in order, recorded in
+``schema_version``: the one migration system (``gateway.store.db.connect`` runs it).
 
-Each migration is a list of statements run in one transaction together with
-the row that records it, so a crash leaves the database at a whole version.
-Add a migration by appending to MIGRATIONS; never edit a released one.
+Each migration is a list of statements, or a function of the connection where a step
+depends on what the file holds, run in one transaction together with the row that
+records it, so a crash leaves the database at a whole version. Add a migration by
+appending to MIGRATIONS; never edit a released one.
 
 Readings are one row per record keyed (device, boot, seq) in a WITHOUT ROWID
 table: the key is the de-duplication rule, and the values of all channels sit
@@ -14,8 +16,63 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 
-MIGRATIONS: list[list[str]] = [
+Migration = list[str] | Callable[[sqlite3.Connection], None]
+
+PROMOTED = "promoted"  # a model version's status (gateway.learning.registry)
+REGISTRY_SCHEMA = 3  # the newest ``learning_schema`` version migration 5 takes over
+
+
+def _model_registry(conn: sqlite3.Connection) -> None:
+    """5: the model registry's tables, which kept their own version (``learning_schema``,
+    1 to 3) until then: created where absent, brought to registry schema 3 where older
+    (the ``status`` and ``reason`` columns, no NULL status: every version of schema 1 was
+    served, so it reads as promoted), and that version table dropped."""
+    tables = {str(r[0]) for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "learning_schema" in tables:
+        row = conn.execute(
+            "SELECT version FROM learning_schema WHERE component = 'registry'").fetchone()
+        if row is not None and int(row[0]) > REGISTRY_SCHEMA:
+            raise ValueError(f"model registry schema {row[0]} is newer than this code "
+                             f"({REGISTRY_SCHEMA})")
+    conn.execute("""CREATE TABLE IF NOT EXISTS model_versions (
+        version INTEGER PRIMARY KEY AUTOINCREMENT,
+        device TEXT NOT NULL,
+        task TEXT NOT NULL,
+        created REAL NOT NULL,
+        data_start REAL NOT NULL,
+        data_end REAL NOT NULL,
+        readings INTEGER NOT NULL,
+        samples INTEGER NOT NULL,
+        metrics TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        weights BLOB NOT NULL,
+        parent_version INTEGER,
+        weights_cid TEXT,
+        entry_cid TEXT,
+        status TEXT,
+        reason TEXT
+    )""")
+    columns = {str(r[1]) for r in conn.execute("PRAGMA table_info(model_versions)")}
+    for name in ("status", "reason"):
+        if name not in columns:
+            conn.execute(f"ALTER TABLE model_versions ADD COLUMN {name} TEXT")
+    conn.execute("UPDATE model_versions SET status = ? WHERE status IS NULL", (PROMOTED,))
+    conn.execute("CREATE INDEX IF NOT EXISTS model_versions_device "
+                 "ON model_versions (device, task, version)")
+    conn.execute("CREATE INDEX IF NOT EXISTS model_versions_status "
+                 "ON model_versions (device, status, task, version)")
+    conn.execute("CREATE INDEX IF NOT EXISTS model_versions_newest "
+                 "ON model_versions (status, version)")
+    # versions dropped by model-version retention, per device (their numbers stay counted)
+    conn.execute("CREATE TABLE IF NOT EXISTS model_versions_pruned "
+                 "(device TEXT PRIMARY KEY, versions INTEGER NOT NULL)")
+    conn.execute("DROP TABLE IF EXISTS learning_schema")
+
+
+MIGRATIONS: list[Migration] = [
     # 1: registry, channel sets, readings, boots
     [
         """CREATE TABLE devices (
@@ -88,6 +145,8 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE anomaly_progress (device TEXT PRIMARY KEY, scored_until REAL NOT NULL)"
         " WITHOUT ROWID",
     ],
+    # 5: the model registry (model versions, their retention count), once versioned apart
+    _model_registry,
 ]
 
 LATEST = len(MIGRATIONS)
@@ -128,8 +187,12 @@ def migrate(conn: sqlite3.Connection, target: int = LATEST) -> int:
             if version >= target:
                 conn.execute("COMMIT")
                 break
-            for statement in MIGRATIONS[version]:
-                conn.execute(statement)
+            step = MIGRATIONS[version]
+            if callable(step):
+                step(conn)
+            else:
+                for statement in step:
+                    conn.execute(statement)
             version += 1
             conn.execute(
                 "INSERT INTO schema_version (version, applied) VALUES (?, ?)",

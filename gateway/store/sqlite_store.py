@@ -2,9 +2,8 @@
 
 One writer (the ingest writer thread) and any number of read-only readers in
 other processes (``status``, the API): WAL mode lets them read while the
-writer commits. ``synchronous=NORMAL`` (default) loses at most the last
-commits on power loss, never corrupts; FULL fsyncs every commit (see
-docs/ingest.md for the trade-off and the figures).
+writer commits (``gateway.store.db``; docs/ingest.md has the trade-off of
+``synchronous`` and the figures).
 """
 
 from __future__ import annotations
@@ -24,18 +23,19 @@ import numpy as np
 
 from gateway.store import schema
 from gateway.store.changes import Changes, CommitResult
+from gateway.store.db import connect
 from gateway.store.errors import StoreError, translate
 from gateway.store.health import read_health
 from gateway.store.models import DeviceInfo, Sample, Series
+from gateway.store.transaction import transaction
 from shared.topics import check_device_id
 
 VALUE_DTYPE = np.dtype(">f4")  # the wire's order: binary payload slices are stored as they come
 QUARANTINE_HEAD = 64  # bytes of a rejected payload kept for operators
-SYNCHRONOUS = ("NORMAL", "FULL")
-# page caches (SQLite's negative cache_size is KiB): appends touch the newest pages only,
-# and every cache stays full for the life of its connection, so they are kept small
-WRITER_CACHE_KB = -4000
-READER_CACHE_KB = -1000
+# page caches in KiB: appends touch the newest pages only, and every cache stays full for
+# the life of its connection, so they are kept small
+WRITER_CACHE_KB = 4000
+READER_CACHE_KB = 1000
 
 
 def pack_values(values: list[float | None]) -> bytes:
@@ -64,47 +64,11 @@ class Store:
              quarantine_rows: int = 1000, max_size_mb: float = 0.0,
              busy_timeout_ms: int = 5000) -> Store:
         """Open (creating and migrating unless ``readonly``) the database at ``path``."""
-        path = Path(path)
-        if synchronous not in SYNCHRONOUS:
-            raise StoreError(f"synchronous {synchronous!r} is not one of {', '.join(SYNCHRONOUS)}")
-        conn: sqlite3.Connection | None = None
-        try:
-            if readonly:
-                if not path.exists():
-                    raise StoreError(f"no database at {str(path)!r}")
-                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
-                                       check_same_thread=False, timeout=busy_timeout_ms / 1000)
-                # one per API worker thread: each page cache fills as the database grows
-                conn.execute(f"PRAGMA cache_size={READER_CACHE_KB}")
-                version = schema.current_version(conn)
-                if version > schema.LATEST:
-                    raise StoreError(f"database {str(path)!r} has schema version {version},"
-                                     f" newer than this code ({schema.LATEST})")
-                if version < schema.LATEST:
-                    raise StoreError(f"database {str(path)!r} has schema version {version};"
-                                     f" start the gateway once to migrate it to {schema.LATEST}")
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                                       timeout=busy_timeout_ms / 1000)
-                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    raise StoreError(f"database {str(path)!r} refused WAL mode (got {mode!r})")
-                conn.execute(f"PRAGMA synchronous={synchronous}")
-                conn.execute("PRAGMA temp_store=MEMORY")
-                conn.execute(f"PRAGMA cache_size={WRITER_CACHE_KB}")
-                try:
-                    schema.migrate(conn)
-                except ValueError as exc:
-                    raise StoreError(f"database {str(path)!r}: {exc}") from exc
-            conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        except BaseException as exc:
-            if conn is not None:  # a refused open must not leak the connection
-                conn.close()
-            if isinstance(exc, sqlite3.Error):
-                raise translate(exc, path, "opening the database") from exc
-            raise
-        store = cls(conn, path, readonly=readonly, quarantine_rows=quarantine_rows)
+        conn = connect(path, readonly=readonly, synchronous=synchronous,
+                       busy_timeout_ms=busy_timeout_ms,
+                       # one per API worker thread: each page cache fills as the database grows
+                       cache_kb=READER_CACHE_KB if readonly else WRITER_CACHE_KB)
+        store = cls(conn, Path(path), readonly=readonly, quarantine_rows=quarantine_rows)
         if max_size_mb and not readonly:
             store.set_max_size(max_size_mb)
         return store
@@ -205,15 +169,8 @@ class Store:
         the caller keeps the changes and retries later.
         """
         result = CommitResult()
-        with self._write_guard("committing readings") as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._apply(conn, changes, result)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        with self._write_guard("committing readings") as conn, transaction(conn):
+            self._apply(conn, changes, result)
         return result
 
     def _apply(self, conn: sqlite3.Connection, changes: Changes, result: CommitResult) -> None:
@@ -291,8 +248,7 @@ class Store:
         removed = 0
         with self._write_guard("applying retention") as conn:
             keys = [int(r[0]) for r in conn.execute("SELECT id FROM devices")]
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(conn):
                 for key in keys:
                     gone = 0
                     if max_age_s:
@@ -313,11 +269,6 @@ class Store:
                         conn.execute("UPDATE devices SET stored = stored - ? WHERE id = ?",
                                      (gone, key))
                         removed += gone
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
         return removed
 
     # ----------------------------------------------------------------- reads

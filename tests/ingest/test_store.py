@@ -47,9 +47,9 @@ def rows_for(store: Store, device: str, boot: int, seqs: range, *, t0: float = T
 def test_wal_mode_and_schema_version(tmp_path: Path, store: Store) -> None:
     conn = sqlite3.connect(tmp_path / "gw.sqlite3")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert schema.current_version(conn) == schema.LATEST == 4
+    assert schema.current_version(conn) == schema.LATEST == 5
     versions = [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
-    assert versions == [1, 2, 3, 4]
+    assert versions == [1, 2, 3, 4, 5]
 
 
 def test_migration_from_version_1_keeps_data(tmp_path: Path) -> None:
@@ -61,7 +61,7 @@ def test_migration_from_version_1_keeps_data(tmp_path: Path) -> None:
     conn.close()
     with Store.open(path) as store:
         assert [d.id for d in store.devices()] == ["old-dev"]
-        assert store.summary()["schema_version"] == schema.LATEST == 4
+        assert store.summary()["schema_version"] == schema.LATEST == 5
         assert store.quarantine() == []
 
 

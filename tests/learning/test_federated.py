@@ -6,10 +6,10 @@ import numpy as np
 from learning_streams import sensor_stream
 
 from gateway.config import TrainingSection
-from gateway.federation.trainer import train_devices
 from gateway.learning.federated import personalise, prepare_devices, spec_for, train_shared
 from gateway.learning.forecast import init_forecaster, train_config
 from gateway.learning.mlp import predict
+from gateway.learning.pipeline import TrainingJob, train_candidates
 
 SETTINGS = TrainingSection(epochs=10)
 
@@ -47,11 +47,13 @@ def test_round_step_returns_shared_weights_and_guarded_versions() -> None:
     _devices, _, comp = prepare_devices(series, SETTINGS)
     assert comp is not None
     start = init_forecaster(spec_for(SETTINGS, comp), 0)
-    out = train_devices(series, SETTINGS, start, None)
-    assert set(out["weights"]) == set(start)
-    assert not np.array_equal(out["weights"]["skip.weight"], start["skip.weight"])
-    assert [m[0] for m in out["models"]] == ["a", "b"]
-    for _device, meta, _weights in out["models"]:
+    out = train_candidates(TrainingJob(series, SETTINGS, start=start))
+    assert out.shared is not None and set(out.shared) == set(start)
+    assert not np.array_equal(out.shared["skip.weight"], start["skip.weight"])
+    assert [c.device for c in out.candidates] == ["a", "b"]
+    for candidate in out.candidates:
+        meta = candidate.metadata
+        assert candidate.promoted and candidate.result == "promoted"
         assert meta["personalisation"]["choice"] in ("shared", "fine_tuned")
         assert meta["promotion"]["promoted"], meta["promotion"]  # beats persistence
         assert meta["evaluation"]["steps"]["h1"]["ridge"] is not None

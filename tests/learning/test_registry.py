@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import numpy as np
 import pytest
 
@@ -50,21 +48,6 @@ def test_register_get_latest_and_cids(tmp_path) -> None:
             reg.get(99)
         with pytest.raises(KeyError, match="99"):
             reg.set_cids(99, weights_cid="x")
-
-
-def test_lives_beside_other_tables_and_refuses_newer_schema(tmp_path) -> None:
-    path = tmp_path / "shared.sqlite3"
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE readings (x INTEGER)")
-    db.commit()
-    ModelRegistry(path).close()
-    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"readings", "learning_schema", "model_versions"} <= tables
-    db.execute("UPDATE learning_schema SET version = 99 WHERE component = 'registry'")
-    db.commit()
-    db.close()
-    with pytest.raises(RegistryError, match="schema 99"):
-        ModelRegistry(path)
 
 
 def test_unusable_path_is_a_registry_error(tmp_path) -> None:
@@ -115,18 +98,3 @@ def test_lookups_made_on_every_pass_read_an_index_only(tmp_path) -> None:
             plan = " ".join(str(r[-1]) for r in
                             reg._db.execute(f"EXPLAIN QUERY PLAN {executed[0]}"))
             assert "COVERING INDEX" in plan, (name, executed[0], plan)
-
-
-def test_schema_2_rows_without_a_status_read_as_promoted(tmp_path) -> None:
-    path = tmp_path / "gateway.sqlite3"
-    weights = init_weights(MLPSpec((4, 3, 2)), 0)
-    with ModelRegistry(path) as reg:
-        version = reg.register("dev-a", "forecast", weights, META)
-    db = sqlite3.connect(path)
-    db.execute("UPDATE model_versions SET status = NULL")
-    db.execute("UPDATE learning_schema SET version = 2 WHERE component = 'registry'")
-    db.commit()
-    db.close()
-    with ModelRegistry(path) as reg:
-        assert reg.current_version("dev-a") == version
-        assert reg.get(version).status == "promoted"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 
 import numpy as np
@@ -116,23 +115,6 @@ def test_restart_resumes_from_registry(tmp_path) -> None:
         assert second.poll_once() == []  # the registered model already covers this data
     finally:
         second.stop()
-
-
-def _worker_nice(increment: int) -> int:
-    from gateway.learning.scheduler import _lower_priority
-
-    _lower_priority(increment)
-    return os.nice(0)
-
-
-def test_worker_runs_at_lower_priority() -> None:
-    import concurrent.futures
-    import multiprocessing
-
-    with concurrent.futures.ProcessPoolExecutor(
-        1, mp_context=multiprocessing.get_context("spawn")
-    ) as pool:
-        assert pool.submit(_worker_nice, 7).result() == os.nice(0) + 7
 
 
 def test_start_stop_lifecycle(tmp_path) -> None:

@@ -103,3 +103,25 @@ def test_with_the_extra_installed_the_check_passes() -> None:
 
     assert missing_modules("ledger") == []  # `make test` installs the extra
     require_ledger_extra("ledger.kind = 'iota'")
+
+
+def test_the_service_refuses_to_start_a_ledger_without_its_extra(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Any, broker: Any, prefix: str) -> None:
+    import sys
+
+    from gateway.errors import ServiceError
+    from gateway.service import GatewayService
+
+    config = config_from_dict({
+        "gateway": {"data_dir": str(tmp_path)},
+        "mqtt": {"port": broker.port, "topic_prefix": prefix},
+        "peer": {"enabled": True}, "api": {"enabled": False},
+        "ledger": {"kind": "iota", "contract": "0x" + "ab" * 32}}, env={})
+    monkeypatch.setitem(sys.modules, "iota_sdk", None)
+    service = GatewayService(config)
+    with pytest.raises(ServiceError) as caught:
+        service.start()
+    assert str(caught.value) == ("peer failed to start: ledger.kind = 'iota' needs the ledger "
+                                 "extra (iota_sdk not installed): pip install "
+                                 "'learnae-edge[ledger]'")
+    assert service.parts() == []  # what had started (ingest, clock) was stopped again
