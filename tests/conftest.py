@@ -1,4 +1,5 @@
-"""Fixtures every test area reuses: private Mosquitto brokers and the MicroPython port."""
+"""Fixtures every test area reuses: private Mosquitto brokers, anvil, the MicroPython port,
+gateway processes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from evm_rig import Anvil, running_anvil
 from gateway_rig import GatewayProcess
 
 from gateway.rigs import micropython
@@ -91,6 +93,13 @@ def secure_broker_factory(tmp_path: Path) -> Iterator[SecureBrokerFactory]:
     yield start
     for running in started:
         running.close()
+
+
+@pytest.fixture
+def anvil(tmp_path: Path) -> Iterator[Anvil]:
+    """A private anvil (IOTA EVM's chain id, on 127.0.0.1) for one test, stopped after it;
+    the test is skipped where the EVM rig is not installed (``make evm-rig``)."""
+    yield from running_anvil(tmp_path / "anvil")
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ def uniform_draw(seed: int, seq: int, k: int) -> float:
     """The simulated driver's draw for (seed, seq, k), uniform in [0, 1).
 
     The board module's own xorshift32 (edge_firmware/drv_simulated.py), written again here
-    because board code is MicroPython kept private to the board; tests/demo compares the
-    two on many inputs.
+    because board code is MicroPython kept private to the board;
+    tests/demo/test_alarms.py compares the two on many inputs.
     """
     x = (seed ^ (seq * 2654435761) ^ (k * 40503 + 1)) & 0xFFFFFFFF or 1
     for _ in range(3):

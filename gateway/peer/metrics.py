@@ -1,4 +1,4 @@
-"""Prometheus metrics of one peer node (pass a fresh registry per node in tests/experiments)."""
+"""Prometheus metrics of one peer node (pass a fresh registry per node in tests and studies)."""
 
 from __future__ import annotations
 

@@ -6,10 +6,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from evm_rig import NODE, REPO, rig_dir, rig_missing_reason
 
 from gateway.peer.ledgers.evm import ARTIFACT, load_artifact
-
-from .evm_rig import NODE, REPO, rig_dir, rig_missing_reason
 
 pytestmark = pytest.mark.evm
 SOURCE = ARTIFACT.with_name("Announcements.sol")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from eth_account import Account
+from evm_rig import CHAIN_ID, Anvil, deploy_contract, free_port
 from prometheus_client import CollectorRegistry
 
 from gateway.errors import LedgerError, LedgerUnavailable
@@ -18,17 +18,11 @@ from gateway.peer.ledgers.evm import EvmLedger, EvmSettings
 from gateway.peer.transport import NullTransport
 
 from .conftest import StepTrainer, make_node
-from .evm_rig import CHAIN_ID, Anvil, deploy_contract, free_port, running_anvil
 
 pytestmark = [pytest.mark.evm, pytest.mark.timeout(120)]
 
 
-@pytest.fixture(scope="module")
-def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Anvil]:
-    yield from running_anvil(tmp_path_factory.mktemp("anvil"))
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture
 def contract(anvil: Anvil) -> str:
     return deploy_contract(anvil)
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 from functools import partial
 
 import pytest
+from ipfs_rig import KuboNode, Rig, connected_rig, inet_sockets
 from prometheus_client import CollectorRegistry
 
 from gateway.peer import (
@@ -28,7 +29,6 @@ from gateway.peer.ipfs import PINSET_NAME, multibase_encode
 from gateway.peer.transport import Handler
 
 from .conftest import SETTINGS, StepTrainer
-from .ipfs_rig import KuboNode, Rig, connected_rig, inet_sockets
 
 pytestmark = [pytest.mark.ipfs, pytest.mark.timeout(180)]
 

@@ -363,7 +363,7 @@ def test_two_gateway_processes_gossip_over_udp_and_share_a_blockstore(tmp_path: 
     import subprocess
     import sys
 
-    from .ipfs_rig import free_port
+    from ipfs_rig import free_port
 
     ports = [free_port(), free_port()]
     configs = []
@@ -411,11 +411,11 @@ def test_bad_settings_are_refused(hub: LocalHub, shared_store: MemoryStore) -> N
 
 
 def test_a_node_that_fails_to_start_releases_its_gossip_port(tmp_path: Path) -> None:
+    from ipfs_rig import free_port
+
     from gateway.config import config_from_dict
     from gateway.errors import PeerError
     from gateway.peer import build_peer_node
-
-    from .ipfs_rig import free_port
 
     port = free_port()
     peer = {"enabled": True, "session": "bad session!", "udp_port": port}

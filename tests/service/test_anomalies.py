@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
+from support import TOKEN
 
 from gateway.api import ServiceContext, StoreReader, create_app
 from gateway.api.sources import RegistryModels
@@ -23,8 +24,6 @@ from gateway.learning.registry import ModelRegistry
 from gateway.learning.scheduler import TrainingScheduler
 from gateway.store import Changes, Store, pack_values
 from gateway.store.anomaly_events import AnomalyEventLog
-
-from .support import TOKEN
 
 PERIOD = 60.0
 T0 = 1_700_000_000.0

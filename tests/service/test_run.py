@@ -12,11 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from gateway.rigs.broker import PrivateBroker
-from gateway.store import Store
-
-from .support import (
+from support import (
     REPO,
     GatewayProcess,
     publish_readings,
@@ -25,6 +21,9 @@ from .support import (
     wait_for,
     write_config,
 )
+
+from gateway.rigs.broker import PrivateBroker
+from gateway.store import Store
 
 
 def run_gateway(config: Path) -> subprocess.CompletedProcess[str]:

@@ -17,8 +17,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-from .support import REPO
+from support import REPO
 
 pytestmark = pytest.mark.slow
 

@@ -20,12 +20,11 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from support import REPO
 
 from gateway.config import load_config
 from gateway.rigs.broker import free_port, wait_for_port
 from gateway.system.devices import add_device
-
-from .support import REPO
 
 LIVE_ONLY = ("create system user learnae", "chown learnae:learnae /var/lib/learnae",
              "systemctl daemon-reload", "systemctl enable --now learnae-gateway.service")

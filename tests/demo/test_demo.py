@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import REPO
 
 from gateway.rigs.broker import free_port
-
-from .support import REPO
 
 
 def alive(pid: int) -> bool:

@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from .ipfs_rig import kubo_missing_reason
+from ipfs_rig import kubo_missing_reason
 
 pytestmark = [pytest.mark.ipfs, pytest.mark.timeout(180)]
 REPO = Path(__file__).resolve().parents[2]

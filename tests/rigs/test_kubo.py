@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ipfs_rig import KuboNode, check_config, kubo_missing_reason, safe_settings
 
 from gateway.peer import UnsafeConfig
 from gateway.rigs.kubo import set_path
-
-from .ipfs_rig import KuboNode, check_config, kubo_missing_reason, safe_settings
 
 ENV = {"IPFS_TELEMETRY": "off"}
 
@@ -140,7 +139,7 @@ def test_the_build_script_reuses_a_built_kubo() -> None:
     import subprocess
     import time
 
-    from .ipfs_rig import kubo_binary
+    from ipfs_rig import kubo_binary
 
     stamp = kubo_binary().parent.parent / ".installed"
     if not stamp.exists():

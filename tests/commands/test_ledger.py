@@ -5,22 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from evm_rig import CHAIN_ID, DEV_KEY, REPO, Anvil
 
 from gateway.peer.ledgers import evmkey
 from gateway.peer.ledgers.iota import sender_of
 
-from .evm_rig import CHAIN_ID, DEV_KEY, REPO, Anvil, running_anvil
-
 pytestmark = [pytest.mark.evm, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-def anvil(tmp_path: Path) -> Iterator[Anvil]:
-    yield from running_anvil(tmp_path / "anvil")
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

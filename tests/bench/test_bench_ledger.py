@@ -7,8 +7,7 @@ import subprocess
 import sys
 
 import pytest
-
-from .evm_rig import REPO, rig_missing_reason
+from evm_rig import REPO, rig_missing_reason
 
 pytestmark = pytest.mark.evm
 

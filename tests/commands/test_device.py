@@ -8,11 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ingest.helpers import REPO, db_path, publisher, status, wait_for, write_config
+
 from gateway.rigs.broker import PrivateBroker
 from gateway.store import Store
 from shared.codec import Batch, encode_binary
-
-from .helpers import REPO, db_path, publisher, status, wait_for, write_config
 
 
 def device_add(config: Path, device: str, out: Path) -> subprocess.CompletedProcess[str]:

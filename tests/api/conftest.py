@@ -9,13 +9,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
+from support import TOKEN, BrokerPublisher, fill_store
 
 from gateway.api import ServiceContext, StoreReader, create_app
 from gateway.api.sources import RegistryModels
 from gateway.config import config_from_dict
 from gateway.rigs.broker import PrivateBroker
-
-from .support import TOKEN, BrokerPublisher, fill_store
 
 
 @pytest.fixture

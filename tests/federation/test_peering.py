@@ -7,10 +7,9 @@ import time
 from pathlib import Path
 
 import httpx
+from support import GatewayProcess, publish_readings, publisher, retained, wait_for, write_config
 
 from gateway.rigs.broker import PrivateBroker, free_port
-
-from .support import GatewayProcess, publish_readings, publisher, retained, wait_for, write_config
 
 TRAINING = {"enabled": True, "period_s": 1.0, "window": 4, "hidden_units": 8, "epochs": 3,
             "min_windows": 16}

@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from support import TOKEN, auth, publisher, register_model, retained, wait_for
 
 from gateway.rigs.broker import PrivateBroker
-
-from .support import TOKEN, auth, publisher, register_model, retained, wait_for
 
 START = 1_700_000_000.0
 
@@ -288,10 +287,9 @@ def test_hot_lists_are_cached_for_cache_ms(api_config: Any, api_store: Any) -> N
     import dataclasses
 
     from prometheus_client import CollectorRegistry
+    from support import fill_store
 
     from gateway.api import ServiceContext, StoreReader, create_app
-
-    from .support import fill_store
 
     config = dataclasses.replace(api_config,
                                  api=dataclasses.replace(api_config.api, cache_ms=60_000))

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 CHAIN_ID = 8822
 NODE = shutil.which("node") or "/usr/bin/node"
 # anvil's first dev account (a well-known test key, funded with 10,000 ETH on anvil only)

@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from eth_account import Account
-from peer.evm_rig import (
+from evm_rig import (
     CHAIN_ID,
     DEV_KEY,
     Anvil,
     deploy_contract,
     rig_missing_reason,
-    running_anvil,
 )
+from support import GatewayProcess, publish_readings, publisher, wait_for, write_config
 from web3 import Web3
 
 from gateway.peer.cid import cid_of
@@ -33,16 +32,9 @@ from gateway.peer.ledgers import binding_message, evmkey
 from gateway.peer.ledgers.evm import load_artifact
 from gateway.rigs.broker import PrivateBroker
 
-from .support import GatewayProcess, publish_readings, publisher, wait_for, write_config
-
 pytestmark = [pytest.mark.evm, pytest.mark.timeout(300)]
 TRAINING = {"enabled": True, "period_s": 1.0, "window": 4, "hidden_units": 8, "epochs": 3,
             "min_windows": 16}
-
-
-@pytest.fixture
-def anvil(tmp_path: Path) -> Iterator[Anvil]:
-    yield from running_anvil(tmp_path / "anvil")
 
 
 def _gateways(tmp_path: Path, broker: PrivateBroker, prefix: str, anvil: Anvil,

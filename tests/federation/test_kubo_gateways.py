@@ -23,12 +23,11 @@ from typing import Any
 
 import httpx
 import pytest
+from ipfs_rig import KuboNode, Rig, connected_rig
 
 from gateway.rigs.broker import PrivateBroker
 from tests.firmware.conftest import write_config as write_device_config
 from tests.gateway_rig import REPO, GatewayProcess, status, wait_for, write_config
-
-from .ipfs_rig import KuboNode, Rig, connected_rig
 
 pytestmark = [pytest.mark.ipfs, pytest.mark.timeout(300)]
 

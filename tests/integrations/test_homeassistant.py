@@ -7,12 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
+from support import GatewayProcess, publish_readings, publisher, retained, wait_for, write_config
 
 from gateway.config import config_from_dict
 from gateway.integrations.homeassistant import discovery_messages, state_topic
 from gateway.rigs.broker import PrivateBroker
-
-from .support import GatewayProcess, publish_readings, publisher, retained, wait_for, write_config
 
 
 def test_discovery_documents_are_exact() -> None:
@@ -80,9 +79,9 @@ def test_live_gateway_announces_devices_to_home_assistant(
 def test_state_carries_the_forecaster_score(tmp_path: Path, broker: PrivateBroker,
                                             prefix: str) -> None:
     """With a trained model the state document scores the latest reading with it."""
-    from gateway.integrations.homeassistant import HomeAssistantBridge
+    from support import BrokerPublisher, fill_store, register_model
 
-    from .support import BrokerPublisher, fill_store, register_model
+    from gateway.integrations.homeassistant import HomeAssistantBridge
 
     config = config_from_dict({
         "gateway": {"id": "gw-ha", "data_dir": str(tmp_path)},

@@ -19,13 +19,7 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 from gateway_rig import db_path
-
-from gateway.config import load_config
-from gateway.ota import KeyStore, keys_dir
-from gateway.rigs.broker import PrivateBroker
-from gateway.store import Store
-
-from .support import (
+from support import (
     REPO,
     TOKEN,
     GatewayProcess,
@@ -35,6 +29,11 @@ from .support import (
     wait_for,
     write_config,
 )
+
+from gateway.config import load_config
+from gateway.ota import KeyStore, keys_dir
+from gateway.rigs.broker import PrivateBroker
+from gateway.store import Store
 
 EXAMPLES_PER_OPERATION = 60  # about 15 s on an idle 2-core machine
 SCHEMATHESIS_TIMEOUT_S = 240
@@ -106,7 +105,7 @@ def test_schemathesis_finds_no_failures_against_a_running_gateway(
              "--report", "junit", "--report-dir", str(tmp_path / "report")],
             cwd=tmp_path, capture_output=True, text=True, timeout=SCHEMATHESIS_TIMEOUT_S,
             env={**os.environ, "SCHEMATHESIS_HOOKS": "contract_hooks",
-                 "PYTHONPATH": str(REPO / "tests" / "service")},
+                 "PYTHONPATH": str(REPO / "tests" / "api")},
         )
         stored_during = _stored(config) - stored_before
     finally:

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ingest.helpers import REPO, db_path, status, write_config
+
 from gateway.rigs.broker import PrivateBroker
 from gateway.store import Changes, Reject, StatusUpdate, Store, pack_values
-
-from .helpers import REPO, db_path, status, write_config
 
 
 def run_status(config: Path, *extra: str) -> subprocess.CompletedProcess[str]:

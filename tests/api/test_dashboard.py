@@ -7,10 +7,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support import REPO, GatewayProcess, publish_readings, publisher, wait_for, write_config
 
 from gateway.rigs.broker import PrivateBroker
-
-from .support import REPO, GatewayProcess, publish_readings, publisher, wait_for, write_config
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts"
