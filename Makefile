@@ -55,6 +55,7 @@ bench: $(INSTALLED)
 lint: $(INSTALLED) stubs
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict --follow-imports=silent gateway/store gateway/peer gateway/learning
 	for b in $(BOARDS); do \
 		LEARNAE_STUBS=$(STUBS)/$$b $(VENV)/bin/mypy --config-file edge_firmware/mypy.ini || exit 1; \
 	done

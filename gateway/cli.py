@@ -12,6 +12,7 @@ import importlib
 import sys
 
 # name -> (module, one-line help)
+# one entry a command, in the order --help lists them
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("gateway.commands.run", "run the gateway service"),
     "status": ("gateway.commands.status", "summarise what the store holds"),

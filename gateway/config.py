@@ -4,12 +4,14 @@ Each section is a dataclass whose fields carry the defaults; the loader is
 generic, so adding a setting means adding one field. Unknown keys and values of
 the wrong type or range raise ConfigError naming the key and the value.
 Secrets may come from the environment: ``LEARNAE_<SECTION>_<KEY>`` overrides
-the file (e.g. ``LEARNAE_MQTT_PASSWORD``).
+the file (e.g. ``LEARNAE_MQTT_PASSWORD``). ``toml_text`` writes a config file for the
+tools that start gateways (the demo, benchmarks, tests).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import tomllib
@@ -381,3 +383,15 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> GatewayC
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from exc
     return config_from_dict(doc, env)
+
+
+def toml_text(tables: dict[str, dict[str, Any]], header: str = "") -> str:
+    """A config file's text from ``{section: {key: value}}`` (strings, numbers, booleans,
+    lists and paths), what ``load_config`` reads back; ``header`` goes first as comments."""
+    parts = [f"# {line}" for line in header.splitlines()] if header else []
+    for name, values in tables.items():
+        lines = [f"[{name}]"] + [
+            f"{key} = {json.dumps(str(value) if isinstance(value, Path) else value)}"
+            for key, value in values.items()]
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)

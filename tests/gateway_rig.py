@@ -18,19 +18,12 @@ from typing import Any, TypeVar
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from gateway.config import toml_text
 from gateway.rigs.broker import PrivateBroker
 from gateway.store import read_health
 
 REPO = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
-
-
-def toml_text(tables: dict[str, dict[str, Any]]) -> str:
-    parts = []
-    for name, values in tables.items():
-        lines = [f"[{name}]"] + [f"{k} = {json.dumps(v)}" for k, v in values.items()]
-        parts.append("\n".join(lines))
-    return "\n\n".join(parts) + "\n"
 
 
 def write_config(directory: Path, broker: PrivateBroker, prefix: str,

@@ -29,6 +29,8 @@ class ApiMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         registry = REGISTRY if registry is None else registry
+        # one family per attribute, declared in full like every part's metrics (peer, ledger,
+        # ingest): the names and help texts are what /metrics shows
         self.requests = Counter(
             "learnae_api_requests",
             "HTTP requests answered, by route and status code",

@@ -134,45 +134,26 @@ class Soak:
 
     # -- parts ------------------------------------------------------------------
     def config(self, i: int) -> Path:
+        from gateway.config import toml_text
+
         directory = self.root / f"gw{i}"
         (directory / "data").mkdir(parents=True, exist_ok=True)
         peers = ",".join(f"127.0.0.1:{p}" for j, p in enumerate(self.udp_ports) if j != i)
         path = directory / "gateway.toml"
-        path.write_text(f"""[gateway]
-id = "soak-{i}"
-data_dir = "{directory / 'data'}"
-
-[mqtt]
-host = "127.0.0.1"
-port = {self.broker.port}
-topic_prefix = "soak{i}"
-client_id = "soak-gw{i}"
-
-[training]
-period_s = 1.0
-max_readings = 2000
-window = 8
-hidden_units = 8
-epochs = 4
-min_windows = 32
-
-[peer]
-enabled = true
-session = "learnae-soak"
-store = "local"
-blocks_dir = "{self.root / 'blocks'}"
-transport = "udp"
-udp_port = {self.udp_ports[i]}
-udp_peers = "{peers}"
-round_interval_s = 10.0
-announce_interval_s = 2.0
-fetch_timeout_s = 2.0
-
-[api]
-host = "127.0.0.1"
-port = {self.api_port if i == 0 else 0}
-cache_ms = 250
-""")
+        path.write_text(toml_text({
+            "gateway": {"id": f"soak-{i}", "data_dir": directory / "data"},
+            "mqtt": {"host": "127.0.0.1", "port": self.broker.port, "topic_prefix": f"soak{i}",
+                     "client_id": f"soak-gw{i}"},
+            "training": {"period_s": 1.0, "max_readings": 2000, "window": 8, "hidden_units": 8,
+                         "epochs": 4, "min_windows": 32},
+            "peer": {"enabled": True, "session": "learnae-soak", "store": "local",
+                     "blocks_dir": self.root / "blocks", "transport": "udp",
+                     "udp_port": self.udp_ports[i], "udp_peers": peers,
+                     "round_interval_s": 10.0, "announce_interval_s": 2.0,
+                     "fetch_timeout_s": 2.0},
+            "api": {"host": "127.0.0.1", "port": self.api_port if i == 0 else 0,
+                    "cache_ms": 250},
+        }))
         return path
 
     def start_gateway(self, i: int) -> None:
@@ -244,15 +225,18 @@ cache_ms = 250
                 self.api_ms.append((time.perf_counter() - started) * 1000)
 
     def commit_poller(self) -> None:
+        from gateway.errors import StoreError
+        from gateway.store.db import connect
+
         db = self.root / "gw0" / "data" / "gateway.sqlite3"
         while not self.stop.wait(POLL_S):
             try:
-                with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True,
-                                                        timeout=1)) as conn:
+                with contextlib.closing(connect(db, readonly=True, busy_timeout_ms=1000,
+                                                min_version=1)) as conn:
                     rows = conn.execute(
                         "SELECT d.name, (SELECT MAX(seq) FROM readings r WHERE r.device = d.id)"
                         " FROM devices d WHERE d.name LIKE 'b%'").fetchall()
-            except sqlite3.Error:
+            except (StoreError, sqlite3.Error):  # not written yet, or busy: the next poll
                 continue
             now = time.time()
             for name, seq in rows:
@@ -321,7 +305,10 @@ cache_ms = 250
                                        f"see {self.root}/gw*/gateway.log")
 
     def _stored(self, db: Path, acked: dict[str, dict[str, float]]) -> tuple[int, int, int]:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        from gateway.store.db import connect
+
+        # the raw rows: duplicates are counted by key, apart from the store's own counters
+        with contextlib.closing(connect(db, readonly=True)) as conn:
             have = {(name, seq) for name, seq in conn.execute(
                 "SELECT d.name, r.seq FROM readings r JOIN devices d ON d.id = r.device"
                 " WHERE d.name LIKE 'b%'")}

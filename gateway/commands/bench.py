@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
+
+from gateway.commands.output import print_result
 
 TARGETS = ("firmware", "ingest", "train", "api", "forecaster", "peer", "ledger", "soak", "ota")
 
@@ -24,9 +25,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     result = importlib.import_module(f"gateway.bench.{args.target}").run(args)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key}: {value}")
+    print_result(result, args.json)
     return 0

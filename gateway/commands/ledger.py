@@ -10,9 +10,10 @@ can pay for announcements.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from gateway.commands.output import print_result
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,9 +76,5 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, LedgerError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key}: {value}")
+    print_result(result, args.json)
     return 0

@@ -9,13 +9,12 @@ refused with a ``SiteError`` naming the file, the column or the line.
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
+from gateway.data import cells
 from gateway.data.airquality import load_airquality
 from gateway.errors import SiteError
 
@@ -33,30 +32,10 @@ class Site:
 
 def parse_time(text: str) -> float | None:
     """Unix seconds of ``text`` (ISO 8601 or a number), or None."""
-    text = text.strip()
-    if not text:
-        return None
     try:
-        value = float(text)
-    except ValueError:
-        pass
-    else:
-        return value if math.isfinite(value) else None
-    try:
-        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return cells.parse_time(text)
     except ValueError:
         return None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    return stamp.timestamp()
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        return math.nan
-    return value if math.isfinite(value) else math.nan
 
 
 def load_site_csv(name: str, path: str | Path, *, time_column: str | None = None,
@@ -101,9 +80,9 @@ def load_site_csv(name: str, path: str | Path, *, time_column: str | None = None
             raise SiteError(f"site {name!r}: {str(path)!r} line {line}: time {row[ti]!r} is "
                             "neither ISO 8601 nor unix seconds")
         ts.append(t)
-        vals.append([_number(row[i]) for i in cols])
+        vals.append([cells.number(row[i]) for i in cols])
         if li is not None:
-            labs.append(_number(row[li]))
+            labs.append(cells.number(row[li]))
     if not ts:
         raise SiteError(f"site {name!r}: {str(path)!r} has no data lines")
     values = np.asarray(vals, np.float64)

@@ -118,46 +118,25 @@ class Demo:
         say(f"dashboard: {first.url}/  (API {first.url}/docs, metrics {first.url}/metrics)")
 
     def _write_config(self, gw: Gateway, peers: str, blocks: Path) -> None:
-        period_s = self.args.period_ms / 1000.0
-        text = f"""# written by `learnae-gateway demo`
-[gateway]
-id = "{gw.name}"
-data_dir = "{gw.directory / 'data'}"
+        from gateway.config import toml_text
 
-[mqtt]
-host = "127.0.0.1"
-port = {self.broker.port}
-topic_prefix = "{gw.prefix}"
-
-[training]
-# min_windows: no model before 25 s of readings, one period of the simulated sensors'
-# triangle wave; younger models push boards to flag 3 to 4 x the injected rate
-enabled = true
-period_s = {period_s}
-window = {DEMO_WINDOW}
-hidden_units = 16
-epochs = 8
-min_windows = 256
-max_readings = 3000
-anomaly_interval_s = {ALARM_INTERVAL_S}
-
-[peer]
-enabled = true
-session = "learnae-demo"
-store = "local"
-blocks_dir = "{blocks}"
-transport = "udp"
-udp_port = {gw.udp_port}
-udp_peers = "{peers}"
-round_interval_s = 4.0
-announce_interval_s = 2.0
-fetch_timeout_s = 2.0
-
-[api]
-host = "127.0.0.1"
-port = {gw.api_port}
-push_model = "opted_in"
-"""
+        tables = {
+            "gateway": {"id": gw.name, "data_dir": gw.directory / "data"},
+            "mqtt": {"host": "127.0.0.1", "port": self.broker.port, "topic_prefix": gw.prefix},
+            # min_windows: no model before 25 s of readings, one period of the simulated
+            # sensors' triangle wave; younger models push boards to flag 3 to 4 x the
+            # injected rate
+            "training": {"enabled": True, "period_s": self.args.period_ms / 1000.0,
+                         "window": DEMO_WINDOW, "hidden_units": 16, "epochs": 8,
+                         "min_windows": 256, "max_readings": 3000,
+                         "anomaly_interval_s": ALARM_INTERVAL_S},
+            "peer": {"enabled": True, "session": "learnae-demo", "store": "local",
+                     "blocks_dir": blocks, "transport": "udp", "udp_port": gw.udp_port,
+                     "udp_peers": peers, "round_interval_s": 4.0, "announce_interval_s": 2.0,
+                     "fetch_timeout_s": 2.0},
+            "api": {"host": "127.0.0.1", "port": gw.api_port, "push_model": "opted_in"},
+        }
+        text = toml_text(tables, header="written by `learnae-gateway demo`")
         (gw.directory / "gateway.toml").write_text(text)
 
     def _start_gateway(self, gw: Gateway) -> None:

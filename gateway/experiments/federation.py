@@ -30,10 +30,11 @@ from prometheus_client import CollectorRegistry
 
 from gateway.config import PeerSection, TrainingSection
 from gateway.data.sites import Site, SiteError
+from gateway.errors import SkipTraining
 from gateway.experiments.simnet import SimNetwork
 from gateway.learning.baselines import baseline_table, choose_ridge
 from gateway.learning.computation import Computation
-from gateway.learning.dataset import SkipTraining, build_forecast_dataset
+from gateway.learning.dataset import build_forecast_dataset
 from gateway.learning.federated import (
     DeviceWindows,
     device_windows,

@@ -170,6 +170,7 @@ class HomeAssistantBridge(PeriodicPart):
                                  "Messages published for Home Assistant, by kind", ["kind"],
                                  registry=reg)
 
+    # what a PeriodicPart asks of each part (the anomaly monitor answers the same two)
     def run_pass(self) -> int:
         return self.publish_once()
 

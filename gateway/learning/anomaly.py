@@ -95,7 +95,8 @@ class ForecastPredictor:
     @property
     def residual_scale(self) -> np.ndarray:
         """The model's own residual scale, raw units (what the board divides by)."""
-        return np.asarray(self.model.residual_scale, np.float64) * self.model.scaler.std
+        out: np.ndarray = np.asarray(self.model.residual_scale, np.float64) * self.model.scaler.std
+        return out
 
 
 @dataclass(frozen=True)
@@ -293,18 +294,12 @@ class Detector:
             new = np.clip(new, lo * s0, hi * s0)
             self.scale[b] = np.where(present, new, self.scale[b])
         k = self.settings.shift_after
-        if self.settings.adapt and len(self.run) >= k:
-            # sustained: the median of the latest residuals is still half a threshold off
-            jump = np.median(np.asarray(self.run[-k:]), axis=0)
-            moved = np.abs(jump) > 0.5 * self.threshold * self.scale[b]
-            if moved.any():
-                jump = np.where(moved, jump, 0.0)
-                self.level += jump
-                self.win[:-1] += jump  # the window as it would have been at the new level
-                clean = np.where(present, x, pred + jump)
-                self.run, self.run_flags = [], 0
-                self.replaced = -1  # the window is at the new level: nothing to restore
-                result.shifted = True
+        jump = self._new_level(k, b) if self.settings.adapt and len(self.run) >= k else None
+        if jump is not None:  # sustained: the latest residuals still half a threshold off
+            self.win[:-1] += jump  # the window as it would have been at the new level
+            clean = np.where(present, x, pred + jump)
+            self.replaced = -1  # the window is at the new level: nothing to restore
+            result.shifted = True
         self.win[-1] = clean
         self.replaced = self.replaced + 1 if (result.flag and not result.shifted) else 0
         if self.replaced > MAX_REPLACED:
@@ -313,18 +308,26 @@ class Detector:
             k = min(self.replaced, w)
             self.win[-k:] = self.raw[-k:]
             self.replaced = 0
-            if self.settings.adapt and len(self.run) >= k:
-                # ... and, adapting, the level offset moves by the run's median residual,
-                # so that a forecaster of absolute levels predicts at the new level
-                jump = np.median(np.asarray(self.run[-k:]), axis=0)
-                moved = np.abs(jump) > 0.5 * self.threshold * self.scale[b]
-                if moved.any():
-                    jump = np.where(moved, jump, 0.0)
-                    self.level += jump
-                    self.win[:-k] += jump
-                    self.run, self.run_flags = [], 0
-                    result.shifted = True
+            # ... and, adapting, the level offset moves by the run's median residual,
+            # so that a forecaster of absolute levels predicts at the new level
+            jump = self._new_level(k, b) if self.settings.adapt and len(self.run) >= k else None
+            if jump is not None:
+                self.win[:-k] += jump
+                result.shifted = True
         return result
+
+    def _new_level(self, k: int, b: int) -> np.ndarray | None:
+        """Accept the run's latest ``k`` residuals as a new level where their median is
+        half a threshold off (the level offset moves by it, the run ends); that move, or
+        None where no channel moved."""
+        jump = np.median(np.asarray(self.run[-k:]), axis=0)
+        moved = np.abs(jump) > 0.5 * self.threshold * self.scale[b]
+        if not moved.any():
+            return None
+        jump = np.where(moved, jump, 0.0)
+        self.level += jump
+        self.run, self.run_flags = [], 0
+        return jump
 
 
 def unit_score(score: float | None, threshold: float) -> float | None:

@@ -28,7 +28,8 @@ class Ridge:
     lam: float
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        return np.asarray(features, np.float64) @ self.coef + self.intercept
+        out: np.ndarray = np.asarray(features, np.float64) @ self.coef + self.intercept
+        return out
 
 
 def fit_ridge(features: np.ndarray, target: np.ndarray, lam: float) -> Ridge:

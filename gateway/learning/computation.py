@@ -99,8 +99,10 @@ class Computation:
         return np.ascontiguousarray(np.asarray(y, np.float32) - self.base(x), np.float32)
 
     def predictions(self, x: np.ndarray, outputs: np.ndarray) -> np.ndarray:
-        return self.base(x) + outputs
+        out: np.ndarray = self.base(x) + outputs
+        return out
 
+    # a record as JSON field by field, as the API's and the peer's records are
     def to_dict(self) -> dict[str, object]:
         return {
             "horizon": self.horizon,

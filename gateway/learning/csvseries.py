@@ -11,13 +11,13 @@ parse, a channel with no number at all, or no channel.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from gateway.data.cells import number, parse_time
 from gateway.errors import CsvError
 
 
@@ -27,29 +27,6 @@ class CsvSeries:
     values: np.ndarray  # float64 [n, C], NaN for gaps
     channels: list[str]
     lines: np.ndarray  # int64 [n] line number of each row in the file (header = 1)
-
-
-def parse_time(text: str) -> float:
-    """Unix seconds from unix seconds or ISO 8601 (naive = UTC); ValueError otherwise."""
-    text = text.strip()
-    try:
-        value = float(text)
-    except ValueError:
-        stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if stamp.tzinfo is None:
-            stamp = stamp.replace(tzinfo=dt.UTC)
-        return stamp.timestamp()
-    if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not a finite time")
-    return value
-
-
-def _number(cell: str) -> float:
-    try:
-        value = float(cell)
-    except ValueError:
-        return math.nan
-    return value if math.isfinite(value) else math.nan
 
 
 def read_csv_series(path: str | Path, time_column: str | None = None) -> CsvSeries:
@@ -102,7 +79,7 @@ def read_csv_series(path: str | Path, time_column: str | None = None) -> CsvSeri
                     raise CsvError(f"{name} line {line}: time {cell!r} in column "
                                    f"{header[t_col]!r} is neither ISO 8601 nor unix "
                                    "seconds") from None
-                rows.append([_number(row[i]) if i < len(row) else math.nan for i in cols])
+                rows.append([number(row[i]) if i < len(row) else math.nan for i in cols])
                 lines.append(line)
         except (csv.Error, UnicodeDecodeError) as exc:
             raise CsvError(f"{name} line {reader.line_num}: not readable as CSV: {exc}") from exc

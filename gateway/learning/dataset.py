@@ -42,10 +42,12 @@ class Standardizer:
     std: np.ndarray  # float32 [C]
 
     def transform(self, values: np.ndarray) -> np.ndarray:
-        return ((np.asarray(values, np.float64) - self.mean) / self.std).astype(np.float32)
+        out: np.ndarray = ((np.asarray(values, np.float64) - self.mean) / self.std)
+        return out.astype(np.float32)
 
     def inverse(self, values: np.ndarray) -> np.ndarray:
-        return np.asarray(values, np.float64) * self.std + self.mean
+        out: np.ndarray = np.asarray(values, np.float64) * self.std + self.mean
+        return out
 
     def to_dict(self) -> dict[str, list[float]]:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
@@ -247,6 +249,8 @@ def build_forecast_dataset(
 class ClassifyDataset:
     """Windows of ``window`` standardized readings -> the label of the window's last slot."""
 
+    # the fields ForecastDataset has too (what the windows were built from): two small
+    # records read more plainly than a shared base
     x: np.ndarray  # float32 [N, window*C]
     y: np.ndarray  # int64 [N], index into ``classes``
     t: np.ndarray

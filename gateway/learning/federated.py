@@ -38,7 +38,7 @@ class DeviceWindows:
 
     @property
     def samples(self) -> int:
-        return self.train.stop - self.train.start
+        return int(self.train.stop - self.train.start)
 
 
 def shared_computation(settings: TrainingSection, channels: int, all_ts: list[np.ndarray]
@@ -82,7 +82,7 @@ def prepare_devices(
     scalers: dict[str, Standardizer] | None = None,
 ) -> tuple[list[DeviceWindows], dict[str, str], Computation | None]:
     """Windows of every device that has enough; ``skipped`` maps the others to why."""
-    from gateway.learning.dataset import SkipTraining
+    from gateway.errors import SkipTraining
 
     if not series:
         return [], {}, None

@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 
 from gateway.config import TrainingSection
+from gateway.errors import SkipTraining, TrainingDiverged
 from gateway.learning.baselines import Ridge, baseline_table, choose_ridge
 from gateway.learning.computation import Computation, calendar_features, timestamps_are_real
 from gateway.learning.dataset import (
     ClassifyDataset,
     ForecastDataset,
     SkipReason,
-    SkipTraining,
     Standardizer,
     build_forecast_dataset,
     chronological_split,
@@ -31,7 +31,6 @@ from gateway.learning.metrics import classify_report
 from gateway.learning.mlp import (
     MLPSpec,
     TrainConfig,
-    TrainingDiverged,
     Weights,
     check_weights,
     init_weights,
@@ -43,6 +42,7 @@ MIN_RESIDUAL_SCALE = 1e-3  # standardized units; keeps scores finite on a perfec
 
 
 def train_config(settings: TrainingSection) -> TrainConfig:
+    # the settings handed over field by field (the API's responses are built the same way)
     return TrainConfig(
         epochs=settings.epochs,
         batch_size=settings.batch_size,
@@ -154,7 +154,8 @@ class ForecastModel:
         c = len(self.channels)
         y1 = np.asarray(y)[:, :c]
         residual = np.abs(y1 - self.predict_next_std(x, t)) / self.residual_scale
-        return residual.max(axis=1)
+        out: np.ndarray = residual.max(axis=1)
+        return out
 
     def score_series(self, ts: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(time, score) of every reading that completes a gap-free window; may be empty."""
@@ -299,6 +300,7 @@ def prepare(
     return ds, comp
 
 
+# keyword-only beyond the model's parts, as the peer node's constructor
 def finish_model(
     spec: MLPSpec,
     weights: Weights,
@@ -395,6 +397,7 @@ class ClassifierModel:
     metrics: dict[str, float] = field(default_factory=dict)
     samples: int = 0
 
+    # the forecaster's metadata, for the classifier: the fields they share come first
     def metadata(self) -> dict[str, Any]:
         return {
             "task": "classify",

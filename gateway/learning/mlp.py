@@ -507,6 +507,7 @@ def loss(
     return value
 
 
+# the parameters of ``loss``: this is the gradient of exactly that objective
 def gradients(
     spec: MLPSpec,
     weights: Weights,

@@ -71,6 +71,7 @@ class AnomalyMonitor(PeriodicPart):
                                 "a device", registry=reg)
 
     # -- lifecycle --------------------------------------------------------------------
+    # what a PeriodicPart asks of each part (Home Assistant answers the same two)
     def run_pass(self) -> int:
         return self.poll_once()
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter
 
-from gateway.learning.dataset import SkipTraining
+from gateway.errors import SkipTraining
 from gateway.learning.forecast import ForecastModel, forecast_dataset_of
 
 MIN_JUDGED_WINDOWS = 8

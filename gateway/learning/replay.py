@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from gateway.config import TrainingSection
+from gateway.errors import SkipTraining
 from gateway.learning.anomaly import (
     DAY_S,
     Calibration,
@@ -44,7 +45,7 @@ from gateway.learning.calibration import (
     before_model,
     calibrated_metadata,
 )
-from gateway.learning.dataset import SkipReason, SkipTraining
+from gateway.learning.dataset import SkipReason
 from gateway.learning.events import AnomalyEvent, EventTracker
 from gateway.learning.forecast import ForecastModel, train_forecast
 from gateway.learning.promotion import judge

@@ -34,6 +34,7 @@ from gateway.learning.pipeline import (
 from gateway.learning.promotion import promotion_counter
 from gateway.learning.registry import ModelRegistry
 from gateway.runtime.memory import release_free_memory
+from gateway.runtime.parts import PeriodicPart
 from gateway.runtime.workers import WorkerProcess
 
 __all__ = ["SchedulerState", "TrainingOutcome", "TrainingScheduler"]
@@ -64,8 +65,10 @@ class SchedulerState(enum.Enum):
     STOPPED = "stopped"
 
 
-class TrainingScheduler:
+class TrainingScheduler(PeriodicPart):
     """Start/stop background training; see the module doc. Keyword-only constructor."""
+
+    thread_name = "training-scheduler"
 
     def __init__(
         self,
@@ -84,8 +87,7 @@ class TrainingScheduler:
         self._on_result = on_result
         self._last_attempt: dict[str, float] = {}  # device -> newest reading time used
         self._state = SchedulerState.UNSTARTED
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(log)
         self._worker = WorkerProcess(nice=self.settings.nice, name="learnae-training")
         self._lock = threading.Lock()
         reg = metrics_registry if metrics_registry is not None else REGISTRY
@@ -112,8 +114,7 @@ class TrainingScheduler:
             if self._state is not SchedulerState.UNSTARTED:
                 raise SchedulerError(f"cannot start a scheduler that is {self._state.value}")
             self._state = SchedulerState.RUNNING
-        self._thread = threading.Thread(target=self._loop, name="training-scheduler", daemon=True)
-        self._thread.start()
+        super().start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop polling; a run in progress is cancelled (its worker process is ended)."""
@@ -123,16 +124,13 @@ class TrainingScheduler:
             self._state = SchedulerState.STOPPED
         self._stop.set()
         self._worker.stop()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        super().stop(timeout)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.poll_once()
-            except Exception:  # keep the service alive; the next poll retries
-                log.exception("training poll failed")
-            self._stop.wait(self.settings.check_interval_s)
+    def run_pass(self) -> list[TrainingOutcome]:
+        return self.poll_once()
+
+    def interval_s(self) -> float:
+        return self.settings.check_interval_s
 
     def due(self, device: str, ts: np.ndarray, registry: ModelRegistry) -> bool:
         """True when enough readings newer than the last attempt for ``device`` exist."""

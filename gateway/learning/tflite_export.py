@@ -91,14 +91,14 @@ def _int_vector(b: flatbuffers.Builder, values: list[int]) -> int:
     b.StartVector(4, len(values), 4)
     for v in reversed(values):
         b.PrependInt32(v)
-    return b.EndVector()
+    return int(b.EndVector())
 
 
 def _offset_vector(b: flatbuffers.Builder, offsets: list[int]) -> int:
     b.StartVector(4, len(offsets), 4)
     for off in reversed(offsets):
         b.PrependUOffsetTRelative(off)
-    return b.EndVector()
+    return int(b.EndVector())
 
 
 def _serialize(graph: _Graph, input_ids: list[int], output_ids: list[int]) -> bytes:
@@ -195,6 +195,8 @@ def _serialize(graph: _Graph, input_ids: list[int], output_ids: list[int]) -> by
     b.PrependUOffsetTRelativeSlot(3, ops_vec, 0)
     b.PrependUOffsetTRelativeSlot(4, sg_name, 0)
     subgraph = b.EndObject()
+    # each flatbuffers table is written slot by slot in the schema's order, as the
+    # SubGraph above: the repetition is the format's
     codes_vec = _offset_vector(b, code_offs)
     subgraphs_vec = _offset_vector(b, [subgraph])
     buffers_vec = _offset_vector(b, buffer_offs)

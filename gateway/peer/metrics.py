@@ -8,6 +8,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 class PeerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         registry = REGISTRY if registry is None else registry
+        # declared one by one like every part's metrics (api, ledger, ingest)
         self.rejected = Counter(
             "learnae_peer_rejected_total",
             "Entries, weights and gossip from other peers rejected, by peer and reason",

@@ -400,6 +400,8 @@ class PeerNode:
                     last_announce = time.monotonic()
                 self._stop.wait(min(1.0, max(deadline - time.monotonic(), 0)))
 
+    # the stop protocol of every service part (runtime/parts.py); the node's loop is its own
+    # (rounds, announcements, a deadline), so it does not reuse PeriodicPart's
     def request_stop(self) -> None:
         """Ask the loop to end at its next check, without waiting (for signal handlers)."""
         self._stop.set()

@@ -59,6 +59,7 @@ class StoreStatus:
     def over_bound(self) -> bool:
         return self.bytes > self.bound
 
+    # a record as JSON field by field, as the learning records are
     def as_dict(self) -> dict[str, Any]:
         return {
             "bytes": self.bytes,
@@ -86,6 +87,7 @@ class Retention:
         metrics: Any = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        # arguments checked and kept, as every part of the node does (LedgerLink the same)
         if keep_rounds < 1:
             raise ValueError(f"keep_rounds = {keep_rounds!r} must be at least 1")
         self.store = store

@@ -114,6 +114,7 @@ def run(
     )
 
 
+# ``run``'s arguments again: ``spawn`` starts what ``run`` waits for
 def spawn(
     script: Path | str,
     *args: str,

@@ -48,6 +48,7 @@ class Layout:
     user: str = "learnae"
     mosquitto_user: str = "mosquitto"
 
+    # one property a path: the unit, the config and Mosquitto's files read them by name
     @property
     def config(self) -> Path:
         return self.config_dir / "gateway.toml"

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from gateway.config import ConfigError, TrainingSection, config_from_dict
+from gateway.errors import SkipTraining
 from gateway.learning.anomaly import Calibration, Detector, DetectorSettings, unit_score
 from gateway.learning.calibration import calibrate, count_events
-from gateway.learning.dataset import SkipTraining
 from gateway.learning.events import EventTracker
 from gateway.learning.forecast import train_forecast
 from gateway.learning.regular import regularize

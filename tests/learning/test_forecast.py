@@ -95,7 +95,8 @@ def test_start_weights_must_match_the_network(stream) -> None:
 def test_divergence_is_a_named_skip(stream) -> None:
     import pytest
 
-    from gateway.learning.dataset import SkipReason, SkipTraining
+    from gateway.errors import SkipTraining
+    from gateway.learning.dataset import SkipReason
 
     absurd = TrainingSection(learning_rate=1e30)  # Adam steps of 1e30 overflow float32
     with pytest.raises(SkipTraining) as info:

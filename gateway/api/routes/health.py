@@ -92,6 +92,8 @@ def overview(context: ContextDep, response: Response) -> Overview:
         models = context.models.latest_per_device() if context.models else []
     except ModelsUnavailable:  # the header still loads; the status says degraded
         model, models = None, []
+    # every field named: a response model built from another, as Anchored and TrainConfig
+    # are elsewhere
     return Overview(
         status=health.status,
         reason=health.reason,

@@ -1,6 +1,7 @@
 // Offline API reference: renders /openapi.json without any external script.
 "use strict";
 
+// el() as in app.js: each page loads a single script of its own, with no bundler
 function el(tag, attrs, text) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);

@@ -156,6 +156,7 @@ class EvmLedger:
                 return call()
             except Web3RPCError as exc:
                 raise LedgerError(f"{what} refused by {self.settings.rpc_url}: {exc}") from exc
+            # the retry the IOTA adapter makes too (iota.py), over another client's errors
             except Exception as exc:
                 if not _is_unreachable(exc):
                     raise

@@ -31,7 +31,8 @@ def load_key(path: Path) -> LocalAccount:
     if not _KEY_RE.match(text):
         raise LedgerError(f"EVM key file {str(path)!r} does not hold a 0x + 64 hex private key")
     try:
-        return Account.from_key(text)
+        account: LocalAccount = Account.from_key(text)
+        return account
     except ValueError as exc:
         raise LedgerError(f"EVM key file {str(path)!r}: {exc}") from exc
 

@@ -183,6 +183,7 @@ class IotaLedger:
                 reply.raise_for_status()
                 doc = reply.json()
                 break
+            # the retry the EVM adapter makes too (evm.py), over another client's errors
             except (httpx.TransportError, httpx.HTTPStatusError) as exc:
                 if attempt + 1 == attempts:
                     raise LedgerUnavailable(

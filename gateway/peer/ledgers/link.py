@@ -87,6 +87,7 @@ class LedgerLink:
         reject: RejectFn,
         metrics: LedgerMetrics,
     ) -> None:
+        # arguments checked and kept, as every part of the node does (pin retention the same)
         if anchor_every < 1:
             raise ValueError(f"anchor_every = {anchor_every!r} must be at least 1")
         self.ledger = ledger
@@ -224,6 +225,8 @@ class LedgerLink:
         except PeerRejected as exc:
             self._count("unknown", "bad_binding", f"announcement in {item.tx}: {exc}")
             return None
+        # every field named, from the announcement read back (the overview builds its
+        # response the same way)
         record = Anchored(
             peer=item.peer,
             round=item.round,

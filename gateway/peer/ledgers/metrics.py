@@ -8,6 +8,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 class LedgerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         registry = REGISTRY if registry is None else registry
+        # declared one by one like every part's metrics (api, peer, ingest)
         self.announced = Counter(
             "learnae_ledger_announcements_total",
             "Announcements sent by this peer, by result (sent, failed: retried, refused)",
