@@ -25,6 +25,22 @@ def _sleep(seconds: float) -> str:
     return "slept"
 
 
+def call_in_thread(worker: WorkerProcess, seconds: float
+                   ) -> tuple[threading.Thread, list[BaseException]]:
+    """``worker.call(_sleep, seconds)`` in a thread; what it raises lands in the list."""
+    caught: list[BaseException] = []
+
+    def long_call() -> None:
+        try:
+            worker.call(_sleep, seconds)
+        except BaseException as exc:
+            caught.append(exc)
+
+    thread = threading.Thread(target=long_call)
+    thread.start()
+    return thread, caught
+
+
 def test_calls_run_in_one_niced_process_kept_between_calls() -> None:
     worker = WorkerProcess(nice=7)
     try:
@@ -50,16 +66,7 @@ def test_an_exception_in_the_call_is_raised_here_and_the_worker_goes_on() -> Non
 def test_stop_ends_a_call_in_progress_at_once_and_no_process_starts_after() -> None:
     worker = WorkerProcess()
     worker.call(_sleep, 0)  # started
-    caught: list[BaseException] = []
-
-    def long_call() -> None:
-        try:
-            worker.call(_sleep, 60)
-        except BaseException as exc:
-            caught.append(exc)
-
-    thread = threading.Thread(target=long_call)
-    thread.start()
+    thread, caught = call_in_thread(worker, 60)
     time.sleep(0.5)
     started = time.monotonic()
     worker.stop()
@@ -75,16 +82,7 @@ def test_a_killed_process_is_lost_and_the_next_call_starts_a_new_one() -> None:
     worker = WorkerProcess()
     try:
         _, pid = worker.call(_nice_and_pid)
-        caught: list[BaseException] = []
-
-        def long_call() -> None:
-            try:
-                worker.call(_sleep, 60)
-            except BaseException as exc:
-                caught.append(exc)
-
-        thread = threading.Thread(target=long_call)
-        thread.start()
+        thread, caught = call_in_thread(worker, 60)
         time.sleep(0.5)
         os.kill(pid, 9)
         thread.join(10)
