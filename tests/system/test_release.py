@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from support import REPO
 
+from gateway import __version__
+
 pytestmark = pytest.mark.slow
 
 # what the gateway reads at run time, beside its Python modules
@@ -52,7 +54,7 @@ def test_the_wheel_and_the_sdist_carry_every_runtime_file(dist: Path) -> None:
     (wheel,) = dist.glob("learnae_edge-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert [f for f in RUNTIME_FILES if f not in names] == []
-    assert "learnae_edge-0.1.0.dist-info/entry_points.txt" in names
+    assert f"learnae_edge-{__version__}.dist-info/entry_points.txt" in names
     (sdist,) = dist.glob("learnae_edge-*.tar.gz")
     with tarfile.open(sdist) as archive:
         members = {m.name.split("/", 1)[1] for m in archive.getmembers() if "/" in m.name}
